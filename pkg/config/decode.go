@@ -13,9 +13,10 @@ import (
 // decoder turns the tree into the typed model. Handlers report problems
 // with the position of the line and carry on, so one run shows them all.
 type decoder struct {
-	d    *diags
-	opts *Options
-	cfg  *Config
+	d      *diags
+	opts   *Options
+	cfg    *Config
+	ifaces map[string]bool // Host.InterfaceExists answers, by name
 }
 
 // handler applies one keyword line to the block being decoded.

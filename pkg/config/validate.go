@@ -57,7 +57,20 @@ func (OSHost) UserExists(name string) bool {
 }
 
 func (dc *decoder) checkInterface(pos Pos, name, what string) {
-	if dc.opts.Host != nil && name != "" && !dc.opts.Host.InterfaceExists(name) {
+	if dc.opts.Host == nil || name == "" {
+		return
+	}
+	// Each lookup is a netlink dump; a generated config names the same
+	// interfaces thousands of times.
+	exists, ok := dc.ifaces[name]
+	if !ok {
+		exists = dc.opts.Host.InterfaceExists(name)
+		if dc.ifaces == nil {
+			dc.ifaces = map[string]bool{}
+		}
+		dc.ifaces[name] = exists
+	}
+	if !exists {
 		dc.d.hostf(pos, "%s %s does not exist on this host", what, name)
 	}
 }
