@@ -134,13 +134,10 @@ func (dc *decoder) validateTrackers() {
 
 // family returns 4 or 6 for the instance's addresses, 0 if it has none.
 func instanceFamily(v *VRRPInstance) int {
-	for _, a := range v.VirtualIPAddresses {
-		if a.Prefix.Addr().Is4() {
-			return 4
-		}
-		return 6
+	if len(v.VirtualIPAddresses) == 0 {
+		return 0
 	}
-	return 0
+	return famOf(v.VirtualIPAddresses[0].Prefix.Addr())
 }
 
 func famOf(a netip.Addr) int {

@@ -1,0 +1,151 @@
+# vrrpkit — `make help` lists the targets.
+#
+# Tools the build needs beyond Go (protoc plugins, staticcheck) are installed
+# with `go install` into .tools/bin, at the versions pinned below, so nothing
+# depends on what happens to be on a developer's PATH.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+MODULE      := github.com/vrrpkit/vrrpkit
+GO          ?= go
+BIN_DIR     := bin
+BINARIES    := supervisor vrrpd checkerd vrrpctl
+TOOLS_BIN   := $(CURDIR)/.tools/bin
+TOOLS_STAMP := $(CURDIR)/.tools/stamp
+
+# Stamped into the binaries as main.version (ignored by a main without it).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+# Fuzz targets as pkgpath:FuzzName. A target whose package does not define it
+# yet is skipped, so the list can name targets before they exist.
+FUZZ_TARGETS ?= ./pkg/config:FuzzParse ./pkg/vrrp:FuzzParse ./pkg/vrrp:FuzzMachine
+# Per target. `make test` does a short pass; `make fuzz FUZZTIME=5m` a long one.
+FUZZTIME ?= 10s
+
+# Pinned tool versions. protoc-gen-go must match the google.golang.org/protobuf
+# in go.mod, so it is read from there (lazily: only targets that use it pay).
+PROTOC                     ?= protoc
+PROTOC_GEN_GO_VERSION       = $(eval PROTOC_GEN_GO_VERSION := $$(shell $(GO) list -m -f '{{.Version}}' google.golang.org/protobuf))$(PROTOC_GEN_GO_VERSION)
+PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
+STATICCHECK_VERSION        ?= v0.8.2
+
+PROTO_DIR   := proto
+PROTO_FILES := $(wildcard $(PROTO_DIR)/vrrpkit/v1/*.proto)
+PROTO_OUT   := $(PROTO_DIR)/vrrpkitv1
+
+.PHONY: help build test vet unit fuzz bench lint proto proto-deps install demo clean distclean
+
+help:
+	@echo 'make build      $(addprefix $(BIN_DIR)/,$(BINARIES)): static (CGO_ENABLED=0), -trimpath'
+	@echo 'make test       go vet, go test -count=1, then a $(FUZZTIME) fuzz pass per FUZZ_TARGETS'
+	@echo 'make fuzz       only the fuzz pass (FUZZTIME=5m for a long one)'
+	@echo 'make bench      go benchmarks'
+	@echo 'make lint       gofmt -l, go vet, staticcheck $(STATICCHECK_VERSION)'
+	@echo 'make proto      regenerate $(PROTO_OUT) from $(PROTO_DIR)/vrrpkit/v1/*.proto'
+	@echo 'make install    binaries to $$(DESTDIR)/usr/sbin, unit to $$(DESTDIR)/lib/systemd/system'
+	@echo 'make demo       failover demo in network namespaces (not yet)'
+	@echo 'make clean      remove bin/ (distclean: also .tools/)'
+
+## build ----------------------------------------------------------------------
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/ $(addprefix ./cmd/,$(BINARIES))
+
+## test -----------------------------------------------------------------------
+
+# Integration tests that need root (namespaces, raw sockets) skip themselves
+# when not root, so `make test` works for anyone.
+test: vet unit
+	@$(MAKE) --no-print-directory fuzz
+
+vet:
+	$(GO) vet ./...
+
+unit: vet
+	$(GO) test -count=1 ./...
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg="$${t%%:*}"; name="$${t##*:}"; \
+	  if ! grep -qs "^func $$name(" "$$pkg"/*_test.go; then \
+	    echo "make fuzz: skip $$pkg $$name (not defined yet)"; continue; \
+	  fi; \
+	  echo "make fuzz: $$pkg $$name for $(FUZZTIME)"; \
+	  $(GO) test -run=NONE -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
+	done
+
+# Go benchmarks, then vrrpkit against keepalived side by side in one run
+# (bench/*.sh; each skips itself with a reason when it cannot run here).
+bench: build
+	$(GO) test -run=NONE -bench=. -benchmem ./...
+	@for s in bench/*.sh; do bash "$$s"; done
+
+## lint -----------------------------------------------------------------------
+
+lint: vet
+	@out="$$(gofmt -l .)"; \
+	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
+	$(call go-install,staticcheck,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
+	$(TOOLS_BIN)/staticcheck ./...
+
+## proto ----------------------------------------------------------------------
+
+# Generated code is committed: only someone changing a .proto runs this.
+# Running it twice gives no diff (same protoc, same pinned plugins).
+proto: proto-deps
+	@[ -n '$(PROTOC_GEN_GO_VERSION)' ] || { echo 'make proto: google.golang.org/protobuf is not in go.mod (go get google.golang.org/protobuf@latest)' >&2; exit 1; }
+	$(call go-install,protoc-gen-go,google.golang.org/protobuf/cmd/protoc-gen-go,$(PROTOC_GEN_GO_VERSION))
+	$(call go-install,protoc-gen-go-grpc,google.golang.org/grpc/cmd/protoc-gen-go-grpc,$(PROTOC_GEN_GO_GRPC_VERSION))
+	rm -f $(PROTO_OUT)/*.pb.go
+	$(PROTOC) -I $(PROTO_DIR) \
+	  --plugin=protoc-gen-go=$(TOOLS_BIN)/protoc-gen-go \
+	  --plugin=protoc-gen-go-grpc=$(TOOLS_BIN)/protoc-gen-go-grpc \
+	  --go_out=. --go_opt=module=$(MODULE) \
+	  --go-grpc_out=. --go-grpc_opt=module=$(MODULE) \
+	  $(PROTO_FILES)
+
+# protoc and the well-known types (google/protobuf/*.proto). On Debian those
+# are protobuf-compiler and libprotobuf-dev (only a Recommends of the former).
+proto-deps:
+	@if command -v $(PROTOC) >/dev/null && [ -e /usr/include/google/protobuf/duration.proto ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  pkgs="protobuf-compiler libprotobuf-dev"; \
+	  apt-get install -y --no-install-recommends $$pkgs || { apt-get update && apt-get install -y --no-install-recommends $$pkgs; }; \
+	elif ! command -v $(PROTOC) >/dev/null; then \
+	  echo "make proto: protoc not found; install protobuf-compiler and libprotobuf-dev (Debian) or set PROTOC=" >&2; exit 1; \
+	fi
+
+# $(call go-install,NAME,PACKAGE,VERSION): `go install PACKAGE@VERSION` into
+# $(TOOLS_BIN) unless that version of NAME is already there.
+define go-install
+	@v='$(3)'; stamp='$(TOOLS_STAMP)/$(1)@'"$$v"; \
+	if [ ! -x '$(TOOLS_BIN)/$(1)' ] || [ ! -e "$$stamp" ]; then \
+	  echo "go install $(2)@$$v"; \
+	  GOBIN='$(TOOLS_BIN)' $(GO) install '$(2)@'"$$v"; \
+	  mkdir -p '$(TOOLS_STAMP)'; rm -f '$(TOOLS_STAMP)/$(1)@'*; touch "$$stamp"; \
+	fi
+endef
+
+## install --------------------------------------------------------------------
+
+install: build
+	install -d $(DESTDIR)/usr/sbin $(DESTDIR)/lib/systemd/system
+	install -m 0755 $(addprefix $(BIN_DIR)/,$(BINARIES)) $(DESTDIR)/usr/sbin/
+	install -m 0644 deploy/systemd/vrrpkit.service $(DESTDIR)/lib/systemd/system/
+
+## demo -----------------------------------------------------------------------
+
+demo:
+	@echo "demo arrives with the VRRP issue"
+
+## clean ----------------------------------------------------------------------
+
+clean:
+	rm -rf $(BIN_DIR)
+
+distclean: clean
+	rm -rf .tools
