@@ -31,11 +31,18 @@ type table[T any] map[string]handler[T]
 // a typo would silently drop a whole instance or server.
 func decodeBlock[T any](dc *decoder, n *Node, what string, tbl table[T], t T, b *Block) {
 	n.blockUsed = true
+	var known []string // built on the first unknown keyword only
 	for _, c := range n.Children {
 		kw := c.Keyword()
 		h, ok := tbl[kw]
 		if !ok {
-			dc.unknown(c, what, keys(tbl))
+			if dc.d.full() {
+				continue
+			}
+			if known == nil {
+				known = keys(tbl)
+			}
+			dc.unknown(c, what, known)
 			continue
 		}
 		if b != nil {
@@ -79,12 +86,16 @@ func (dc *decoder) unknown(n *Node, what string, known []string) {
 // to be a plausible typo.
 func suggest(word string, known []string) string {
 	best, bestDist := "", math.MaxInt
+	limit := max(2, len(word)/3)
 	for _, k := range known {
+		// The distance is at least the difference in length.
+		if diff := len(word) - len(k); diff > limit || -diff > limit {
+			continue
+		}
 		if d := editDistance(word, k); d < bestDist {
 			best, bestDist = k, d
 		}
 	}
-	limit := max(2, len(word)/3)
 	if bestDist > limit {
 		return ""
 	}

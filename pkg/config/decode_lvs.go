@@ -116,7 +116,9 @@ var virtualServerTable = merge(table[*VirtualServer]{
 		case "TCP", "UDP", "SCTP":
 			vs.Protocol = s
 		default:
-			dc.d.errorf(n.Pos, "protocol: %q is not TCP, UDP or SCTP", n.Words[1])
+			if s != "" {
+				dc.d.errorf(n.Pos, "protocol: %q is not TCP, UDP or SCTP", s)
+			}
 		}
 	},
 	"ha_suspend":  func(dc *decoder, n *Node, vs *VirtualServer) { vs.HASuspend = dc.boolean(n) },
@@ -308,7 +310,9 @@ var checkerTables = map[string]table[*Checker]{
 			case "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA":
 				c.DNSType = s
 			default:
-				dc.d.errorf(n.Pos, "type: unknown DNS query type %q", n.Words[1])
+				if s != "" {
+					dc.d.errorf(n.Pos, "type: unknown DNS query type %q", s)
+				}
 			}
 		},
 		"name": func(dc *decoder, n *Node, c *Checker) { c.DNSName = dc.str(n) },
@@ -541,7 +545,15 @@ func (dc *decoder) virtualServerGroup(n *Node) *VirtualServerGroup {
 				dc.d.errorf(c.Pos, "virtual_server_group %s: fwmark %q is not a number in [1, %d]", name, w[1], uint32(maxUint32))
 				continue
 			}
-			g.Entries = append(g.Entries, VSGroupEntry{Fwmark: uint32(v), Pos: c.Pos})
+			e := VSGroupEntry{Fwmark: uint32(v), Pos: c.Pos}
+			if len(w) > 2 {
+				if w[2] != "inet" && w[2] != "inet6" {
+					dc.d.errorf(c.Pos, "virtual_server_group %s: fwmark family %q is not inet or inet6", name, w[2])
+					continue
+				}
+				e.Family = w[2]
+			}
+			g.Entries = append(g.Entries, e)
 			continue
 		}
 		e := VSGroupEntry{Pos: c.Pos}

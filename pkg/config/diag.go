@@ -120,6 +120,10 @@ func (d *diags) add(pos Pos, sev Severity, format string, args ...any) {
 	d.list = append(d.list, Diagnostic{Pos: pos, Severity: sev, Message: fmt.Sprintf(format, args...)})
 }
 
+// full reports whether no further finding would be kept, so that costly
+// messages (suggestions) need not be computed.
+func (d *diags) full() bool { return d.max > 0 && len(d.list) > d.max }
+
 func (d *diags) errorf(pos Pos, format string, args ...any) { d.add(pos, Error, format, args...) }
 func (d *diags) warnf(pos Pos, format string, args ...any)  { d.add(pos, Warning, format, args...) }
 

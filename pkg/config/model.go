@@ -435,7 +435,9 @@ type VSGroupEntry struct {
 	RangeEnd netip.Addr `json:"range_end,omitzero"`
 	Port     uint16     `json:"port,omitempty"`
 	Fwmark   uint32     `json:"fwmark,omitempty"`
-	Pos      Pos        `json:"-"`
+	// Family is "inet" or "inet6" when a fwmark entry names it.
+	Family string `json:"family,omitempty"`
+	Pos    Pos    `json:"-"`
 }
 
 // VirtualServer is a virtual_server block: an IPVS service.

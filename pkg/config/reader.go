@@ -99,7 +99,15 @@ type reader struct {
 	collecting *definition
 	depth      int
 	overflow   bool
+	// work counts logical lines processed, kept or not, so that repeaters
+	// whose bodies produce nothing are bounded too.
+	work int
 }
+
+// maxLineLength bounds a line after substitution; keepalived stops at its
+// buffer size too, and definitions that double at each level would
+// otherwise grow without limit.
+const maxLineLength = 64 << 10
 
 // maxExpansionDepth bounds nesting of definitions inside definitions and of
 // repeaters inside repeaters; keepalived loops forever on $A=$A.
@@ -150,7 +158,7 @@ func newReader(opts Options, d *diags) *reader {
 // readConfig reads path and everything it includes into logical lines.
 func readConfig(path string, opts Options, d *diags) []line {
 	r := newReader(opts.withDefaults(), d)
-	r.readFile(path, Pos{}, includeUnreadable|includeMissing)
+	r.readFile(path, Pos{File: path}, includeUnreadable|includeMissing)
 	return r.out
 }
 
@@ -269,6 +277,11 @@ func (r *reader) decomment(s string, pos Pos) string {
 // logical handles one decommented line: conditionals, definitions,
 // repeaters, substitution, includes; then it is split at braces and kept.
 func (r *reader) logical(text string, pos Pos) {
+	r.work++
+	if r.work > 4*r.opts.MaxLines {
+		r.tooMany(pos)
+		return
+	}
 	if r.depth > maxExpansionDepth {
 		r.d.errorf(pos, "definitions or ~SEQ/~LST nest deeper than %d levels", maxExpansionDepth)
 		return
@@ -306,6 +319,10 @@ func (r *reader) logical(text string, pos Pos) {
 			break
 		}
 		first, more, replaced := r.substitute(text, pos)
+		if len(first) > maxLineLength {
+			r.d.errorf(pos, "line is longer than %d bytes after definitions are substituted", maxLineLength)
+			return
+		}
 		if !replaced {
 			r.keep(text, pos)
 			break
@@ -557,11 +574,21 @@ func (r *reader) seq(argText, body string, hex bool, text string, pos Pos) {
 		r.d.errorf(pos, "~SEQx is only valid for positive numbers: %q", text)
 		return
 	}
-	if n := (end-start)/step + 1; n > int64(r.opts.MaxLines) || n < 0 {
+	// Count in uint64 so that ranges near the ends of int64 neither
+	// overflow nor wrap.
+	var span, stride uint64
+	if step > 0 {
+		span, stride = uint64(end)-uint64(start), uint64(step)
+	} else {
+		span, stride = uint64(start)-uint64(end), -uint64(step)
+	}
+	count := span/stride + 1
+	if count > uint64(r.opts.MaxLines) {
 		r.tooMany(pos)
 		return
 	}
-	for v := start; step > 0 && v <= end || step < 0 && v >= end; v += step {
+	for i := uint64(0); i < count; i++ {
+		v := int64(uint64(start) + i*uint64(step))
 		val := strconv.FormatInt(v, 10)
 		if hex {
 			val = strconv.FormatInt(v, 16)
@@ -729,7 +756,7 @@ func splitBrace(text string) (piece, rest string) {
 func splitWords(s string) []string {
 	var words []string
 	for i := 0; i < len(s); {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		for i < len(s) && isBlank(s[i]) {
 			i++
 		}
 		if i == len(s) {
@@ -747,7 +774,7 @@ func splitWords(s string) []string {
 			continue
 		}
 		start := i
-		for i < len(s) && s[i] != ' ' && s[i] != '\t' && s[i] != '"' {
+		for i < len(s) && !isBlank(s[i]) && s[i] != '"' {
 			i++
 		}
 		words = append(words, s[start:i])
@@ -797,13 +824,16 @@ func (r *reader) include(pattern string, flags includeFlags, pos Pos) {
 	alternatives := expandBraces(pattern)
 	hasBraces := len(alternatives) > 1
 	var files []string
-	missing := 0
 	for _, alt := range alternatives {
 		if !hasMeta(alt) {
 			if _, err := r.opts.Stat(alt); err != nil {
-				missing++
-				r.includeProblem(pos, flags&includeMissing != 0 || hasBraces && flags&includeBrace != 0,
-					"included file %s does not exist", alt)
+				// As keepalived's glob check: a missing alternative of
+				// {a,b} is includeb's business, a missing name includem's.
+				isErr := flags&includeMissing != 0
+				if hasBraces {
+					isErr = flags&includeBrace != 0
+				}
+				r.includeProblem(pos, isErr, "included file %s does not exist", alt)
 				continue
 			}
 			files = append(files, alt)
@@ -815,6 +845,12 @@ func (r *reader) include(pattern string, flags includeFlags, pos Pos) {
 			continue
 		}
 		if len(matches) == 0 {
+			if _, err := r.opts.Stat(filepath.Dir(alt)); err != nil {
+				// A directory that is not there is a missing file to
+				// keepalived, not an empty wildcard.
+				r.includeProblem(pos, flags&includeMissing != 0, "no configuration files match %q: %v", alt, err)
+				continue
+			}
 			r.includeProblem(pos, flags&includeWildcard != 0, "no configuration files match %q", alt)
 			continue
 		}
@@ -898,7 +934,7 @@ func quotedWords(s string) ([]string, error) {
 	var words []string
 	var cur []byte
 	for i := 0; i < len(s); {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		for i < len(s) && isBlank(s[i]) {
 			i++
 		}
 		if i == len(s) {
@@ -927,7 +963,7 @@ func quotedWords(s string) ([]string, error) {
 			case c == '"' || c == '\'':
 				quote = c
 				i++
-			case c == ' ' || c == '\t':
+			case isBlank(c):
 				break word
 			default:
 				cur = append(cur, c)
@@ -969,6 +1005,11 @@ func unescape(s string, i int) (byte, int) {
 		return v, i + 1
 	}
 	return c, i + 1
+}
+
+// isBlank is C's isspace, keepalived's WHITE_SPACE.
+func isBlank(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
 
 func isHex(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }

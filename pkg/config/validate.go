@@ -251,11 +251,13 @@ func (dc *decoder) validateInstances() {
 		if v.Interface != "" && v.VirtualRouterID != 0 && fam != 0 {
 			k := vridKey{v.Interface, v.VirtualRouterID, fam}
 			// Unicast instances may share a VRID: their peers tell them apart.
-			if prev, dup := vrids[k]; dup && len(v.UnicastPeers) == 0 && len(prev.UnicastPeers) == 0 {
-				dc.d.errorf(v.At("virtual_router_id"), "vrrp_instance %s: virtual_router_id %d is already used on %s for IPv%d by vrrp_instance %s (%s)",
-					v.Name, v.VirtualRouterID, v.Interface, fam, prev.Name, prev.At("virtual_router_id"))
-			} else {
-				vrids[k] = v
+			if len(v.UnicastPeers) == 0 {
+				if prev, dup := vrids[k]; dup {
+					dc.d.errorf(v.At("virtual_router_id"), "vrrp_instance %s: virtual_router_id %d is already used on %s for IPv%d by vrrp_instance %s (%s)",
+						v.Name, v.VirtualRouterID, v.Interface, fam, prev.Name, prev.At("virtual_router_id"))
+				} else {
+					vrids[k] = v
+				}
 			}
 		}
 	}
@@ -341,6 +343,8 @@ func (dc *decoder) validateVirtualServers() {
 				dc.d.errorf(vs.Pos, "virtual_server group %s: virtual_server_group %s is not defined", vs.Group, vs.Group)
 			} else if len(g.Entries) == 0 {
 				dc.d.warnf(vs.Pos, "virtual_server group %s: the group is empty", vs.Group)
+			} else if vs.IPFamily == "" && groupMixesFamilies(g) {
+				dc.d.errorf(g.Pos, "virtual_server_group %s has IPv4 and IPv6 addresses and fwmarks without a family; give the fwmarks inet or inet6, or set ip_family in %s", vs.Group, name)
 			}
 		case vs.Fwmark != 0:
 			if vs.Has("protocol") {
@@ -417,4 +421,21 @@ func (dc *decoder) hasTrackFile(name string) bool {
 		}
 	}
 	return false
+}
+
+// groupMixesFamilies reports a group whose fwmark entries' family cannot be
+// told from its addresses.
+func groupMixesFamilies(g *VirtualServerGroup) bool {
+	var v4, v6, mark bool
+	for _, e := range g.Entries {
+		switch {
+		case e.Fwmark != 0:
+			mark = mark || e.Family == ""
+		case e.IP.Is4():
+			v4 = true
+		default:
+			v6 = true
+		}
+	}
+	return v4 && v6 && mark
 }
