@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -41,12 +42,14 @@ func (c *configTest) Set(s string) error {
 }
 
 type options struct {
-	file     string
-	test     configTest
-	dump     bool
-	configID string
-	runDir   string
-	version  bool
+	file      string
+	test      configTest
+	dump      bool
+	configID  string
+	runDir    string
+	vrrpdPath string
+	logLevel  string
+	version   bool
 }
 
 // shortBools are keepalived's single-letter switches that take no value;
@@ -94,6 +97,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.BoolVar(&o.dump, "dump-conf", false, "print the parsed configuration as JSON and exit")
 	fs.StringVar(&o.runDir, "run-dir", "/run/vrrpkit", "directory for vrrpkit's sockets")
+	fs.StringVar(&o.vrrpdPath, "vrrpd", "", "path of vrrpd (default: beside this program)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	for _, name := range []string{"v", "version"} {
 		fs.BoolVar(&o.version, name, false, "print the version and exit")
 	}
@@ -165,6 +170,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.test.on || o.dump {
 		return 0
 	}
-	fmt.Fprintln(stderr, "supervisor: running the daemons is not implemented yet; use -t or --dump-conf")
-	return 2
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "supervisor: -log-level: %v\n", err)
+		return 2
+	}
+	return runDaemon(o, cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
 }

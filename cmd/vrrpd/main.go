@@ -1,21 +1,33 @@
-// Command vrrpd runs the VRRP instances and owns every piece of kernel state
-// (VRRP sockets, VIPs, VMACs, GARP, IPVS). The supervisor starts it with
-// CAP_NET_RAW and CAP_NET_ADMIN only and pushes its configuration over gRPC;
-// it never reads keepalived.conf itself.
+// Command vrrpd runs the VRRP instances and owns the kernel state they need
+// (VRRP sockets, VIPs, gratuitous ARP / unsolicited NA). The supervisor
+// starts it with CAP_NET_RAW and CAP_NET_ADMIN only and pushes its
+// configuration over gRPC on <run-dir>/vrrpd.sock; vrrpd never reads
+// keepalived.conf itself.
 //
-// This is a placeholder: it parses its flags and exits.
+// On SIGTERM or SIGINT every master steps down: it sends an advert with
+// priority 0 (RFC 5798 §6.4.3) and removes the addresses it added.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
 var version = "dev"
+
+// SocketName is vrrpd's control socket in the run directory.
+const SocketName = "vrrpd.sock"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -44,6 +56,53 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	log.Error("vrrpd: not implemented yet", "run_dir", *runDir, "version", version)
-	return 2
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, *runDir, log); err != nil {
+		log.Error("vrrpd stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the engine and its control socket until ctx ends.
+func serve(ctx context.Context, runDir string, log *slog.Logger) error {
+	e := newEngine(log)
+	// Only root (the supervisor) may push configuration or read status.
+	ln, err := ipc.ListenConfig{Mode: 0o600, Allow: ipc.AllowUIDs(0, uint32(os.Getuid())), Logger: log}.Listen(filepath.Join(runDir, SocketName))
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	srv := ipc.NewServer()
+	pb.RegisterVrrpdServer(srv, &server{e: e})
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		e.run(ctx)
+	}()
+	log.Info("vrrpd running", "socket", filepath.Join(runDir, SocketName), "version", version)
+	<-ctx.Done()
+	// Step down first (priority 0, VIPs removed), then stop serving.
+	<-engineDone
+	srv.Stop()
+	<-srvDone
+	log.Info("vrrpd stopped")
+	return nil
+}
+
+// server is the gRPC face of the engine.
+type server struct {
+	pb.UnimplementedVrrpdServer
+	e *engine
+}
+
+func (s *server) ApplyConfig(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyConfigResponse, error) {
+	return s.e.Apply(ctx, snap)
+}
+
+func (s *server) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
+	return s.e.Status(ctx)
 }

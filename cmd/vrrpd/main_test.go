@@ -12,8 +12,7 @@ func TestRun(t *testing.T) {
 		code     int
 		out, err string
 	}{
-		{args: nil, code: 2, err: "not implemented yet"},
-		{args: []string{"-run-dir", "/tmp/x"}, code: 2, err: "run_dir=/tmp/x"},
+		{args: []string{"-run-dir", "/nonexistent/dir"}, code: 1, err: "control socket"},
 		{args: []string{"-version"}, code: 0, out: "vrrpd dev"},
 		{args: []string{"-h"}, code: 0, err: "-run-dir"},
 		{args: []string{"-log-level", "loud"}, code: 2, err: "-log-level"},

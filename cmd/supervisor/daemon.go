@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vrrpkit/vrrpkit/pkg/config"
+	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/supervise"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// vrrpdSocket is vrrpd's control socket in the run directory.
+const vrrpdSocket = "vrrpd.sock"
+
+// daemon is the supervisor at run time: it keeps the accepted
+// configuration, runs vrrpd and pushes the configuration to every vrrpd it
+// starts.
+type daemon struct {
+	log  *slog.Logger
+	opts *options
+
+	mu      sync.Mutex
+	current *pb.ConfigSnapshot
+	gen     uint64
+	started chan struct{} // a new vrrpd process is up: push to it
+}
+
+// runDaemon runs until SIGTERM or SIGINT; then vrrpd steps down and the
+// supervisor exits 0.
+func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
+	if err := os.MkdirAll(o.runDir, 0o700); err != nil {
+		log.Error("creating the run directory", "dir", o.runDir, "err", err)
+		return 1
+	}
+	if err := os.Chmod(o.runDir, 0o700); err != nil {
+		log.Error("securing the run directory", "dir", o.runDir, "err", err)
+		return 1
+	}
+	vrrpd := o.vrrpdPath
+	if vrrpd == "" {
+		self, err := os.Executable()
+		if err != nil {
+			log.Error("finding vrrpd", "err", err)
+			return 1
+		}
+		vrrpd = filepath.Join(filepath.Dir(self), "vrrpd")
+	}
+	d := &daemon{log: log, opts: o, gen: 1, started: make(chan struct{}, 1)}
+	d.current = snapshot(cfg, o.file, d.gen)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	child, err := supervise.New(supervise.Spec{
+		Name:        "vrrpd",
+		Path:        vrrpd,
+		Args:        []string{"-run-dir", o.runDir, "-log-level", o.logLevel},
+		Env:         []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		AmbientCaps: []uintptr{unix.CAP_NET_RAW, unix.CAP_NET_ADMIN},
+		Output:      os.Stderr,
+	}, supervise.Options{
+		Logger: log,
+		OnEvent: func(ev supervise.Event) {
+			log.Info("child", "event", ev.String())
+			if ev.Kind == supervise.Started {
+				select {
+				case d.started <- struct{}{}:
+				default:
+				}
+			}
+		},
+	})
+	if err != nil {
+		log.Error("vrrpd", "err", err)
+		return 1
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.pushLoop(ctx, hup)
+	}()
+	runErr := child.Run(ctx)
+	stop()
+	wg.Wait()
+	if runErr != nil && ctx.Err() == nil {
+		log.Error("vrrpd", "err", runErr)
+		return 1
+	}
+	log.Info("supervisor stopped")
+	return 0
+}
+
+// pushLoop sends the running configuration to each new vrrpd, and turns
+// SIGHUP into a validated reload: a refused file keeps the running
+// generation.
+func (d *daemon) pushLoop(ctx context.Context, hup <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.started:
+			d.push(ctx)
+		case <-hup:
+			d.reload(ctx)
+		}
+	}
+}
+
+func (d *daemon) reload(ctx context.Context) {
+	cfg, diags := config.Parse(d.opts.file, config.Options{ConfigID: d.opts.configID, Host: config.OSHost{}})
+	for _, diag := range diags {
+		d.log.Warn("config", "finding", diag.String())
+	}
+	if diags.HasErrors() || cfg == nil {
+		d.log.Error("reload refused; keeping the running configuration", "generation", d.gen, "errors", len(diags.Errors()))
+		return
+	}
+	d.mu.Lock()
+	d.gen++
+	d.current = snapshot(cfg, d.opts.file, d.gen)
+	d.mu.Unlock()
+	d.log.Info("reload accepted", "generation", d.gen)
+	d.push(ctx)
+}
+
+// push dials vrrpd's socket (it appears shortly after the process starts)
+// and applies the current snapshot.
+func (d *daemon) push(ctx context.Context) {
+	d.mu.Lock()
+	snap := d.current
+	d.mu.Unlock()
+	path := filepath.Join(d.opts.runDir, vrrpdSocket)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := d.pushOnce(ctx, path, snap); err == nil {
+			return
+		} else if ctx.Err() != nil {
+			return
+		} else if time.Now().After(deadline) {
+			d.log.Error("pushing the configuration to vrrpd", "generation", snap.GetGeneration(), "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (d *daemon) pushOnce(ctx context.Context, path string, snap *pb.ConfigSnapshot) error {
+	if _, err := os.Stat(path); err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := ipc.Dial(dctx, path)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	resp, err := pb.NewVrrpdClient(conn).ApplyConfig(dctx, snap)
+	if err != nil {
+		return fmt.Errorf("ApplyConfig: %w", err)
+	}
+	d.log.Info("configuration applied", "generation", resp.GetGeneration(),
+		"added", len(resp.GetAdded()), "changed", len(resp.GetChanged()), "removed", len(resp.GetRemoved()))
+	return nil
+}

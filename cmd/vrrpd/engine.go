@@ -1,0 +1,699 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/vrrpkit/vrrpkit/pkg/netstate"
+	"github.com/vrrpkit/vrrpkit/pkg/vrrp"
+	"github.com/vrrpkit/vrrpkit/pkg/vrrpnet"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// engine runs every VRRP instance. One goroutine (run) owns all instance
+// state and drives the state machines from received adverts, timers, link
+// changes and configuration pushes; socket readers only parse and forward.
+type engine struct {
+	log   *slog.Logger
+	addrs *netstate.Addresses
+	links *netstate.Links
+
+	rx      chan rxEvent
+	linkEv  chan netstate.LinkState
+	applyCh chan applyReq
+	statCh  chan chan *pb.StatusResponse
+
+	// Owned by run.
+	instances  map[string]*instance
+	order      []*instance // stable iteration order
+	socks      map[sockKey]*socket
+	generation uint64
+	actions    []vrrp.Action
+	watchStop  context.CancelFunc
+	watchDone  chan struct{}
+	wg         sync.WaitGroup // socket readers
+}
+
+type sockKey struct {
+	iface   string
+	family  int
+	unicast bool
+	local   netip.Addr
+}
+
+// socket is one raw VRRP socket and the instances it serves, by VRID.
+type socket struct {
+	key    sockKey
+	conn   *vrrpnet.Conn
+	ann    *vrrpnet.Announcer
+	byVRID map[uint8][]*instance
+	// drops of packets no instance could be charged with.
+	unknownVRID uint64
+}
+
+// rxEvent is one received advert, already parsed and checksummed by the
+// reader; a value type so the receive path allocates nothing.
+type rxEvent struct {
+	sock     *socket
+	src, dst netip.Addr
+	ttl      uint8
+	drop     vrrp.DropReason
+	version  uint8
+	vrid     uint8
+	priority uint8
+	interval time.Duration
+	authType uint8
+	authData [8]byte
+	nAddrs   int
+	at       time.Time
+}
+
+type applyReq struct {
+	snap *pb.ConfigSnapshot
+	done chan applyResult
+}
+
+type applyResult struct {
+	resp *pb.ApplyConfigResponse
+	err  error
+}
+
+func newEngine(log *slog.Logger) *engine {
+	return &engine{
+		log:       log,
+		addrs:     netstate.New(nil, log),
+		links:     netstate.NewLinks(log),
+		rx:        make(chan rxEvent, 4096),
+		linkEv:    make(chan netstate.LinkState, 64),
+		applyCh:   make(chan applyReq),
+		statCh:    make(chan chan *pb.StatusResponse),
+		instances: map[string]*instance{},
+		socks:     map[sockKey]*socket{},
+	}
+}
+
+// Apply hands a snapshot to the loop and waits for the result.
+func (e *engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyConfigResponse, error) {
+	req := applyReq{snap: snap, done: make(chan applyResult, 1)}
+	select {
+	case e.applyCh <- req:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-req.done:
+		return r.resp, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Status asks the loop for every instance's state.
+func (e *engine) Status(ctx context.Context) (*pb.StatusResponse, error) {
+	ch := make(chan *pb.StatusResponse, 1)
+	select {
+	case e.statCh <- ch:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run is the event loop. When ctx ends, every instance steps down (a master
+// sends priority 0 and removes its VIPs) before run returns.
+func (e *engine) run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	defer e.shutdown()
+	for {
+		if d := e.nextDeadline(); !d.IsZero() {
+			timer.Reset(max(time.Until(d), 0))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-e.rx:
+			e.handleRx(ev)
+			// Drain what else is queued before looking at timers again, so a
+			// burst of adverts is not interleaved with timer resets.
+			for n := 0; n < 256; n++ {
+				select {
+				case ev := <-e.rx:
+					e.handleRx(ev)
+					continue
+				default:
+				}
+				break
+			}
+		case <-timer.C:
+			e.fireTimers(time.Now())
+		case ls := <-e.linkEv:
+			e.handleLink(ctx, ls)
+		case req := <-e.applyCh:
+			resp, err := e.apply(ctx, req.snap)
+			req.done <- applyResult{resp, err}
+		case ch := <-e.statCh:
+			ch <- e.status()
+		}
+	}
+}
+
+func (e *engine) nextDeadline() time.Time {
+	var d time.Time
+	for _, in := range e.order {
+		if t := in.deadline(); !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	return d
+}
+
+func (e *engine) fireTimers(now time.Time) {
+	for _, in := range e.order {
+		if t := in.m.Deadline(); !t.IsZero() && !now.Before(t) {
+			e.do(in, in.m.Timer(now, e.actions[:0]), now)
+		}
+		if !in.garpAt.IsZero() && !now.Before(in.garpAt) {
+			e.announce(in)
+			in.garpRounds--
+			in.garpAt = time.Time{}
+			if in.garpRounds > 0 {
+				_, delay := in.garpSettings()
+				in.garpAt = now.Add(delay)
+			}
+		}
+	}
+}
+
+// handleRx applies RFC 5798 §7.1's receive checks that need the instance,
+// counts what it drops, and feeds the rest to the state machine.
+func (e *engine) handleRx(ev rxEvent) {
+	cands := ev.sock.byVRID[ev.vrid]
+	if len(cands) == 0 {
+		ev.sock.unknownVRID++
+		return
+	}
+	var in *instance
+	for _, c := range cands {
+		if len(c.dsts) == 0 || !ev.sock.key.unicast || containsAddr(c.dsts, ev.src) {
+			in = c
+			break
+		}
+	}
+	if in == nil {
+		cands[0].count("unknown_peer_drops")
+		return
+	}
+	if ev.drop != 0 {
+		in.count(ev.drop.String())
+		return
+	}
+	if ev.src == in.src {
+		return // our own advert, looped back by a unicast peer list
+	}
+	if !ev.sock.key.unicast && ev.ttl != 255 {
+		in.count(vrrp.DropBadTTL.String())
+		return
+	}
+	if ev.version != in.pkt.Version {
+		in.count(vrrp.DropBadVersion.String())
+		return
+	}
+	if in.pkt.Version == 2 {
+		if ev.authType != in.authType {
+			in.count(vrrp.DropAuthTypeMismatch.String())
+			return
+		}
+		if in.authType == vrrp.AuthPass && ev.authData != in.authData {
+			in.count(vrrp.DropAuthMismatch.String())
+			return
+		}
+	}
+	if ev.nAddrs != len(in.vips) && !in.cfg.GetSkipCheckAdvAddr() {
+		// keepalived logs and accepts; count it so a mismatch is visible.
+		in.count(vrrp.DropAddrListMismatch.String())
+	}
+	in.count("adverts_received")
+	if ev.priority == 0 {
+		in.count("priority_zero_received")
+	}
+	if in.m.State() != vrrp.StateMaster && ev.priority != 0 {
+		in.masterAddr = ev.src
+	}
+	e.do(in, in.m.ReceiveAdvert(ev.at, vrrp.Advert{Src: ev.src, Priority: ev.priority, MaxAdvertInterval: ev.interval}, e.actions[:0]), ev.at)
+}
+
+func containsAddr(list []netip.Addr, a netip.Addr) bool {
+	for _, x := range list {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// do carries out a state machine's actions.
+func (e *engine) do(in *instance, acts []vrrp.Action, now time.Time) {
+	e.actions = acts[:0]
+	for _, a := range acts {
+		switch a.Kind {
+		case vrrp.ActionSendAdvert:
+			e.sendAdvert(in, a.Priority)
+		case vrrp.ActionBecomeMaster:
+			e.transition(in, a, now)
+			e.takeAddresses(in)
+			_, delay := in.garpSettings()
+			e.announce(in)
+			// keepalived sends a second round garp_master_delay later;
+			// a delay of 0 means no second round.
+			if delay > 0 {
+				in.garpRounds = 1
+				in.garpAt = now.Add(delay)
+			}
+			in.masterAddr = in.src
+			in.count("became_master")
+		case vrrp.ActionBecomeBackup, vrrp.ActionEnterFault, vrrp.ActionStop:
+			wasMaster := a.From == vrrp.StateMaster
+			e.transition(in, a, now)
+			in.garpAt, in.garpRounds = time.Time{}, 0
+			if wasMaster {
+				e.releaseAddresses(in)
+				in.count("released_master")
+			}
+			if a.Kind != vrrp.ActionBecomeBackup {
+				in.masterAddr = netip.Addr{}
+			}
+		}
+	}
+}
+
+func (e *engine) transition(in *instance, a vrrp.Action, now time.Time) {
+	in.stateSince = now
+	e.log.Info("state change", "instance", in.name(), "from", a.From.String(), "to", a.To.String(),
+		"priority", in.m.Priority())
+}
+
+func (e *engine) sendAdvert(in *instance, prio uint8) {
+	if in.sock == nil || !in.src.IsValid() {
+		return
+	}
+	in.pkt.Priority = prio
+	dsts := in.dsts
+	if len(dsts) == 0 {
+		dsts = []netip.Addr{in.sock.conn.Group()}
+	}
+	for _, dst := range dsts {
+		b, err := in.pkt.AppendBinary(in.obuf[:0], in.src, dst)
+		if err != nil {
+			e.log.Error("encoding advert", "instance", in.name(), "err", err)
+			return
+		}
+		in.obuf = b
+		if err := in.sock.conn.WriteTo(b, in.src, dst); err != nil {
+			in.count("send_errors")
+			e.log.Warn("sending advert", "instance", in.name(), "dst", dst, "err", err)
+			continue
+		}
+		in.count("adverts_sent")
+		if prio == 0 {
+			in.count("priority_zero_sent")
+		}
+	}
+}
+
+func (e *engine) takeAddresses(in *instance) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, a := range in.addrs {
+		if err := e.addrs.Add(ctx, a); err != nil {
+			e.log.Error("adding virtual address", "instance", in.name(), "err", err)
+		}
+	}
+}
+
+func (e *engine) releaseAddresses(in *instance) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, a := range in.addrs {
+		if err := e.addrs.Remove(ctx, a); err != nil {
+			e.log.Error("removing virtual address", "instance", in.name(), "err", err)
+		}
+	}
+}
+
+// announce sends one round of gratuitous ARP / unsolicited NA for every
+// address the instance holds (RFC 5798 §6.4.1, keepalived's garp_master_*).
+func (e *engine) announce(in *instance) {
+	if in.sock == nil || in.sock.ann == nil {
+		return
+	}
+	repeat, _ := in.garpSettings()
+	for i := 0; i < repeat; i++ {
+		for _, a := range in.addrs {
+			ip := a.Prefix.Addr()
+			var err error
+			if ip.Is4() {
+				err = in.sock.ann.GratuitousARP(ip)
+			} else {
+				err = in.sock.ann.UnsolicitedNA(ip)
+			}
+			if err != nil {
+				e.log.Warn("announcing address", "instance", in.name(), "addr", ip, "err", err)
+			}
+		}
+	}
+}
+
+// apply installs a snapshot: instances are matched by name; unchanged ones
+// keep their state and timers, removed ones step down, changed ones are
+// restarted (a first cut: an in-place update comes with reload).
+func (e *engine) apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyConfigResponse, error) {
+	if snap.GetGeneration() != 0 && snap.GetGeneration() < e.generation {
+		return nil, fmt.Errorf("generation %d is older than the running %d", snap.GetGeneration(), e.generation)
+	}
+	// Build every new instance first, so a bad snapshot changes nothing.
+	fresh := map[string]*instance{}
+	for _, c := range snap.GetInstances() {
+		if old, ok := e.instances[c.GetName()]; ok && proto.Equal(old.cfg, c) {
+			continue
+		}
+		in, err := newInstance(c)
+		if err != nil {
+			return nil, fmt.Errorf("instance %s (%s): %w", c.GetName(), c.GetDefinedAt(), err)
+		}
+		fresh[c.GetName()] = in
+	}
+	resp := &pb.ApplyConfigResponse{Generation: snap.GetGeneration()}
+	keep := map[string]bool{}
+	for _, c := range snap.GetInstances() {
+		keep[c.GetName()] = true
+	}
+	now := time.Now()
+	for _, in := range e.order {
+		if !keep[in.name()] {
+			e.stopInstance(in, now)
+			resp.Removed = append(resp.Removed, in.name())
+		} else if _, changed := fresh[in.name()]; changed {
+			e.stopInstance(in, now)
+			resp.Changed = append(resp.Changed, in.name())
+		} else {
+			resp.Unchanged = append(resp.Unchanged, in.name())
+		}
+	}
+	var order []*instance
+	for _, c := range snap.GetInstances() {
+		if in, ok := fresh[c.GetName()]; ok {
+			if _, existed := e.instances[c.GetName()]; !existed {
+				resp.Added = append(resp.Added, c.GetName())
+			}
+			e.instances[c.GetName()] = in
+			e.startInstance(ctx, in, now)
+		}
+		order = append(order, e.instances[c.GetName()])
+	}
+	for name := range e.instances {
+		if !keep[name] {
+			delete(e.instances, name)
+		}
+	}
+	e.order = order
+	e.closeIdleSockets()
+	e.generation = snap.GetGeneration()
+	e.restartWatch(ctx)
+	return resp, nil
+}
+
+func (e *engine) stopInstance(in *instance, now time.Time) {
+	e.do(in, in.m.Shutdown(now, e.actions[:0]), now)
+	if in.sock != nil {
+		e.detach(in)
+	}
+}
+
+func (e *engine) startInstance(ctx context.Context, in *instance, now time.Time) {
+	in.stateSince = now
+	ls, err := e.links.LinkByName(in.cfg.GetInterface())
+	if err != nil || !ls.Exists {
+		e.log.Warn("interface missing; instance is in FAULT until it appears", "instance", in.name(), "interface", in.cfg.GetInterface())
+		e.do(in, in.m.InterfaceDown(now, e.actions[:0]), now)
+		return
+	}
+	in.linkUp = ls.Up
+	if err := e.attach(ctx, in); err != nil {
+		e.log.Error("opening VRRP socket; instance is in FAULT", "instance", in.name(), "err", err)
+		e.do(in, in.m.InterfaceDown(now, e.actions[:0]), now)
+		return
+	}
+	e.do(in, in.m.Startup(now, e.actions[:0]), now)
+	if !ls.Up {
+		e.do(in, in.m.InterfaceDown(now, e.actions[:0]), now)
+	}
+}
+
+// attach finds the instance's source address and joins it to the socket
+// for its interface and family, opening that socket if needed.
+func (e *engine) attach(ctx context.Context, in *instance) error {
+	iface := in.cfg.GetInterface()
+	if s := in.cfg.GetUnicastSrcIp(); s != "" {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("unicast_src_ip %q: %w", s, err)
+		}
+		in.src = a
+	} else {
+		a, err := vrrpnet.PrimaryAddr(iface, in.family)
+		if err != nil {
+			return err
+		}
+		in.src = a
+	}
+	key := sockKey{iface: iface, family: in.family, unicast: len(in.dsts) > 0}
+	if key.unicast {
+		key.local = in.src
+	}
+	s, ok := e.socks[key]
+	if !ok {
+		conn, err := vrrpnet.Listen(ctx, vrrpnet.Config{Interface: iface, Family: in.family, Unicast: key.unicast, Local: key.local})
+		if err != nil {
+			return err
+		}
+		ann, err := vrrpnet.OpenAnnouncer(ctx, vrrpnet.AnnouncerConfig{Interface: iface})
+		if err != nil {
+			e.log.Warn("no gratuitous ARP/NA on this interface", "interface", iface, "err", err)
+		}
+		s = &socket{key: key, conn: conn, ann: ann, byVRID: map[uint8][]*instance{}}
+		e.socks[key] = s
+		e.wg.Add(1)
+		go e.read(s)
+	}
+	vrid := uint8(in.cfg.GetVrid())
+	s.byVRID[vrid] = append(s.byVRID[vrid], in)
+	in.sock = s
+	return nil
+}
+
+func (e *engine) detach(in *instance) {
+	s := in.sock
+	vrid := uint8(in.cfg.GetVrid())
+	list := s.byVRID[vrid]
+	for i, x := range list {
+		if x == in {
+			s.byVRID[vrid] = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(s.byVRID[vrid]) == 0 {
+		delete(s.byVRID, vrid)
+	}
+	in.sock = nil
+}
+
+func (e *engine) closeIdleSockets() {
+	for k, s := range e.socks {
+		if len(s.byVRID) == 0 {
+			e.closeSocket(s)
+			delete(e.socks, k)
+		}
+	}
+}
+
+func (e *engine) closeSocket(s *socket) {
+	s.conn.Close()
+	if s.ann != nil {
+		s.ann.Close()
+	}
+}
+
+// read is a socket's reader goroutine: it validates what it can without the
+// instance (length, version, checksum) and forwards a value to the loop.
+func (e *engine) read(s *socket) {
+	defer e.wg.Done()
+	buf := make([]byte, 1500)
+	var pkt vrrp.Packet
+	pkt.Addrs = make([]netip.Addr, 0, 255)
+	for {
+		msg, err := s.conn.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			e.log.Warn("reading VRRP socket", "interface", s.key.iface, "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		ev := rxEvent{sock: s, src: msg.Src, dst: msg.Dst, ttl: msg.TTL, at: time.Now()}
+		if err := vrrp.Parse(msg.Payload, msg.Src, msg.Dst, s.key.family == 6, &pkt); err != nil {
+			var pe *vrrp.ParseError
+			if !errors.As(err, &pe) || len(msg.Payload) < 2 {
+				continue
+			}
+			ev.vrid = msg.Payload[1]
+			ev.drop = pe.Reason
+		} else {
+			ev.version, ev.vrid, ev.priority = pkt.Version, pkt.VRID, pkt.Priority
+			ev.interval, ev.authType, ev.authData = pkt.MaxAdvertInterval, pkt.AuthType, pkt.AuthData
+			ev.nAddrs = len(pkt.Addrs)
+		}
+		e.rx <- ev
+	}
+}
+
+// restartWatch follows the links the instances use.
+func (e *engine) restartWatch(ctx context.Context) {
+	if e.watchStop != nil {
+		e.watchStop()
+		<-e.watchDone
+	}
+	names := map[string]bool{}
+	for _, in := range e.order {
+		names[in.cfg.GetInterface()] = true
+	}
+	list := make([]string, 0, len(names))
+	for n := range names {
+		list = append(list, n)
+	}
+	sort.Strings(list)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	e.watchStop, e.watchDone = cancel, done
+	go func() {
+		defer close(done)
+		err := e.links.WatchLinks(wctx, list, func(ls netstate.LinkState) {
+			select {
+			case e.linkEv <- ls:
+			case <-wctx.Done():
+			}
+		})
+		if err != nil {
+			e.log.Error("watching links", "err", err)
+		}
+	}()
+}
+
+// handleLink moves instances in and out of FAULT as their interface comes
+// and goes.
+func (e *engine) handleLink(ctx context.Context, ls netstate.LinkState) {
+	now := time.Now()
+	for _, in := range e.order {
+		if in.cfg.GetInterface() != ls.Name {
+			continue
+		}
+		up := ls.Exists && ls.Up
+		switch {
+		case up && (in.sock == nil || in.sock.conn.IfIndex() != ls.Index):
+			if in.sock != nil {
+				e.detach(in)
+				e.closeIdleSockets()
+			}
+			if err := e.attach(ctx, in); err != nil {
+				e.log.Error("opening VRRP socket", "instance", in.name(), "err", err)
+				continue
+			}
+			in.linkUp = true
+			e.do(in, in.m.InterfaceUp(now, e.actions[:0]), now)
+		case up && !in.linkUp:
+			in.linkUp = true
+			e.do(in, in.m.InterfaceUp(now, e.actions[:0]), now)
+		case !up && in.linkUp:
+			in.linkUp = false
+			e.do(in, in.m.InterfaceDown(now, e.actions[:0]), now)
+		}
+	}
+}
+
+func (e *engine) shutdown() {
+	now := time.Now()
+	for _, in := range e.order {
+		e.stopInstance(in, now)
+	}
+	for k, s := range e.socks {
+		e.closeSocket(s)
+		delete(e.socks, k)
+	}
+	if e.watchStop != nil {
+		e.watchStop()
+		<-e.watchDone
+	}
+	e.wg.Wait()
+}
+
+func (e *engine) status() *pb.StatusResponse {
+	resp := &pb.StatusResponse{Generation: e.generation}
+	for _, in := range e.order {
+		st := &pb.InstanceStatus{
+			Name:              in.name(),
+			State:             stateToPB(in.m.State()),
+			Priority:          in.cfg.GetPriority(),
+			EffectivePriority: uint32(in.m.Priority()),
+			Interface:         in.cfg.GetInterface(),
+			Vrid:              in.cfg.GetVrid(),
+			StateSince:        timestamppb.New(in.stateSince),
+			Counters:          map[string]uint64{},
+		}
+		if in.masterAddr.IsValid() {
+			st.MasterAddr = in.masterAddr.String()
+		}
+		for k, v := range in.counters {
+			st.Counters[k] = v
+		}
+		stats := in.m.Stats()
+		st.Counters["interval_errors"] = stats.AdvertIntervalErrors
+		if in.sock != nil {
+			st.Counters["socket_unknown_vrid"] = in.sock.unknownVRID
+		}
+		if in.m.State() == vrrp.StateFault {
+			st.FaultReasons = append(st.FaultReasons, "interface "+in.cfg.GetInterface()+" down or missing")
+		}
+		resp.Instances = append(resp.Instances, st)
+	}
+	return resp
+}
+
+func stateToPB(s vrrp.State) pb.VrrpState {
+	switch s {
+	case vrrp.StateBackup:
+		return pb.VrrpState_VRRP_STATE_BACKUP
+	case vrrp.StateMaster:
+		return pb.VrrpState_VRRP_STATE_MASTER
+	case vrrp.StateFault:
+		return pb.VrrpState_VRRP_STATE_FAULT
+	}
+	return pb.VrrpState_VRRP_STATE_INIT
+}
