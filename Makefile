@@ -46,7 +46,7 @@ help:
 	@echo 'make lint       gofmt -l, go vet, staticcheck $(STATICCHECK_VERSION)'
 	@echo 'make proto      regenerate $(PROTO_OUT) from $(PROTO_DIR)/vrrpkit/v1/*.proto'
 	@echo 'make install    binaries to $$(DESTDIR)/usr/sbin, unit to $$(DESTDIR)/lib/systemd/system'
-	@echo 'make demo       failover demo in network namespaces (not yet)'
+	@echo 'make demo       live failover, vrrpkit and keepalived, in network namespaces (root)'
 	@echo 'make clean      remove bin/ (distclean: also .tools/)'
 
 ## build ----------------------------------------------------------------------
@@ -139,8 +139,8 @@ install: build
 
 ## demo -----------------------------------------------------------------------
 
-demo:
-	@echo "demo arrives with the VRRP issue"
+demo: build
+	bash demo/failover.sh
 
 ## clean ----------------------------------------------------------------------
 
