@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
@@ -32,8 +35,23 @@ type daemon struct {
 	mu      sync.Mutex
 	current *pb.ConfigSnapshot
 	gen     uint64
+	// masters are the instances vrrpd last reported as MASTER; a restarted
+	// vrrpd is told to resume them.
+	masters []string
 	started chan struct{} // a new vrrpd process is up: push to it
 }
+
+// fastRedial replaces gRPC's default reconnect backoff (1 s to start):
+// a restarted vrrpd must get its configuration within a fraction of the
+// backups' Master_Down_Interval, and the socket is local.
+var fastRedial = grpc.WithConnectParams(grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 200 * time.Millisecond},
+	MinConnectTimeout: time.Second,
+})
+
+// statusInterval is how often the supervisor asks vrrpd which instances it
+// is master of. It bounds how stale the record is when vrrpd crashes.
+const statusInterval = 100 * time.Millisecond
 
 // runDaemon runs until SIGTERM or SIGINT; then vrrpd steps down and the
 // supervisor exits 0.
@@ -109,6 +127,15 @@ func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
 // SIGHUP into a validated reload: a refused file keeps the running
 // generation.
 func (d *daemon) pushLoop(ctx context.Context, hup <-chan os.Signal) {
+	tick := time.NewTicker(statusInterval)
+	defer tick.Stop()
+	var client pb.VrrpdClient
+	var closeConn func()
+	defer func() {
+		if closeConn != nil {
+			closeConn()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -117,8 +144,39 @@ func (d *daemon) pushLoop(ctx context.Context, hup <-chan os.Signal) {
 			d.push(ctx)
 		case <-hup:
 			d.reload(ctx)
+		case <-tick.C:
+			if client == nil {
+				dctx, cancel := context.WithTimeout(ctx, statusInterval)
+				conn, err := ipc.Dial(dctx, filepath.Join(d.opts.runDir, vrrpdSocket), fastRedial)
+				cancel()
+				if err != nil {
+					continue
+				}
+				client, closeConn = pb.NewVrrpdClient(conn), func() { conn.Close() }
+			}
+			d.recordMasters(ctx, client)
 		}
 	}
+}
+
+// recordMasters remembers which instances vrrpd is master of. While vrrpd
+// is down the record keeps its last value: that is what a new vrrpd needs.
+func (d *daemon) recordMasters(ctx context.Context, client pb.VrrpdClient) {
+	sctx, cancel := context.WithTimeout(ctx, statusInterval)
+	defer cancel()
+	st, err := client.Status(sctx, &pb.StatusRequest{})
+	if err != nil {
+		return
+	}
+	var masters []string
+	for _, in := range st.GetInstances() {
+		if in.GetState() == pb.VrrpState_VRRP_STATE_MASTER {
+			masters = append(masters, in.GetName())
+		}
+	}
+	d.mu.Lock()
+	d.masters = masters
+	d.mu.Unlock()
 }
 
 func (d *daemon) reload(ctx context.Context) {
@@ -142,7 +200,8 @@ func (d *daemon) reload(ctx context.Context) {
 // and applies the current snapshot.
 func (d *daemon) push(ctx context.Context) {
 	d.mu.Lock()
-	snap := d.current
+	snap := proto.Clone(d.current).(*pb.ConfigSnapshot)
+	snap.ResumeMaster = append([]string(nil), d.masters...)
 	d.mu.Unlock()
 	path := filepath.Join(d.opts.runDir, vrrpdSocket)
 	deadline := time.Now().Add(10 * time.Second)
@@ -169,7 +228,7 @@ func (d *daemon) pushOnce(ctx context.Context, path string, snap *pb.ConfigSnaps
 	}
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	conn, err := ipc.Dial(dctx, path)
+	conn, err := ipc.Dial(dctx, path, fastRedial)
 	if err != nil {
 		return err
 	}

@@ -388,13 +388,18 @@ func (e *engine) apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	if snap.GetGeneration() != 0 && snap.GetGeneration() < e.generation {
 		return nil, fmt.Errorf("generation %d is older than the running %d", snap.GetGeneration(), e.generation)
 	}
+	resume := map[string]bool{}
+	for _, name := range snap.GetResumeMaster() {
+		resume[name] = true
+	}
 	// Build every new instance first, so a bad snapshot changes nothing.
 	fresh := map[string]*instance{}
 	for _, c := range snap.GetInstances() {
-		if old, ok := e.instances[c.GetName()]; ok && proto.Equal(old.cfg, c) {
+		old, running := e.instances[c.GetName()]
+		if running && proto.Equal(old.cfg, c) {
 			continue
 		}
-		in, err := newInstance(c)
+		in, err := newInstance(c, !running && resume[c.GetName()] && e.stillHeld(c))
 		if err != nil {
 			return nil, fmt.Errorf("instance %s (%s): %w", c.GetName(), c.GetDefinedAt(), err)
 		}
@@ -438,6 +443,27 @@ func (e *engine) apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	e.generation = snap.GetGeneration()
 	e.restartWatch(ctx)
 	return resp, nil
+}
+
+// stillHeld reports whether every address of an instance the previous
+// vrrpd was master of is still on its interface; if so they are adopted as
+// ours, so that stepping down later removes them.
+func (e *engine) stillHeld(c *pb.VrrpInstance) bool {
+	probe, err := newInstance(c, false)
+	if err != nil || len(probe.addrs) == 0 {
+		return false
+	}
+	for _, a := range probe.addrs {
+		if ok, err := e.addrs.Has(a); err != nil || !ok {
+			e.log.Info("not resuming as master: an address is gone", "instance", c.GetName(), "address", a.String())
+			return false
+		}
+	}
+	for _, a := range probe.addrs {
+		e.addrs.Adopt(a)
+	}
+	e.log.Info("resuming as master: the previous vrrpd held these addresses", "instance", c.GetName())
+	return true
 }
 
 func (e *engine) stopInstance(in *instance, now time.Time) {

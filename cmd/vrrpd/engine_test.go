@@ -24,7 +24,7 @@ func testInstance(t *testing.T) (*engine, *instance, *socket) {
 		AdvertInt:        durationpb.New(time.Second),
 		VirtualIpaddress: []*pb.VirtualAddress{{Prefix: "192.0.2.100/24"}},
 		AuthType:         pb.AuthType_AUTH_TYPE_PASS, AuthPass: "secret",
-	})
+	}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

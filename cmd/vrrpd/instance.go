@@ -49,7 +49,9 @@ type instance struct {
 	counters map[string]uint64
 }
 
-func newInstance(cfg *pb.VrrpInstance) (*instance, error) {
+// newInstance builds an instance; resume starts its state machine as
+// master (a restarted vrrpd taking back what its predecessor held).
+func newInstance(cfg *pb.VrrpInstance, resume bool) (*instance, error) {
 	in := &instance{cfg: cfg, family: 4, counters: map[string]uint64{}}
 	if cfg.GetIpv6() {
 		in.family = 6
@@ -97,6 +99,7 @@ func newInstance(cfg *pb.VrrpInstance) (*instance, error) {
 		Preempt:        !cfg.GetNopreempt(),
 		PreemptDelay:   cfg.GetPreemptDelay().AsDuration(),
 		Accept:         cfg.GetAccept(),
+		StartAsMaster:  resume,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state machine: %w", err)

@@ -143,11 +143,16 @@ type ConfigSnapshot struct {
 	SourcePath string `protobuf:"bytes,2,opt,name=source_path,json=sourcePath,proto3" json:"source_path,omitempty"`
 	// SHA-256 over the bytes of every file read (top level and includes, in read
 	// order); lets status show whether the running config matches the disk.
-	SourceSha256  []byte           `protobuf:"bytes,3,opt,name=source_sha256,json=sourceSha256,proto3" json:"source_sha256,omitempty"`
-	Global        *GlobalDefs      `protobuf:"bytes,4,opt,name=global,proto3" json:"global,omitempty"`
-	Instances     []*VrrpInstance  `protobuf:"bytes,5,rep,name=instances,proto3" json:"instances,omitempty"`
-	SyncGroups    []*VrrpSyncGroup `protobuf:"bytes,6,rep,name=sync_groups,json=syncGroups,proto3" json:"sync_groups,omitempty"`
-	Scripts       []*VrrpScript    `protobuf:"bytes,7,rep,name=scripts,proto3" json:"scripts,omitempty"`
+	SourceSha256 []byte           `protobuf:"bytes,3,opt,name=source_sha256,json=sourceSha256,proto3" json:"source_sha256,omitempty"`
+	Global       *GlobalDefs      `protobuf:"bytes,4,opt,name=global,proto3" json:"global,omitempty"`
+	Instances    []*VrrpInstance  `protobuf:"bytes,5,rep,name=instances,proto3" json:"instances,omitempty"`
+	SyncGroups   []*VrrpSyncGroup `protobuf:"bytes,6,rep,name=sync_groups,json=syncGroups,proto3" json:"sync_groups,omitempty"`
+	Scripts      []*VrrpScript    `protobuf:"bytes,7,rep,name=scripts,proto3" json:"scripts,omitempty"`
+	// Instances the previous vrrpd process was MASTER of when it died. A new
+	// vrrpd that finds such an instance's addresses still on the interface
+	// resumes as master and advertises at once, before any backup's
+	// Master_Down_Interval runs out: a vrrpd crash moves no VIP.
+	ResumeMaster  []string `protobuf:"bytes,8,rep,name=resume_master,json=resumeMaster,proto3" json:"resume_master,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -227,6 +232,13 @@ func (x *ConfigSnapshot) GetSyncGroups() []*VrrpSyncGroup {
 func (x *ConfigSnapshot) GetScripts() []*VrrpScript {
 	if x != nil {
 		return x.Scripts
+	}
+	return nil
+}
+
+func (x *ConfigSnapshot) GetResumeMaster() []string {
+	if x != nil {
+		return x.ResumeMaster
 	}
 	return nil
 }
@@ -1265,7 +1277,7 @@ var File_vrrpkit_v1_config_proto protoreflect.FileDescriptor
 const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"\x17vrrpkit/v1/config.proto\x12\n" +
-	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\"\xcc\x02\n" +
+	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf1\x02\n" +
 	"\x0eConfigSnapshot\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -1277,7 +1289,8 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\tinstances\x18\x05 \x03(\v2\x18.vrrpkit.v1.VrrpInstanceR\tinstances\x12:\n" +
 	"\vsync_groups\x18\x06 \x03(\v2\x19.vrrpkit.v1.VrrpSyncGroupR\n" +
 	"syncGroups\x120\n" +
-	"\ascripts\x18\a \x03(\v2\x16.vrrpkit.v1.VrrpScriptR\ascripts\"\x9c\x02\n" +
+	"\ascripts\x18\a \x03(\v2\x16.vrrpkit.v1.VrrpScriptR\ascripts\x12#\n" +
+	"\rresume_master\x18\b \x03(\tR\fresumeMaster\"\x9c\x02\n" +
 	"\n" +
 	"GlobalDefs\x12\x1b\n" +
 	"\trouter_id\x18\x01 \x01(\tR\brouterId\x12\x1f\n" +
