@@ -191,13 +191,12 @@ func (e *engine) fireTimers(now time.Time) {
 			e.do(in, in.m.Timer(now, e.actions[:0]), now)
 		}
 		if !in.garpAt.IsZero() && !now.Before(in.garpAt) {
-			e.announce(in)
-			in.garpRounds--
-			in.garpAt = time.Time{}
-			if in.garpRounds > 0 {
-				_, delay := in.garpSettings()
-				in.garpAt = now.Add(delay)
+			repeat, _ := in.garpSettings()
+			if in.garpRefreshing {
+				_, repeat = in.garpRefresh()
 			}
+			e.announce(in, repeat)
+			in.scheduleGarp(now)
 		}
 	}
 }
@@ -279,20 +278,23 @@ func (e *engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 		case vrrp.ActionBecomeMaster:
 			e.transition(in, a, now)
 			e.takeAddresses(in)
-			_, delay := in.garpSettings()
-			e.announce(in)
-			// keepalived sends a second round garp_master_delay later;
-			// a delay of 0 means no second round.
+			repeat, delay := in.garpSettings()
+			e.announce(in, repeat)
+			// keepalived sends a second round garp_master_delay later (a
+			// delay of 0 means none), then refreshes every
+			// garp_master_refresh.
+			in.garpRefreshing = false
 			if delay > 0 {
-				in.garpRounds = 1
 				in.garpAt = now.Add(delay)
+			} else {
+				in.scheduleGarp(now)
 			}
 			in.masterAddr = in.src
 			in.count("became_master")
 		case vrrp.ActionBecomeBackup, vrrp.ActionEnterFault, vrrp.ActionStop:
 			wasMaster := a.From == vrrp.StateMaster
 			e.transition(in, a, now)
-			in.garpAt, in.garpRounds = time.Time{}, 0
+			in.garpAt, in.garpRefreshing = time.Time{}, false
 			if wasMaster {
 				e.releaseAddresses(in)
 				in.count("released_master")
@@ -315,11 +317,7 @@ func (e *engine) sendAdvert(in *instance, prio uint8) {
 		return
 	}
 	in.pkt.Priority = prio
-	dsts := in.dsts
-	if len(dsts) == 0 {
-		dsts = []netip.Addr{in.sock.conn.Group()}
-	}
-	for _, dst := range dsts {
+	for _, dst := range in.sendTo {
 		b, err := in.pkt.AppendBinary(in.obuf[:0], in.src, dst)
 		if err != nil {
 			e.log.Error("encoding advert", "instance", in.name(), "err", err)
@@ -360,11 +358,10 @@ func (e *engine) releaseAddresses(in *instance) {
 
 // announce sends one round of gratuitous ARP / unsolicited NA for every
 // address the instance holds (RFC 5798 §6.4.1, keepalived's garp_master_*).
-func (e *engine) announce(in *instance) {
+func (e *engine) announce(in *instance, repeat int) {
 	if in.sock == nil || in.sock.ann == nil {
 		return
 	}
-	repeat, _ := in.garpSettings()
 	for i := 0; i < repeat; i++ {
 		for _, a := range in.addrs {
 			ip := a.Prefix.Addr()
@@ -532,6 +529,10 @@ func (e *engine) attach(ctx context.Context, in *instance) error {
 	vrid := uint8(in.cfg.GetVrid())
 	s.byVRID[vrid] = append(s.byVRID[vrid], in)
 	in.sock = s
+	in.sendTo = in.dsts
+	if len(in.dsts) == 0 {
+		in.sendTo = []netip.Addr{s.conn.Group()}
+	}
 	return nil
 }
 

@@ -27,7 +27,10 @@ type instance struct {
 
 	sock *socket // nil while the interface is missing
 	src  netip.Addr
-	dsts []netip.Addr // the group, or the unicast peers
+	dsts []netip.Addr // the unicast peers; empty for multicast
+	// sendTo is where adverts go: the peers, or the socket's group. Kept so
+	// that sending allocates nothing.
+	sendTo []netip.Addr
 	vips []netip.Addr // advertised (virtual_ipaddress, not _excluded)
 	// addrs are every address the instance holds as master.
 	addrs []netstate.Address
@@ -42,9 +45,10 @@ type instance struct {
 	stateSince time.Time
 	linkUp     bool
 
-	// Gratuitous ARP / NA rounds still to send as master.
-	garpAt     time.Time
-	garpRounds int
+	// The next gratuitous ARP / NA round as master: the delayed second
+	// round, then (with garp_master_refresh) periodic refresh rounds.
+	garpAt         time.Time
+	garpRefreshing bool
 
 	counters map[string]uint64
 }
@@ -129,7 +133,8 @@ func (in *instance) name() string { return in.cfg.GetName() }
 
 func (in *instance) count(name string) { in.counters[name]++ }
 
-// garpSettings returns the repeat count and second-round delay in force.
+// garpSettings returns keepalived's garp_master_repeat and
+// garp_master_delay in force.
 func (in *instance) garpSettings() (repeat int, delay time.Duration) {
 	repeat, delay = defaultGarpRepeat, defaultGarpDelay
 	if g := in.cfg.GetGarp(); g != nil {
@@ -141,6 +146,23 @@ func (in *instance) garpSettings() (repeat int, delay time.Duration) {
 		}
 	}
 	return repeat, delay
+}
+
+// garpRefresh returns garp_master_refresh (0: none) and
+// garp_master_refresh_repeat.
+func (in *instance) garpRefresh() (every time.Duration, repeat int) {
+	g := in.cfg.GetGarp()
+	repeat = max(int(g.GetMasterRefreshRepeat()), 1)
+	return g.GetMasterRefresh().AsDuration(), repeat
+}
+
+// scheduleGarp arms the next round after one was sent at now.
+func (in *instance) scheduleGarp(now time.Time) {
+	in.garpAt = time.Time{}
+	if every, _ := in.garpRefresh(); every > 0 {
+		in.garpRefreshing = true
+		in.garpAt = now.Add(every)
+	}
 }
 
 // deadline is the earliest time the instance needs the loop: its state
