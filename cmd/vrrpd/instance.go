@@ -31,7 +31,7 @@ type instance struct {
 	// sendTo is where adverts go: the peers, or the socket's group. Kept so
 	// that sending allocates nothing.
 	sendTo []netip.Addr
-	vips []netip.Addr // advertised (virtual_ipaddress, not _excluded)
+	vips   []netip.Addr // advertised (virtual_ipaddress, not _excluded)
 	// addrs are every address the instance holds as master.
 	addrs []netstate.Address
 
