@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -59,6 +60,8 @@ type socket struct {
 	byVRID map[uint8][]*instance
 	// drops of packets no instance could be charged with.
 	unknownVRID uint64
+	// badPackets are too short to name a VRID; counted by the reader.
+	badPackets atomic.Uint64
 }
 
 // rxEvent is one received advert, already parsed and checksummed by the
@@ -572,23 +575,36 @@ func (e *engine) closeSocket(s *socket) {
 // instance (length, version, checksum) and forwards a value to the loop.
 func (e *engine) read(s *socket) {
 	defer e.wg.Done()
-	buf := make([]byte, 1500)
+	buf := make([]byte, vrrpnet.ReadBufferSize)
 	var pkt vrrp.Packet
 	pkt.Addrs = make([]netip.Addr, 0, 255)
 	for {
 		msg, err := s.conn.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
+		ev := rxEvent{sock: s, src: msg.Src, dst: msg.Dst, ttl: msg.TTL, at: time.Now()}
+		switch {
+		case err == nil:
+		case errors.Is(err, vrrpnet.ErrTruncated), errors.Is(err, vrrpnet.ErrMalformed):
+			// One bad packet: charge it to its VRID if that much arrived,
+			// and read on at once; a flood of them must not stall the
+			// adverts queued behind.
+			if len(msg.Payload) < 2 {
+				s.badPackets.Add(1)
+				continue
 			}
+			ev.vrid, ev.drop = msg.Payload[1], vrrp.DropBadLength
+			e.rx <- ev
+			continue
+		case errors.Is(err, net.ErrClosed):
+			return
+		default:
 			e.log.Warn("reading VRRP socket", "interface", s.key.iface, "err", err)
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		ev := rxEvent{sock: s, src: msg.Src, dst: msg.Dst, ttl: msg.TTL, at: time.Now()}
 		if err := vrrp.Parse(msg.Payload, msg.Src, msg.Dst, s.key.family == 6, &pkt); err != nil {
 			var pe *vrrp.ParseError
 			if !errors.As(err, &pe) || len(msg.Payload) < 2 {
+				s.badPackets.Add(1)
 				continue
 			}
 			ev.vrid = msg.Payload[1]
@@ -704,6 +720,7 @@ func (e *engine) status() *pb.StatusResponse {
 		st.Counters["interval_errors"] = stats.AdvertIntervalErrors
 		if in.sock != nil {
 			st.Counters["socket_unknown_vrid"] = in.sock.unknownVRID
+			st.Counters["socket_bad_packets"] = in.sock.badPackets.Load()
 		}
 		if in.m.State() == vrrp.StateFault {
 			st.FaultReasons = append(st.FaultReasons, "interface "+in.cfg.GetInterface()+" down or missing")

@@ -56,6 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// stderr is a pipe to the supervisor. If the supervisor dies, vrrpd gets
+	// SIGTERM and steps down; a log line written meanwhile must not kill it
+	// with SIGPIPE before its VIPs are removed.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serve(ctx, *runDir, log); err != nil {
