@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
@@ -39,6 +40,12 @@ type daemon struct {
 	// vrrpd is told to resume them.
 	masters []string
 	started chan struct{} // a new vrrpd process is up: push to it
+
+	// For status.
+	startedAt     time.Time
+	loadedAt      time.Time
+	reloadFailure *pb.ReloadFailure
+	vrrpd         childInfo
 }
 
 // fastRedial replaces gRPC's default reconnect backoff (1 s to start):
@@ -73,7 +80,8 @@ func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
 		}
 		vrrpd = filepath.Join(filepath.Dir(self), "vrrpd")
 	}
-	d := &daemon{log: log, opts: o, gen: 1, started: make(chan struct{}, 1)}
+	now := time.Now()
+	d := &daemon{log: log, opts: o, gen: 1, started: make(chan struct{}, 1), startedAt: now, loadedAt: now}
 	d.current = snapshot(cfg, o.file, d.gen)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -93,6 +101,7 @@ func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
 		Logger: log,
 		OnEvent: func(ev supervise.Event) {
 			log.Info("child", "event", ev.String())
+			d.noteChild(ev)
 			if ev.Kind == supervise.Started {
 				select {
 				case d.started <- struct{}{}:
@@ -107,10 +116,16 @@ func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		d.pushLoop(ctx, hup)
+	}()
+	go func() {
+		defer wg.Done()
+		if err := d.serveControl(ctx); err != nil && ctx.Err() == nil {
+			log.Error("control socket; vrrpctl will not reach this supervisor", "err", err)
+		}
 	}()
 	runErr := child.Run(ctx)
 	stop()
@@ -186,9 +201,18 @@ func (d *daemon) reload(ctx context.Context) {
 	}
 	if diags.HasErrors() || cfg == nil {
 		d.log.Error("reload refused; keeping the running configuration", "generation", d.gen, "errors", len(diags.Errors()))
+		f := &pb.ReloadFailure{At: timestamppb.Now()}
+		for _, e := range diags.Errors() {
+			f.Errors = append(f.Errors, e.String())
+		}
+		d.mu.Lock()
+		d.reloadFailure = f
+		d.mu.Unlock()
 		return
 	}
 	d.mu.Lock()
+	d.reloadFailure = nil
+	d.loadedAt = time.Now()
 	d.gen++
 	d.current = snapshot(cfg, d.opts.file, d.gen)
 	d.mu.Unlock()
@@ -240,4 +264,25 @@ func (d *daemon) pushOnce(ctx context.Context, path string, snap *pb.ConfigSnaps
 	d.log.Info("configuration applied", "generation", resp.GetGeneration(),
 		"added", len(resp.GetAdded()), "changed", len(resp.GetChanged()), "removed", len(resp.GetRemoved()))
 	return nil
+}
+
+// noteChild keeps what status says about vrrpd.
+func (d *daemon) noteChild(ev supervise.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch ev.Kind {
+	case supervise.Started:
+		if !d.vrrpd.startedAt.IsZero() {
+			d.vrrpd.restarts++
+		}
+		d.vrrpd.pid, d.vrrpd.running, d.vrrpd.startedAt = ev.PID, true, ev.Time
+	case supervise.Exited:
+		d.vrrpd.running = false
+		switch {
+		case ev.State != nil:
+			d.vrrpd.lastExit = ev.State.String()
+		case ev.Err != nil:
+			d.vrrpd.lastExit = ev.Err.Error()
+		}
+	}
 }

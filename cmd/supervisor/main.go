@@ -17,6 +17,9 @@ import (
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 )
 
+// version is stamped by the Makefile (-X main.version).
+var version = "dev"
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -148,7 +151,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.version {
-		fmt.Fprintln(stdout, "vrrpkit supervisor (keepalived.conf compatible)")
+		fmt.Fprintln(stdout, "vrrpkit supervisor", version, "(keepalived.conf compatible)")
 		return 0
 	}
 	cfg, diags := config.Parse(o.file, config.Options{ConfigID: o.configID, Host: config.OSHost{}})

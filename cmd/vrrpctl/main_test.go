@@ -13,10 +13,8 @@ func TestRun(t *testing.T) {
 		out, err string
 	}{
 		{args: nil, code: 2, err: "usage: vrrpctl"},
-		{args: []string{"status"}, code: 2, err: "vrrpctl: no daemon to talk to yet"},
-		{args: []string{"-json", "-run-dir", "/tmp/x", "status"}, code: 2, err: "no daemon to talk to yet"},
-		{args: []string{"watch"}, code: 2, err: "no daemon"},
-		{args: []string{"reload"}, code: 2, err: "no daemon"},
+		{args: []string{"-run-dir", "/nonexistent", "status"}, code: 1, err: "vrrpctl: no supervisor at /nonexistent/control.sock"},
+		{args: []string{"-json", "-run-dir", "/nonexistent", "status"}, code: 1, err: "no supervisor"},
 		{args: []string{"version"}, code: 0, out: "vrrpctl dev"},
 		{args: []string{"frobnicate"}, code: 2, err: `unknown command "frobnicate"`},
 		{args: []string{"-h"}, code: 0, err: "commands:"},
