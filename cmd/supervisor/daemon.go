@@ -241,7 +241,7 @@ func (d *daemon) push(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond): // vrrpd is starting: its socket appears within milliseconds
 		}
 	}
 }
