@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,9 +37,6 @@ type daemon struct {
 	mu      sync.Mutex
 	current *pb.ConfigSnapshot
 	gen     uint64
-	// masters are the instances vrrpd last reported as MASTER; a restarted
-	// vrrpd is told to resume them.
-	masters []string
 	started chan struct{} // a new vrrpd process is up: push to it
 
 	// For status.
@@ -56,9 +54,10 @@ var fastRedial = grpc.WithConnectParams(grpc.ConnectParams{
 	MinConnectTimeout: time.Second,
 })
 
-// statusInterval is how often the supervisor asks vrrpd which instances it
-// is master of. It bounds how stale the record is when vrrpd crashes.
-const statusInterval = 100 * time.Millisecond
+// mastersFile is vrrpd's record of the instances it is master of (see
+// cmd/vrrpd MastersFile): rewritten by vrrpd on every change of that set,
+// read here when a new vrrpd starts, so that it resumes them.
+const mastersFile = "vrrpd.masters"
 
 // runDaemon runs until SIGTERM or SIGINT; then vrrpd steps down and the
 // supervisor exits 0.
@@ -83,6 +82,9 @@ func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
 	now := time.Now()
 	d := &daemon{log: log, opts: o, gen: 1, started: make(chan struct{}, 1), startedAt: now, loadedAt: now}
 	d.current = snapshot(cfg, o.file, d.gen)
+	// A record left by an earlier run of the service is not a crashed
+	// vrrpd's: a fresh start waits for the network like keepalived does.
+	_ = os.Remove(filepath.Join(o.runDir, mastersFile))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -142,15 +144,6 @@ func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
 // SIGHUP into a validated reload: a refused file keeps the running
 // generation.
 func (d *daemon) pushLoop(ctx context.Context, hup <-chan os.Signal) {
-	tick := time.NewTicker(statusInterval)
-	defer tick.Stop()
-	var client pb.VrrpdClient
-	var closeConn func()
-	defer func() {
-		if closeConn != nil {
-			closeConn()
-		}
-	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -159,39 +152,8 @@ func (d *daemon) pushLoop(ctx context.Context, hup <-chan os.Signal) {
 			d.push(ctx)
 		case <-hup:
 			d.reload(ctx)
-		case <-tick.C:
-			if client == nil {
-				dctx, cancel := context.WithTimeout(ctx, statusInterval)
-				conn, err := ipc.Dial(dctx, filepath.Join(d.opts.runDir, vrrpdSocket), fastRedial)
-				cancel()
-				if err != nil {
-					continue
-				}
-				client, closeConn = pb.NewVrrpdClient(conn), func() { conn.Close() }
-			}
-			d.recordMasters(ctx, client)
 		}
 	}
-}
-
-// recordMasters remembers which instances vrrpd is master of. While vrrpd
-// is down the record keeps its last value: that is what a new vrrpd needs.
-func (d *daemon) recordMasters(ctx context.Context, client pb.VrrpdClient) {
-	sctx, cancel := context.WithTimeout(ctx, statusInterval)
-	defer cancel()
-	st, err := client.Status(sctx, &pb.StatusRequest{})
-	if err != nil {
-		return
-	}
-	var masters []string
-	for _, in := range st.GetInstances() {
-		if in.GetState() == pb.VrrpState_VRRP_STATE_MASTER {
-			masters = append(masters, in.GetName())
-		}
-	}
-	d.mu.Lock()
-	d.masters = masters
-	d.mu.Unlock()
 }
 
 func (d *daemon) reload(ctx context.Context) {
@@ -225,8 +187,8 @@ func (d *daemon) reload(ctx context.Context) {
 func (d *daemon) push(ctx context.Context) {
 	d.mu.Lock()
 	snap := proto.Clone(d.current).(*pb.ConfigSnapshot)
-	snap.ResumeMaster = append([]string(nil), d.masters...)
 	d.mu.Unlock()
+	snap.ResumeMaster = d.readMasters()
 	path := filepath.Join(d.opts.runDir, vrrpdSocket)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -285,4 +247,13 @@ func (d *daemon) noteChild(ev supervise.Event) {
 			d.vrrpd.lastExit = ev.Err.Error()
 		}
 	}
+}
+
+// readMasters reads what the previous vrrpd recorded as its masters.
+func (d *daemon) readMasters() []string {
+	b, err := os.ReadFile(filepath.Join(d.opts.runDir, mastersFile))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b))
 }

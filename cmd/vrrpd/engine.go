@@ -1,17 +1,22 @@
 package main
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -34,7 +39,10 @@ type engine struct {
 	applyCh chan applyReq
 	statCh  chan chan *pb.StatusResponse
 
+	runDir string // where the masters record is kept
+
 	// Owned by run.
+	deadlines  deadlineHeap
 	instances  map[string]*instance
 	order      []*instance // stable iteration order
 	socks      map[sockKey]*socket
@@ -91,9 +99,10 @@ type applyResult struct {
 	err  error
 }
 
-func newEngine(log *slog.Logger) *engine {
+func newEngine(log *slog.Logger, runDir string) *engine {
 	return &engine{
 		log:       log,
+		runDir:    runDir,
 		addrs:     netstate.New(nil, log),
 		links:     netstate.NewLinks(log),
 		rx:        make(chan rxEvent, 4096),
@@ -144,8 +153,11 @@ func (e *engine) run(ctx context.Context) {
 	defer timer.Stop()
 	defer e.shutdown()
 	for {
+		// Go's timers fire up to a millisecond late (the poller sleeps in
+		// whole milliseconds), so the timer is armed early and the rest is
+		// slept precisely in fireTimers.
 		if d := e.nextDeadline(); !d.IsZero() {
-			timer.Reset(max(time.Until(d), 0))
+			timer.Reset(max(time.Until(d)-timerSlack, 0))
 		} else {
 			timer.Reset(time.Hour)
 		}
@@ -166,7 +178,7 @@ func (e *engine) run(ctx context.Context) {
 				break
 			}
 		case <-timer.C:
-			e.fireTimers(time.Now())
+			e.fireTimers()
 		case ls := <-e.linkEv:
 			e.handleLink(ctx, ls)
 		case req := <-e.applyCh:
@@ -178,18 +190,40 @@ func (e *engine) run(ctx context.Context) {
 	}
 }
 
+// timerSlack is how early the loop's Go timer is armed; the rest of the
+// wait is a nanosleep, which is precise.
+const timerSlack = time.Millisecond
+
+// catchUpBudget bounds how long a due down timer waits for adverts still in
+// the sockets to be read.
+const catchUpBudget = 20 * time.Millisecond
+
 func (e *engine) nextDeadline() time.Time {
-	var d time.Time
-	for _, in := range e.order {
-		if t := in.deadline(); !t.IsZero() && (d.IsZero() || t.Before(d)) {
-			d = t
-		}
+	if len(e.deadlines) == 0 {
+		return time.Time{}
 	}
-	return d
+	return e.deadlines[0].due
 }
 
-func (e *engine) fireTimers(now time.Time) {
-	for _, in := range e.order {
+// fireTimers runs every timer that is due, after sleeping the last part of
+// the wait precisely.
+func (e *engine) fireTimers() {
+	if d := e.nextDeadline(); !d.IsZero() {
+		if wait := time.Until(d); wait > 0 && wait <= 2*timerSlack {
+			ts := unix.NsecToTimespec(int64(wait))
+			_ = unix.Nanosleep(&ts, nil)
+		}
+	}
+	now := time.Now()
+	if e.backupDownDue(now) && e.catchUp() {
+		// Adverts that arrived in time were waiting to be read (the
+		// process was stalled); they may have pushed the down timers out.
+		now = time.Now()
+	}
+	// Each instance is handled at most once per call; its new deadline is
+	// in the future.
+	for n := len(e.deadlines); n > 0 && len(e.deadlines) > 0 && !e.deadlines[0].due.After(now); n-- {
+		in := e.deadlines[0]
 		if t := in.m.Deadline(); !t.IsZero() && !now.Before(t) {
 			e.do(in, in.m.Timer(now, e.actions[:0]), now)
 		}
@@ -201,7 +235,96 @@ func (e *engine) fireTimers(now time.Time) {
 			e.announce(in, repeat)
 			in.scheduleGarp(now)
 		}
+		e.reschedule(in)
 	}
+}
+
+// backupDownDue reports whether a backup's Master_Down_Timer is due.
+func (e *engine) backupDownDue(now time.Time) bool {
+	for _, in := range e.deadlines {
+		if in.due.After(now) {
+			continue
+		}
+		if in.m.State() == vrrp.StateBackup && !in.m.Deadline().After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// catchUp handles the adverts already received before a backup may declare
+// its master down: those queued for the loop and those still in a socket
+// (after a stall of this process both can be there, and they arrived in
+// time). It reports whether it handled any.
+func (e *engine) catchUp() bool {
+	handled := false
+	deadline := time.Now().Add(catchUpBudget)
+	for {
+		for drained := false; !drained; {
+			select {
+			case ev := <-e.rx:
+				e.handleRx(ev)
+				handled = true
+			default:
+				drained = true
+			}
+		}
+		pending := false
+		for _, s := range e.socks {
+			if s.conn.Pending() {
+				pending = true
+				break
+			}
+		}
+		if !pending || time.Now().After(deadline) {
+			return handled
+		}
+		select {
+		case ev := <-e.rx:
+			e.handleRx(ev)
+			handled = true
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// reschedule files the instance under its current deadline.
+func (e *engine) reschedule(in *instance) {
+	d := in.deadline()
+	switch {
+	case d.IsZero() && in.heapIndex >= 0:
+		heap.Remove(&e.deadlines, in.heapIndex)
+	case d.IsZero():
+	case in.heapIndex >= 0:
+		in.due = d
+		heap.Fix(&e.deadlines, in.heapIndex)
+	default:
+		in.due = d
+		heap.Push(&e.deadlines, in)
+	}
+}
+
+// deadlineHeap orders instances by due time (container/heap).
+type deadlineHeap []*instance
+
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h deadlineHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex, h[j].heapIndex = i, j
+}
+func (h *deadlineHeap) Push(x any) {
+	in := x.(*instance)
+	in.heapIndex = len(*h)
+	*h = append(*h, in)
+}
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	in := old[len(old)-1]
+	old[len(old)-1] = nil
+	in.heapIndex = -1
+	*h = old[:len(old)-1]
+	return in
 }
 
 // handleRx applies RFC 5798 §7.1's receive checks that need the instance,
@@ -252,9 +375,9 @@ func (e *engine) handleRx(ev rxEvent) {
 		// keepalived logs and accepts; count it so a mismatch is visible.
 		in.count(vrrp.DropAddrListMismatch.String())
 	}
-	in.count("adverts_received")
+	in.rxAdverts++
 	if ev.priority == 0 {
-		in.count("priority_zero_received")
+		in.rxPrio0++
 	}
 	if in.m.State() != vrrp.StateMaster && ev.priority != 0 {
 		in.masterAddr = ev.src
@@ -274,6 +397,7 @@ func containsAddr(list []netip.Addr, a netip.Addr) bool {
 // do carries out a state machine's actions.
 func (e *engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 	e.actions = acts[:0]
+	defer e.reschedule(in)
 	for _, a := range acts {
 		switch a.Kind {
 		case vrrp.ActionSendAdvert:
@@ -294,6 +418,7 @@ func (e *engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 			}
 			in.masterAddr = in.src
 			in.count("became_master")
+			e.recordMasters()
 		case vrrp.ActionBecomeBackup, vrrp.ActionEnterFault, vrrp.ActionStop:
 			wasMaster := a.From == vrrp.StateMaster
 			e.transition(in, a, now)
@@ -301,6 +426,7 @@ func (e *engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 			if wasMaster {
 				e.releaseAddresses(in)
 				in.count("released_master")
+				e.recordMasters()
 			}
 			if a.Kind != vrrp.ActionBecomeBackup {
 				in.masterAddr = netip.Addr{}
@@ -332,9 +458,9 @@ func (e *engine) sendAdvert(in *instance, prio uint8) {
 			e.log.Warn("sending advert", "instance", in.name(), "dst", dst, "err", err)
 			continue
 		}
-		in.count("adverts_sent")
+		in.txAdverts++
 		if prio == 0 {
-			in.count("priority_zero_sent")
+			in.txPrio0++
 		}
 	}
 }
@@ -532,6 +658,7 @@ func (e *engine) attach(ctx context.Context, in *instance) error {
 	vrid := uint8(in.cfg.GetVrid())
 	s.byVRID[vrid] = append(s.byVRID[vrid], in)
 	in.sock = s
+	in.m.SetPrimaryAddr(in.src)
 	in.sendTo = in.dsts
 	if len(in.dsts) == 0 {
 		in.sendTo = []netip.Addr{s.conn.Group()}
@@ -716,6 +843,10 @@ func (e *engine) status() *pb.StatusResponse {
 		for k, v := range in.counters {
 			st.Counters[k] = v
 		}
+		st.Counters["adverts_received"] = in.rxAdverts
+		st.Counters["adverts_sent"] = in.txAdverts
+		st.Counters["priority_zero_received"] = in.rxPrio0
+		st.Counters["priority_zero_sent"] = in.txPrio0
 		stats := in.m.Stats()
 		st.Counters["interval_errors"] = stats.AdvertIntervalErrors
 		if in.sock != nil {
@@ -740,4 +871,32 @@ func stateToPB(s vrrp.State) pb.VrrpState {
 		return pb.VrrpState_VRRP_STATE_FAULT
 	}
 	return pb.VrrpState_VRRP_STATE_INIT
+}
+
+// MastersFile, in the run directory, lists the instances this vrrpd is
+// master of, one name a line. It is rewritten on every change of that set
+// (never per packet); the supervisor reads it when vrrpd dies, to tell the
+// next vrrpd what to resume.
+const MastersFile = "vrrpd.masters"
+
+func (e *engine) recordMasters() {
+	if e.runDir == "" {
+		return
+	}
+	var b strings.Builder
+	for _, in := range e.order {
+		if in.m.State() == vrrp.StateMaster {
+			b.WriteString(in.name())
+			b.WriteByte('\n')
+		}
+	}
+	path := filepath.Join(e.runDir, MastersFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		e.log.Warn("recording masters", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		e.log.Warn("recording masters", "err", err)
+	}
 }

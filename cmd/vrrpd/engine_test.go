@@ -18,7 +18,7 @@ import (
 // these tests makes it master, so no address is ever touched.
 func testInstance(t *testing.T) (*engine, *instance, *socket) {
 	t.Helper()
-	e := newEngine(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e := newEngine(slog.New(slog.NewTextHandler(io.Discard, nil)), "")
 	in, err := newInstance(&pb.VrrpInstance{
 		Name: "VI_1", Interface: "eth0", Vrid: 51, Priority: 100, Version: 2,
 		AdvertInt:        durationpb.New(time.Second),
@@ -69,9 +69,9 @@ func TestHandleRxDrops(t *testing.T) {
 			if in.counters[tc.counter] != 1 {
 				t.Errorf("counter %q = %d, want 1 (counters %v)", tc.counter, in.counters[tc.counter], in.counters)
 			}
-			if in.counters["adverts_received"] != 0 || !in.m.Deadline().Equal(deadline) || in.m.State() != vrrp.StateBackup {
+			if in.rxAdverts != 0 || !in.m.Deadline().Equal(deadline) || in.m.State() != vrrp.StateBackup {
 				t.Errorf("a dropped advert reached the state machine: received %d, deadline moved %v, state %v",
-					in.counters["adverts_received"], in.m.Deadline().Sub(deadline), in.m.State())
+					in.rxAdverts, in.m.Deadline().Sub(deadline), in.m.State())
 			}
 		})
 	}
@@ -87,7 +87,7 @@ func TestHandleRxUnknownVRIDAndGood(t *testing.T) {
 	}
 	before := in.m.Deadline()
 	e.handleRx(goodAdvert(s, 200))
-	if in.counters["adverts_received"] != 1 || !in.m.Deadline().After(before.Add(-time.Second)) {
+	if in.rxAdverts != 1 || !in.m.Deadline().After(before.Add(-time.Second)) {
 		t.Errorf("a good advert was not taken: counters %v", in.counters)
 	}
 	if in.masterAddr != netip.MustParseAddr("192.0.2.2") {

@@ -50,13 +50,20 @@ type instance struct {
 	garpAt         time.Time
 	garpRefreshing bool
 
-	counters map[string]uint64
+	// Hot counters are fields; rarer ones (drops by reason) go in counters.
+	rxAdverts, txAdverts, rxPrio0, txPrio0 uint64
+	counters                               map[string]uint64
+
+	// Position in the engine's deadline heap (-1: not in it) and the
+	// deadline it is filed under.
+	heapIndex int
+	due       time.Time
 }
 
 // newInstance builds an instance; resume starts its state machine as
 // master (a restarted vrrpd taking back what its predecessor held).
 func newInstance(cfg *pb.VrrpInstance, resume bool) (*instance, error) {
-	in := &instance{cfg: cfg, family: 4, counters: map[string]uint64{}}
+	in := &instance{cfg: cfg, family: 4, counters: map[string]uint64{}, heapIndex: -1}
 	if cfg.GetIpv6() {
 		in.family = 6
 	}

@@ -89,24 +89,24 @@ func TestInteropVrrpdCrash(t *testing.T) {
 		ms(gap), ms(masterDownInterval(100, c.interval)))
 }
 
-// killVrrpd SIGKILLs vrrpd alone; the supervisor stays.
+// killVrrpd SIGKILLs vrrpd alone; the supervisor stays. The pid comes
+// from the router's network namespace: pgrep would see every test's vrrpd.
 func killVrrpd(t *testing.T, r *vrrpkitRouter) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	out, err := r.Host().Run(ctx, "pgrep", "-x", "vrrpd")
+	pids, err := netnsPids(r.Host())
 	if err != nil {
-		t.Fatalf("finding vrrpd: %v", err)
+		t.Fatal(err)
 	}
 	var pid int
-	for _, f := range strings.Fields(string(out)) {
-		if p, err := strconv.Atoi(f); err == nil && p != r.Proc().Pid() {
+	for _, p := range pids {
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/comm")
+		if err == nil && strings.TrimSpace(string(comm)) == "vrrpd" {
 			pid = p
 			break
 		}
 	}
 	if pid == 0 {
-		t.Fatalf("no vrrpd pid in %q", out)
+		t.Fatalf("no vrrpd among the pids %v of %s", pids, r.Host())
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

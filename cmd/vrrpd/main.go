@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // serve runs the engine and its control socket until ctx ends.
 func serve(ctx context.Context, runDir string, log *slog.Logger) error {
-	e := newEngine(log)
+	e := newEngine(log, runDir)
 	// Only root (the supervisor) may push configuration or read status.
 	ln, err := ipc.ListenConfig{Mode: 0o600, Allow: ipc.AllowUIDs(0, uint32(os.Getuid())), Logger: log}.Listen(filepath.Join(runDir, SocketName))
 	if err != nil {

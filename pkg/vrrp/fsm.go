@@ -346,6 +346,11 @@ func New(cfg Config) (*Machine, error) {
 	}, nil
 }
 
+// SetPrimaryAddr sets the address the equal-priority tie-break compares
+// with (RFC 5798 §6.4.3): it is known only once the interface is, which can
+// be after New.
+func (m *Machine) SetPrimaryAddr(a netip.Addr) { m.cfg.PrimaryAddr = a }
+
 // Config returns the configuration the machine was created with.
 func (m *Machine) Config() Config { return m.cfg }
 

@@ -449,6 +449,21 @@ func (c *Conn) Family() int { return c.family }
 // mode.
 func (c *Conn) Group() netip.Addr { return c.group }
 
+// Pending reports whether a packet is queued in the socket, not yet read
+// (SIOCINQ, raw(7)). vrrpd asks before it lets a backup's down timer fire:
+// a process that was stalled must first read the adverts that arrived in
+// time.
+func (c *Conn) Pending() bool {
+	n := 0
+	_ = c.rc.Control(func(fd uintptr) {
+		v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		if err == nil {
+			n = v
+		}
+	})
+	return n > 0
+}
+
 // SetReadDeadline sets the deadline for ReadFrom, as net.Conn does; a read
 // past it fails with an error that wraps os.ErrDeadlineExceeded.
 func (c *Conn) SetReadDeadline(t time.Time) error {
