@@ -26,22 +26,26 @@ import (
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
-// engine runs every VRRP instance. One goroutine (run) owns all instance
-// state and drives the state machines from received adverts, timers, link
-// changes and configuration pushes; socket readers only parse and forward.
+// engine runs every VRRP instance. All instance state is guarded by mu.
+// Socket readers parse each advert and hand it to its state machine
+// themselves, so a packet costs one wake-up, not a hand-off between
+// goroutines; the loop (run) drives timers, link changes and configuration
+// pushes, and is kicked when a reader moves the earliest deadline forward.
 type engine struct {
 	log   *slog.Logger
 	addrs *netstate.Addresses
 	links *netstate.Links
 
-	rx      chan rxEvent
+	mu      sync.Mutex
+	kick    chan struct{}
+	armed   time.Time // the deadline the loop's timer is set for; guarded by mu
 	linkEv  chan netstate.LinkState
 	applyCh chan applyReq
 	statCh  chan chan *pb.StatusResponse
 
 	runDir string // where the masters record is kept
 
-	// Owned by run.
+	// Guarded by mu.
 	deadlines  deadlineHeap
 	instances  map[string]*instance
 	order      []*instance // stable iteration order
@@ -66,6 +70,7 @@ type socket struct {
 	conn   *vrrpnet.Conn
 	ann    *vrrpnet.Announcer
 	byVRID map[uint8][]*instance
+	closed bool // guarded by mu: its reader drops what it still reads
 	// drops of packets no instance could be charged with.
 	unknownVRID uint64
 	// badPackets are too short to name a VRID; counted by the reader.
@@ -105,7 +110,7 @@ func newEngine(log *slog.Logger, runDir string) *engine {
 		runDir:    runDir,
 		addrs:     netstate.New(nil, log),
 		links:     netstate.NewLinks(log),
-		rx:        make(chan rxEvent, 4096),
+		kick:      make(chan struct{}, 1),
 		linkEv:    make(chan netstate.LinkState, 64),
 		applyCh:   make(chan applyReq),
 		statCh:    make(chan chan *pb.StatusResponse),
@@ -156,7 +161,11 @@ func (e *engine) run(ctx context.Context) {
 		// Go's timers fire up to a millisecond late (the poller sleeps in
 		// whole milliseconds), so the timer is armed early and the rest is
 		// slept precisely in fireTimers.
-		if d := e.nextDeadline(); !d.IsZero() {
+		e.mu.Lock()
+		d := e.nextDeadline()
+		e.armed = d
+		e.mu.Unlock()
+		if !d.IsZero() {
 			timer.Reset(max(time.Until(d)-timerSlack, 0))
 		} else {
 			timer.Reset(time.Hour)
@@ -164,28 +173,36 @@ func (e *engine) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-e.rx:
-			e.handleRx(ev)
-			// Drain what else is queued before looking at timers again, so a
-			// burst of adverts is not interleaved with timer resets.
-			for n := 0; n < 256; n++ {
-				select {
-				case ev := <-e.rx:
-					e.handleRx(ev)
-					continue
-				default:
-				}
-				break
-			}
+		case <-e.kick:
 		case <-timer.C:
+			e.mu.Lock()
 			e.fireTimers()
+			e.mu.Unlock()
 		case ls := <-e.linkEv:
+			e.mu.Lock()
 			e.handleLink(ctx, ls)
+			e.mu.Unlock()
 		case req := <-e.applyCh:
+			e.mu.Lock()
 			resp, err := e.apply(ctx, req.snap)
+			e.mu.Unlock()
 			req.done <- applyResult{resp, err}
 		case ch := <-e.statCh:
-			ch <- e.status()
+			e.mu.Lock()
+			st := e.status()
+			e.mu.Unlock()
+			ch <- st
+		}
+	}
+}
+
+// kickIfEarlier wakes the loop when the earliest deadline is now before the
+// one its timer is set for. Called with mu held.
+func (e *engine) kickIfEarlier() {
+	if d := e.nextDeadline(); !d.IsZero() && (e.armed.IsZero() || d.Before(e.armed)) {
+		select {
+		case e.kick <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -252,23 +269,14 @@ func (e *engine) backupDownDue(now time.Time) bool {
 	return false
 }
 
-// catchUp handles the adverts already received before a backup may declare
-// its master down: those queued for the loop and those still in a socket
-// (after a stall of this process both can be there, and they arrived in
-// time). It reports whether it handled any.
+// catchUp lets the readers handle the adverts still in the sockets before
+// a backup may declare its master down: after a stall of this process they
+// are there, and they arrived in time. Called with mu held; releases it
+// while the readers work. It reports whether it waited for any.
 func (e *engine) catchUp() bool {
-	handled := false
+	waited := false
 	deadline := time.Now().Add(catchUpBudget)
 	for {
-		for drained := false; !drained; {
-			select {
-			case ev := <-e.rx:
-				e.handleRx(ev)
-				handled = true
-			default:
-				drained = true
-			}
-		}
 		pending := false
 		for _, s := range e.socks {
 			if s.conn.Pending() {
@@ -277,14 +285,12 @@ func (e *engine) catchUp() bool {
 			}
 		}
 		if !pending || time.Now().After(deadline) {
-			return handled
+			return waited
 		}
-		select {
-		case ev := <-e.rx:
-			e.handleRx(ev)
-			handled = true
-		case <-time.After(time.Millisecond):
-		}
+		waited = true
+		e.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		e.mu.Lock()
 	}
 }
 
@@ -692,6 +698,7 @@ func (e *engine) closeIdleSockets() {
 }
 
 func (e *engine) closeSocket(s *socket) {
+	s.closed = true
 	s.conn.Close()
 	if s.ann != nil {
 		s.ann.Close()
@@ -719,7 +726,7 @@ func (e *engine) read(s *socket) {
 				continue
 			}
 			ev.vrid, ev.drop = msg.Payload[1], vrrp.DropBadLength
-			e.rx <- ev
+			e.deliver(ev)
 			continue
 		case errors.Is(err, net.ErrClosed):
 			return
@@ -741,8 +748,19 @@ func (e *engine) read(s *socket) {
 			ev.interval, ev.authType, ev.authData = pkt.MaxAdvertInterval, pkt.AuthType, pkt.AuthData
 			ev.nAddrs = len(pkt.Addrs)
 		}
-		e.rx <- ev
+		e.deliver(ev)
 	}
+}
+
+// deliver hands one received advert to its instance, on the reader's
+// goroutine.
+func (e *engine) deliver(ev rxEvent) {
+	e.mu.Lock()
+	if !ev.sock.closed {
+		e.handleRx(ev)
+		e.kickIfEarlier()
+	}
+	e.mu.Unlock()
 }
 
 // restartWatch follows the links the instances use.
@@ -809,6 +827,7 @@ func (e *engine) handleLink(ctx context.Context, ls netstate.LinkState) {
 }
 
 func (e *engine) shutdown() {
+	e.mu.Lock()
 	now := time.Now()
 	for _, in := range e.order {
 		e.stopInstance(in, now)
@@ -817,9 +836,11 @@ func (e *engine) shutdown() {
 		e.closeSocket(s)
 		delete(e.socks, k)
 	}
-	if e.watchStop != nil {
-		e.watchStop()
-		<-e.watchDone
+	stop, done := e.watchStop, e.watchDone
+	e.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
 	}
 	e.wg.Wait()
 }
