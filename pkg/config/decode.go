@@ -28,7 +28,7 @@ type table[T any] map[string]handler[T]
 
 // decodeBlock applies each line of n's block through tbl. Unknown keywords
 // are warnings (keepalived carries on too), except at the top level, where
-// a typo would silently drop a whole instance or server.
+// a typo would silently drop a whole instance or server (see unknown).
 func decodeBlock[T any](dc *decoder, n *Node, what string, tbl table[T], t T, b *Block) {
 	n.blockUsed = true
 	var known []string // built on the first unknown keyword only
@@ -71,11 +71,22 @@ func keys[T any](tbl table[T]) []string {
 	return out
 }
 
+// topLevel names the root block in decodeBlock.
+const topLevel = "the top level"
+
 func (dc *decoder) unknown(n *Node, what string, known []string) {
-	msg := fmt.Sprintf("unknown keyword %q in %s", n.Keyword(), what)
+	var hint string
 	if s := suggest(n.Keyword(), known); s != "" {
-		msg += fmt.Sprintf(" (did you mean %q?)", s)
+		hint = fmt.Sprintf(" (did you mean %q?)", s)
 	}
+	if what == topLevel {
+		// At the top level an unknown word is never harmless: it is a
+		// misspelt block (whose contents would be lost) or not a
+		// keepalived file at all.
+		dc.d.errorf(n.Pos, "unknown top-level keyword %q%s", n.Keyword(), hint)
+		return
+	}
+	msg := fmt.Sprintf("unknown keyword %q in %s%s", n.Keyword(), what, hint)
 	if n.HasBlock {
 		msg += "; its block is skipped"
 	}
@@ -183,17 +194,13 @@ func (dc *decoder) str(n *Node) string {
 	return s
 }
 
-func parseUint(s string, bits int) (uint64, error) {
-	return strconv.ParseUint(s, 10, bits)
-}
-
 // uint reads argument i as an unsigned integer within [lo, hi].
 func (dc *decoder) uintAt(n *Node, i int, lo, hi uint64) (uint64, bool) {
 	s, ok := dc.arg(n, i)
 	if !ok {
 		return 0, false
 	}
-	v, err := parseUint(s, 64)
+	v, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || v < lo || v > hi {
 		dc.d.errorf(n.Pos, "%s: %q is not a whole number in [%d, %d]", n.Keyword(), s, lo, hi)
 		return 0, false

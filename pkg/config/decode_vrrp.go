@@ -78,7 +78,7 @@ var globalDefsTable = table[*GlobalDefs]{
 				dc.d.errorf(n.Pos, "lvs_timeouts: unknown timeout %q (want tcp, tcpfin or udp)", a[i])
 				continue
 			}
-			if v, err := parseUint(a[i+1], 32); err == nil && v <= 86400*31 {
+			if v, err := strconv.ParseUint(a[i+1], 10, 32); err == nil && v <= 86400*31 {
 				g.LVSTimeouts[a[i]] = Duration(time.Duration(v) * time.Second)
 			} else {
 				dc.d.errorf(n.Pos, "lvs_timeouts: %s timeout %q is not a number of seconds", a[i], a[i+1])

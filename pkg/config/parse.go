@@ -9,9 +9,7 @@
 package config
 
 import (
-	"errors"
 	"io/fs"
-	"strings"
 	"time"
 )
 
@@ -71,9 +69,6 @@ func (m memInfo) Mode() fs.FileMode  { return 0o644 }
 func (m memInfo) ModTime() time.Time { return time.Time{} }
 func (m memInfo) IsDir() bool        { return false }
 func (m memInfo) Sys() any           { return nil }
-
-// ErrNotFound is reported when the main configuration file is missing.
-var ErrNotFound = errors.New("configuration file not found")
 
 // rootTable is keepalived's top level: blocks, plus a few process-wide
 // settings keepalived also accepts outside global_defs.
@@ -220,29 +215,5 @@ func (dc *decoder) blockName(n *Node) (string, bool) {
 }
 
 func (dc *decoder) decodeRoot(root *Node) {
-	known := keys(rootTable)
-	for _, c := range root.Children {
-		h, ok := rootTable[c.Keyword()]
-		if !ok {
-			// At the top level an unknown word is never harmless: it is a
-			// misspelt block (whose contents would be lost) or not a
-			// keepalived file at all.
-			msg := "unknown top-level keyword " + quote(c.Keyword())
-			if s := suggest(c.Keyword(), known); s != "" {
-				msg += " (did you mean " + quote(s) + "?)"
-			}
-			dc.d.errorf(c.Pos, "%s", msg)
-			continue
-		}
-		h(dc, c, dc)
-		dc.blockRead(c)
-	}
-}
-
-func quote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	b.WriteString(strings.ReplaceAll(s, `"`, `\"`))
-	b.WriteByte('"')
-	return b.String()
+	decodeBlock(dc, root, topLevel, rootTable, dc, nil)
 }

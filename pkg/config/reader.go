@@ -1000,9 +1000,23 @@ func unescape(s string, i int) (byte, int) {
 		}
 		return v, i
 	}
-	m := map[byte]byte{'a': '\a', 'b': '\b', 'E': 0x1b, 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
-	if v, ok := m[c]; ok {
-		return v, i + 1
+	switch c {
+	case 'a':
+		c = '\a'
+	case 'b':
+		c = '\b'
+	case 'E':
+		c = 0x1b
+	case 'f':
+		c = '\f'
+	case 'n':
+		c = '\n'
+	case 'r':
+		c = '\r'
+	case 't':
+		c = '\t'
+	case 'v':
+		c = '\v'
 	}
 	return c, i + 1
 }
