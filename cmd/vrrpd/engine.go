@@ -81,7 +81,7 @@ type socket struct {
 // reader; a value type so the receive path allocates nothing.
 type rxEvent struct {
 	sock     *socket
-	src, dst netip.Addr
+	src      netip.Addr
 	ttl      uint8
 	drop     vrrp.DropReason
 	version  uint8
@@ -531,7 +531,10 @@ func (e *engine) apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 		if running && proto.Equal(old.cfg, c) {
 			continue
 		}
-		in, err := newInstance(c, !running && resume[c.GetName()] && e.stillHeld(c))
+		in, err := newInstance(c)
+		if err == nil && !running && resume[c.GetName()] && e.stillHeld(c.GetName(), in.addrs) {
+			err = in.resumeAsMaster()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("instance %s (%s): %w", c.GetName(), c.GetDefinedAt(), err)
 		}
@@ -580,21 +583,20 @@ func (e *engine) apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 // stillHeld reports whether every address of an instance the previous
 // vrrpd was master of is still on its interface; if so they are adopted as
 // ours, so that stepping down later removes them.
-func (e *engine) stillHeld(c *pb.VrrpInstance) bool {
-	probe, err := newInstance(c, false)
-	if err != nil || len(probe.addrs) == 0 {
+func (e *engine) stillHeld(name string, addrs []netstate.Address) bool {
+	if len(addrs) == 0 {
 		return false
 	}
-	for _, a := range probe.addrs {
+	for _, a := range addrs {
 		if ok, err := e.addrs.Has(a); err != nil || !ok {
-			e.log.Info("not resuming as master: an address is gone", "instance", c.GetName(), "address", a.String())
+			e.log.Info("not resuming as master: an address is gone", "instance", name, "address", a.String())
 			return false
 		}
 	}
-	for _, a := range probe.addrs {
+	for _, a := range addrs {
 		e.addrs.Adopt(a)
 	}
-	e.log.Info("resuming as master: the previous vrrpd held these addresses", "instance", c.GetName())
+	e.log.Info("resuming as master: the previous vrrpd held these addresses", "instance", name)
 	return true
 }
 
@@ -714,7 +716,7 @@ func (e *engine) read(s *socket) {
 	pkt.Addrs = make([]netip.Addr, 0, 255)
 	for {
 		msg, err := s.conn.ReadFrom(buf)
-		ev := rxEvent{sock: s, src: msg.Src, dst: msg.Dst, ttl: msg.TTL, at: time.Now()}
+		ev := rxEvent{sock: s, src: msg.Src, ttl: msg.TTL, at: time.Now()}
 		switch {
 		case err == nil:
 		case errors.Is(err, vrrpnet.ErrTruncated), errors.Is(err, vrrpnet.ErrMalformed):

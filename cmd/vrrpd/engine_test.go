@@ -24,7 +24,7 @@ func testInstance(t *testing.T) (*engine, *instance, *socket) {
 		AdvertInt:        durationpb.New(time.Second),
 		VirtualIpaddress: []*pb.VirtualAddress{{Prefix: "192.0.2.100/24"}},
 		AuthType:         pb.AuthType_AUTH_TYPE_PASS, AuthPass: "secret",
-	}, false)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func testInstance(t *testing.T) (*engine, *instance, *socket) {
 }
 
 func goodAdvert(s *socket, prio uint8) rxEvent {
-	ev := rxEvent{sock: s, src: netip.MustParseAddr("192.0.2.2"), dst: netip.MustParseAddr("224.0.0.18"),
+	ev := rxEvent{sock: s, src: netip.MustParseAddr("192.0.2.2"),
 		ttl: 255, version: 2, vrid: 51, priority: prio, interval: time.Second,
 		authType: vrrp.AuthPass, nAddrs: 1, at: time.Now()}
 	copy(ev.authData[:], "secret")

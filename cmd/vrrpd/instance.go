@@ -60,9 +60,8 @@ type instance struct {
 	due       time.Time
 }
 
-// newInstance builds an instance; resume starts its state machine as
-// master (a restarted vrrpd taking back what its predecessor held).
-func newInstance(cfg *pb.VrrpInstance, resume bool) (*instance, error) {
+// newInstance builds an instance from its configuration.
+func newInstance(cfg *pb.VrrpInstance) (*instance, error) {
 	in := &instance{cfg: cfg, family: 4, counters: map[string]uint64{}, heapIndex: -1}
 	if cfg.GetIpv6() {
 		in.family = 6
@@ -110,7 +109,6 @@ func newInstance(cfg *pb.VrrpInstance, resume bool) (*instance, error) {
 		Preempt:        !cfg.GetNopreempt(),
 		PreemptDelay:   cfg.GetPreemptDelay().AsDuration(),
 		Accept:         cfg.GetAccept(),
-		StartAsMaster:  resume,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state machine: %w", err)
@@ -180,4 +178,17 @@ func (in *instance) deadline() time.Time {
 		d = in.garpAt
 	}
 	return d
+}
+
+// resumeAsMaster makes the instance start as master: a restarted vrrpd
+// taking back what its predecessor held.
+func (in *instance) resumeAsMaster() error {
+	cfg := in.m.Config()
+	cfg.StartAsMaster = true
+	m, err := vrrp.New(cfg)
+	if err != nil {
+		return err
+	}
+	in.m = m
+	return nil
 }
