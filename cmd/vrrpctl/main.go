@@ -128,15 +128,11 @@ func printStatus(w io.Writer, st *pb.SupervisorStatusResponse) {
 	tw.Flush()
 }
 
-// drops lists the non-zero drop counters ("bad_ttl=3 bad_checksum=1").
-func drops(c map[string]uint64) string {
+// drops lists the drop counters ("bad_ttl=3 bad_checksum=1").
+func drops(c *pb.InstanceCounters) string {
 	var parts []string
-	for k, v := range c {
-		if v == 0 || strings.HasPrefix(k, "adverts_") || strings.HasPrefix(k, "priority_zero") ||
-			k == "became_master" || k == "released_master" {
-			continue
-		}
-		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+	for _, d := range c.GetDrops() {
+		parts = append(parts, fmt.Sprintf("%s=%d", d.GetReason(), d.GetCount()))
 	}
 	sort.Strings(parts)
 	if len(parts) == 0 {

@@ -349,41 +349,41 @@ func (e *engine) handleRx(ev rxEvent) {
 		}
 	}
 	if in == nil {
-		cands[0].count("unknown_peer_drops")
+		cands[0].drop(vrrp.DropUnknownPeer)
 		return
 	}
 	if ev.drop != 0 {
-		in.count(ev.drop.String())
+		in.drop(ev.drop)
 		return
 	}
 	if ev.src == in.src {
 		return // our own advert, looped back by a unicast peer list
 	}
 	if !ev.sock.key.unicast && ev.ttl != 255 {
-		in.count(vrrp.DropBadTTL.String())
+		in.drop(vrrp.DropBadTTL)
 		return
 	}
 	if ev.version != in.pkt.Version {
-		in.count(vrrp.DropBadVersion.String())
+		in.drop(vrrp.DropBadVersion)
 		return
 	}
 	if in.pkt.Version == 2 {
 		if ev.authType != in.authType {
-			in.count(vrrp.DropAuthTypeMismatch.String())
+			in.drop(vrrp.DropAuthTypeMismatch)
 			return
 		}
 		if in.authType == vrrp.AuthPass && ev.authData != in.authData {
-			in.count(vrrp.DropAuthMismatch.String())
+			in.drop(vrrp.DropAuthMismatch)
 			return
 		}
 	}
 	if ev.nAddrs != len(in.vips) && !in.cfg.GetSkipCheckAdvAddr() {
 		// keepalived logs and accepts; count it so a mismatch is visible.
-		in.count(vrrp.DropAddrListMismatch.String())
+		in.drop(vrrp.DropAddrListMismatch)
 	}
-	in.rxAdverts++
+	in.counters.rxAdverts++
 	if ev.priority == 0 {
-		in.rxPrio0++
+		in.counters.rxPrio0++
 	}
 	if in.m.State() != vrrp.StateMaster && ev.priority != 0 {
 		in.masterAddr = ev.src
@@ -423,7 +423,7 @@ func (e *engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 				in.scheduleGarp(now)
 			}
 			in.masterAddr = in.src
-			in.count("became_master")
+			in.counters.becameMaster++
 			e.recordMasters()
 		case vrrp.ActionBecomeBackup, vrrp.ActionEnterFault, vrrp.ActionStop:
 			wasMaster := a.From == vrrp.StateMaster
@@ -431,7 +431,7 @@ func (e *engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 			in.garpAt, in.garpRefreshing = time.Time{}, false
 			if wasMaster {
 				e.releaseAddresses(in)
-				in.count("released_master")
+				in.counters.releasedMaster++
 				e.recordMasters()
 			}
 			if a.Kind != vrrp.ActionBecomeBackup {
@@ -460,13 +460,13 @@ func (e *engine) sendAdvert(in *instance, prio uint8) {
 		}
 		in.obuf = b
 		if err := in.sock.conn.WriteTo(b, in.src, dst); err != nil {
-			in.count("send_errors")
+			in.counters.sendErrors++
 			e.log.Warn("sending advert", "instance", in.name(), "dst", dst, "err", err)
 			continue
 		}
-		in.txAdverts++
+		in.counters.txAdverts++
 		if prio == 0 {
-			in.txPrio0++
+			in.counters.txPrio0++
 		}
 	}
 }
@@ -858,30 +858,45 @@ func (e *engine) status() *pb.StatusResponse {
 			Interface:         in.cfg.GetInterface(),
 			Vrid:              in.cfg.GetVrid(),
 			StateSince:        timestamppb.New(in.stateSince),
-			Counters:          map[string]uint64{},
 		}
 		if in.masterAddr.IsValid() {
 			st.MasterAddr = in.masterAddr.String()
 		}
-		for k, v := range in.counters {
-			st.Counters[k] = v
-		}
-		st.Counters["adverts_received"] = in.rxAdverts
-		st.Counters["adverts_sent"] = in.txAdverts
-		st.Counters["priority_zero_received"] = in.rxPrio0
-		st.Counters["priority_zero_sent"] = in.txPrio0
-		stats := in.m.Stats()
-		st.Counters["interval_errors"] = stats.AdvertIntervalErrors
-		if in.sock != nil {
-			st.Counters["socket_unknown_vrid"] = in.sock.unknownVRID
-			st.Counters["socket_bad_packets"] = in.sock.badPackets.Load()
-		}
+		st.Counters = in.countersPB()
 		if in.m.State() == vrrp.StateFault {
 			st.FaultReasons = append(st.FaultReasons, "interface "+in.cfg.GetInterface()+" down or missing")
 		}
 		resp.Instances = append(resp.Instances, st)
 	}
 	return resp
+}
+
+func (in *instance) countersPB() *pb.InstanceCounters {
+	c := &in.counters
+	out := &pb.InstanceCounters{
+		AdvertsSent:              c.txAdverts,
+		AdvertsReceived:          c.rxAdverts,
+		PriorityZeroSent:         c.txPrio0,
+		PriorityZeroReceived:     c.rxPrio0,
+		BecameMaster:             c.becameMaster,
+		ReleasedMaster:           c.releasedMaster,
+		SendErrors:               c.sendErrors,
+		LowerPriorityMasterHeard: c.lowerPrioMasterHeard,
+		ResumedLate:              c.resumedLate,
+	}
+	drops := c.drops
+	// The state machine counts VRRPv2 interval mismatches itself.
+	drops[vrrp.DropIntervalMismatch] += in.m.Stats().AdvertIntervalErrors
+	for r, n := range drops {
+		if n > 0 {
+			out.Drops = append(out.Drops, &pb.DropCount{Reason: vrrp.DropReason(r).String(), Count: n})
+		}
+	}
+	if in.sock != nil {
+		out.SocketUnknownVrid = in.sock.unknownVRID
+		out.SocketBadPackets = in.sock.badPackets.Load()
+	}
+	return out
 }
 
 func stateToPB(s vrrp.State) pb.VrrpState {

@@ -52,13 +52,13 @@ func TestHandleRxDrops(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		mutate  func(*rxEvent)
-		counter string
+		counter vrrp.DropReason
 	}{
-		{"ttl", func(ev *rxEvent) { ev.ttl = 64 }, "bad_ttl"},
-		{"version", func(ev *rxEvent) { ev.version = 3 }, "bad_version"},
-		{"auth type", func(ev *rxEvent) { ev.authType = vrrp.AuthNone }, vrrp.DropAuthTypeMismatch.String()},
-		{"password", func(ev *rxEvent) { copy(ev.authData[:], "wrong!!!") }, vrrp.DropAuthMismatch.String()},
-		{"checksum (from the reader)", func(ev *rxEvent) { ev.drop = vrrp.DropBadChecksum }, "bad_checksum"},
+		{"ttl", func(ev *rxEvent) { ev.ttl = 64 }, vrrp.DropBadTTL},
+		{"version", func(ev *rxEvent) { ev.version = 3 }, vrrp.DropBadVersion},
+		{"auth type", func(ev *rxEvent) { ev.authType = vrrp.AuthNone }, vrrp.DropAuthTypeMismatch},
+		{"password", func(ev *rxEvent) { copy(ev.authData[:], "wrong!!!") }, vrrp.DropAuthMismatch},
+		{"checksum (from the reader)", func(ev *rxEvent) { ev.drop = vrrp.DropBadChecksum }, vrrp.DropBadChecksum},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, in, s := testInstance(t)
@@ -66,12 +66,12 @@ func TestHandleRxDrops(t *testing.T) {
 			ev := goodAdvert(s, 0) // priority 0 would cut the down timer
 			tc.mutate(&ev)
 			e.handleRx(ev)
-			if in.counters[tc.counter] != 1 {
-				t.Errorf("counter %q = %d, want 1 (counters %v)", tc.counter, in.counters[tc.counter], in.counters)
+			if in.counters.drops[tc.counter] != 1 {
+				t.Errorf("counter %v = %d, want 1 (counters %+v)", tc.counter, in.counters.drops[tc.counter], in.counters)
 			}
-			if in.rxAdverts != 0 || !in.m.Deadline().Equal(deadline) || in.m.State() != vrrp.StateBackup {
+			if in.counters.rxAdverts != 0 || !in.m.Deadline().Equal(deadline) || in.m.State() != vrrp.StateBackup {
 				t.Errorf("a dropped advert reached the state machine: received %d, deadline moved %v, state %v",
-					in.rxAdverts, in.m.Deadline().Sub(deadline), in.m.State())
+					in.counters.rxAdverts, in.m.Deadline().Sub(deadline), in.m.State())
 			}
 		})
 	}
@@ -85,10 +85,12 @@ func TestHandleRxUnknownVRIDAndGood(t *testing.T) {
 	if s.unknownVRID != 1 {
 		t.Errorf("unknown VRID not counted on the socket: %d", s.unknownVRID)
 	}
-	before := in.m.Deadline()
-	e.handleRx(goodAdvert(s, 200))
-	if in.rxAdverts != 1 || !in.m.Deadline().After(before.Add(-time.Second)) {
-		t.Errorf("a good advert was not taken: counters %v", in.counters)
+	good := goodAdvert(s, 200)
+	e.handleRx(good)
+	// An accepted advert restarts the down timer from its arrival.
+	if want := good.at.Add(in.m.MasterDownInterval()); in.counters.rxAdverts != 1 || !in.m.Deadline().Equal(want) {
+		t.Errorf("a good advert was not taken: deadline %v after arrival, want %v; counters %+v",
+			in.m.Deadline().Sub(good.at), want.Sub(good.at), in.counters)
 	}
 	if in.masterAddr != netip.MustParseAddr("192.0.2.2") {
 		t.Errorf("master address %v", in.masterAddr)

@@ -50,9 +50,7 @@ type instance struct {
 	garpAt         time.Time
 	garpRefreshing bool
 
-	// Hot counters are fields; rarer ones (drops by reason) go in counters.
-	rxAdverts, txAdverts, rxPrio0, txPrio0 uint64
-	counters                               map[string]uint64
+	counters counters
 
 	// Position in the engine's deadline heap (-1: not in it) and the
 	// deadline it is filed under.
@@ -62,7 +60,7 @@ type instance struct {
 
 // newInstance builds an instance from its configuration.
 func newInstance(cfg *pb.VrrpInstance) (*instance, error) {
-	in := &instance{cfg: cfg, family: 4, counters: map[string]uint64{}, heapIndex: -1}
+	in := &instance{cfg: cfg, family: 4, heapIndex: -1}
 	if cfg.GetIpv6() {
 		in.family = 6
 	}
@@ -136,7 +134,16 @@ func toAddress(va *pb.VirtualAddress, defDev string) (netstate.Address, error) {
 
 func (in *instance) name() string { return in.cfg.GetName() }
 
-func (in *instance) count(name string) { in.counters[name]++ }
+// counters are an instance's monotonic counters; plain fields, so that
+// counting on the packet path allocates nothing.
+type counters struct {
+	rxAdverts, txAdverts, rxPrio0, txPrio0   uint64
+	becameMaster, releasedMaster, sendErrors uint64
+	lowerPrioMasterHeard, resumedLate        uint64
+	drops                                    [vrrp.NumDropReasons]uint64
+}
+
+func (in *instance) drop(r vrrp.DropReason) { in.counters.drops[r]++ }
 
 // garpSettings returns keepalived's garp_master_repeat and
 // garp_master_delay in force.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vrrpkit/vrrpkit/pkg/vrrp"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
 // badPacket is one kind of invalid advert injected into the segment.
@@ -224,7 +225,7 @@ func snapshotCounters(t *testing.T, r *vrrpkitRouter) map[string]map[string]uint
 	}
 	out := map[string]map[string]uint64{}
 	for _, in := range resp.GetInstances() {
-		out[in.GetName()] = in.GetCounters()
+		out[in.GetName()] = counterMap(in.GetCounters())
 	}
 	return out
 }
@@ -236,14 +237,14 @@ func waitNextAdvert(t *testing.T, r *vrrpkitRouter, instance string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := in.GetCounters()["adverts_received"]
+	n := in.GetCounters().GetAdvertsReceived()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		in, err := r.Instance(instance)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if in.GetCounters()["adverts_received"] > n {
+		if in.GetCounters().GetAdvertsReceived() > n {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -258,7 +259,23 @@ func waitCounter(r *vrrpkitRouter, instance, counter string, want uint64, timeou
 		if err != nil {
 			return false, err.Error()
 		}
-		got := in.GetCounters()[counter]
+		got := counterMap(in.GetCounters())[counter]
 		return got >= want, fmt.Sprintf("%s counter %s is %d, want %d (counters %v)", instance, counter, got, want, in.GetCounters())
 	})
+}
+
+// counterMap flattens an instance's counters by name, drops by reason, so
+// that table-driven cases can name the counter they expect to move.
+func counterMap(c *pb.InstanceCounters) map[string]uint64 {
+	m := map[string]uint64{
+		"adverts_received":    c.GetAdvertsReceived(),
+		"adverts_sent":        c.GetAdvertsSent(),
+		"became_master":       c.GetBecameMaster(),
+		"socket_unknown_vrid": c.GetSocketUnknownVrid(),
+		"socket_bad_packets":  c.GetSocketBadPackets(),
+	}
+	for _, d := range c.GetDrops() {
+		m[d.GetReason()] = d.GetCount()
+	}
+	return m
 }

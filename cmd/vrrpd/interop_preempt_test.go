@@ -67,7 +67,7 @@ func testNopreempt(t *testing.T, highImpl impl) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := in.GetCounters()["became_master"]; n != 0 {
+		if n := in.GetCounters().GetBecameMaster(); n != 0 {
 			t.Errorf("vrrpd counts became_master %d, want 0", n)
 		}
 		if in.GetMasterAddr() != ha.IPv4().String() {

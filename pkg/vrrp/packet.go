@@ -327,7 +327,16 @@ const (
 	DropIntervalMismatch
 	// DropAddrListMismatch: the addresses differ from the instance's
 	// virtual addresses; caller-checked. vrrpv3StatisticsAddressListErrors.
+	// keepalived logs and accepts such an advert, and so does vrrpkit: this
+	// reason is counted, the advert is not dropped.
 	DropAddrListMismatch
+	// DropUnknownPeer: a unicast advert from an address that is not in the
+	// instance's unicast_peer list; caller-checked. No MIB counter.
+	DropUnknownPeer
+
+	// NumDropReasons bounds the reasons: an array indexed by DropReason
+	// needs this many entries.
+	NumDropReasons = iota + 1
 )
 
 // String returns the reason as a snake_case metric label.
@@ -359,6 +368,8 @@ func (r DropReason) String() string {
 		return "interval_mismatch"
 	case DropAddrListMismatch:
 		return "addr_list_mismatch"
+	case DropUnknownPeer:
+		return "unknown_peer"
 	}
 	return "unknown"
 }

@@ -388,9 +388,16 @@ type VrrpInstance struct {
 	SkipCheckAdvAddr bool `protobuf:"varint,27,opt,name=skip_check_adv_addr,json=skipCheckAdvAddr,proto3" json:"skip_check_adv_addr,omitempty"`
 	// Time to stay in BACKUP after start before taking MASTER on silence
 	// (keepalived's startup delay); zero means the RFC timers only.
-	StartupDelay  *durationpb.Duration `protobuf:"bytes,28,opt,name=startup_delay,json=startupDelay,proto3" json:"startup_delay,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	StartupDelay *durationpb.Duration `protobuf:"bytes,28,opt,name=startup_delay,json=startupDelay,proto3" json:"startup_delay,omitempty"`
+	// lower_prio_no_advert: a master that hears a lower-priority master does
+	// not answer it with an advert at once (keepalived's default is to answer,
+	// which ends a split brain within one advert).
+	LowerPrioNoAdvert bool `protobuf:"varint,29,opt,name=lower_prio_no_advert,json=lowerPrioNoAdvert,proto3" json:"lower_prio_no_advert,omitempty"`
+	// higher_prio_send_advert: a master that hears a higher-priority master
+	// sends one advert before it steps down to backup.
+	HigherPrioSendAdvert bool `protobuf:"varint,30,opt,name=higher_prio_send_advert,json=higherPrioSendAdvert,proto3" json:"higher_prio_send_advert,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *VrrpInstance) Reset() {
@@ -619,6 +626,20 @@ func (x *VrrpInstance) GetStartupDelay() *durationpb.Duration {
 	return nil
 }
 
+func (x *VrrpInstance) GetLowerPrioNoAdvert() bool {
+	if x != nil {
+		return x.LowerPrioNoAdvert
+	}
+	return false
+}
+
+func (x *VrrpInstance) GetHigherPrioSendAdvert() bool {
+	if x != nil {
+		return x.HigherPrioSendAdvert
+	}
+	return false
+}
+
 // VirtualAddress is one line of virtual_ipaddress.
 type VirtualAddress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -724,7 +745,10 @@ type GarpSettings struct {
 	// garp_master_refresh_repeat: messages per refresh round.
 	MasterRefreshRepeat uint32 `protobuf:"varint,4,opt,name=master_refresh_repeat,json=masterRefreshRepeat,proto3" json:"master_refresh_repeat,omitempty"`
 	// garp_lower_prio_delay / garp_lower_prio_repeat: after receiving an advert
-	// with a lower priority while MASTER.
+	// with a lower priority while MASTER, send a round of lower_prio_repeat
+	// messages at once and another lower_prio_delay later (0: no second
+	// round). Effective values: the supervisor folds in keepalived's defaults
+	// (the garp_master_* values), so lower_prio_repeat 0 means none.
 	LowerPrioDelay  *durationpb.Duration `protobuf:"bytes,5,opt,name=lower_prio_delay,json=lowerPrioDelay,proto3" json:"lower_prio_delay,omitempty"`
 	LowerPrioRepeat uint32               `protobuf:"varint,6,opt,name=lower_prio_repeat,json=lowerPrioRepeat,proto3" json:"lower_prio_repeat,omitempty"`
 	// vrrp_garp_interval / vrrp_gna_interval: gap between messages of a round.
@@ -1301,7 +1325,8 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x11vrrp_mcast_group4\x18\x05 \x01(\tR\x0fvrrpMcastGroup4\x12*\n" +
 	"\x11vrrp_mcast_group6\x18\x06 \x01(\tR\x0fvrrpMcastGroup6\x12\x1f\n" +
 	"\vvrrp_strict\x18\a \x01(\bR\n" +
-	"vrrpStrict\"\xbf\t\n" +
+	"vrrpStrict\"\xa7\n" +
+	"\n" +
 	"\fVrrpInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -1334,7 +1359,9 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x06notify\x18\x19 \x01(\v2\x12.vrrpkit.v1.NotifyR\x06notify\x12,\n" +
 	"\x12dont_track_primary\x18\x1a \x01(\bR\x10dontTrackPrimary\x12-\n" +
 	"\x13skip_check_adv_addr\x18\x1b \x01(\bR\x10skipCheckAdvAddr\x12>\n" +
-	"\rstartup_delay\x18\x1c \x01(\v2\x19.google.protobuf.DurationR\fstartupDelay\"\x9f\x01\n" +
+	"\rstartup_delay\x18\x1c \x01(\v2\x19.google.protobuf.DurationR\fstartupDelay\x12/\n" +
+	"\x14lower_prio_no_advert\x18\x1d \x01(\bR\x11lowerPrioNoAdvert\x125\n" +
+	"\x17higher_prio_send_advert\x18\x1e \x01(\bR\x14higherPrioSendAdvert\"\x9f\x01\n" +
 	"\x0eVirtualAddress\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x10\n" +
 	"\x03dev\x18\x02 \x01(\tR\x03dev\x12\x14\n" +

@@ -219,12 +219,8 @@ type InstanceStatus struct {
 	// Address of the current master as last seen in an advert (this host's
 	// source address when MASTER; "" when unknown).
 	MasterAddr string `protobuf:"bytes,5,opt,name=master_addr,json=masterAddr,proto3" json:"master_addr,omitempty"`
-	// Monotonic counters: "adverts_sent", "adverts_received",
-	// "became_master", "released_master", "priority_zero_sent",
-	// "priority_zero_received", "auth_errors", "ttl_errors", "checksum_errors",
-	// "length_errors", "vrid_errors", "interval_errors", "address_list_errors",
-	// ... (names are snake_case and stable once released).
-	Counters  map[string]uint64 `protobuf:"bytes,6,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Monotonic counters since the instance started.
+	Counters  *InstanceCounters `protobuf:"bytes,11,opt,name=counters,proto3" json:"counters,omitempty"`
 	Interface string            `protobuf:"bytes,7,opt,name=interface,proto3" json:"interface,omitempty"`
 	Vrid      uint32            `protobuf:"varint,8,opt,name=vrid,proto3" json:"vrid,omitempty"`
 	// When the instance entered `state`.
@@ -300,7 +296,7 @@ func (x *InstanceStatus) GetMasterAddr() string {
 	return ""
 }
 
-func (x *InstanceStatus) GetCounters() map[string]uint64 {
+func (x *InstanceStatus) GetCounters() *InstanceCounters {
 	if x != nil {
 		return x.Counters
 	}
@@ -335,6 +331,632 @@ func (x *InstanceStatus) GetFaultReasons() []string {
 	return nil
 }
 
+// InstanceCounters are an instance's monotonic counters. Drops are kept
+// apart from the rest, one entry per reason, so a reader never has to guess
+// from a name which counters are drops.
+type InstanceCounters struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	AdvertsSent          uint64                 `protobuf:"varint,1,opt,name=adverts_sent,json=advertsSent,proto3" json:"adverts_sent,omitempty"`
+	AdvertsReceived      uint64                 `protobuf:"varint,2,opt,name=adverts_received,json=advertsReceived,proto3" json:"adverts_received,omitempty"`
+	PriorityZeroSent     uint64                 `protobuf:"varint,3,opt,name=priority_zero_sent,json=priorityZeroSent,proto3" json:"priority_zero_sent,omitempty"`
+	PriorityZeroReceived uint64                 `protobuf:"varint,4,opt,name=priority_zero_received,json=priorityZeroReceived,proto3" json:"priority_zero_received,omitempty"`
+	// Times the instance entered MASTER, and left it.
+	BecameMaster   uint64 `protobuf:"varint,5,opt,name=became_master,json=becameMaster,proto3" json:"became_master,omitempty"`
+	ReleasedMaster uint64 `protobuf:"varint,6,opt,name=released_master,json=releasedMaster,proto3" json:"released_master,omitempty"`
+	// Adverts that could not be sent (the socket refused them).
+	SendErrors uint64 `protobuf:"varint,7,opt,name=send_errors,json=sendErrors,proto3" json:"send_errors,omitempty"`
+	// A master heard another master it outranks and answered it (advert and
+	// gratuitous ARP / NA): the split-brain signal.
+	LowerPriorityMasterHeard uint64 `protobuf:"varint,8,opt,name=lower_priority_master_heard,json=lowerPriorityMasterHeard,proto3" json:"lower_priority_master_heard,omitempty"`
+	// The instance resumed after its own timers ran late by more than the
+	// backups' Master_Down_Interval (the process was frozen) and re-announced.
+	ResumedLate uint64 `protobuf:"varint,9,opt,name=resumed_late,json=resumedLate,proto3" json:"resumed_late,omitempty"`
+	// Received packets dropped, by reason (vrrp.DropReason names: "bad_ttl",
+	// "bad_checksum", "auth_mismatch", ...). Only reasons with a count > 0.
+	Drops []*DropCount `protobuf:"bytes,10,rep,name=drops,proto3" json:"drops,omitempty"`
+	// Packets on the instance's socket that no instance could be charged with:
+	// an unknown VRID, or too short to name one. Shared by every instance on
+	// that socket.
+	SocketUnknownVrid uint64 `protobuf:"varint,11,opt,name=socket_unknown_vrid,json=socketUnknownVrid,proto3" json:"socket_unknown_vrid,omitempty"`
+	SocketBadPackets  uint64 `protobuf:"varint,12,opt,name=socket_bad_packets,json=socketBadPackets,proto3" json:"socket_bad_packets,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *InstanceCounters) Reset() {
+	*x = InstanceCounters{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceCounters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceCounters) ProtoMessage() {}
+
+func (x *InstanceCounters) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceCounters.ProtoReflect.Descriptor instead.
+func (*InstanceCounters) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *InstanceCounters) GetAdvertsSent() uint64 {
+	if x != nil {
+		return x.AdvertsSent
+	}
+	return 0
+}
+
+func (x *InstanceCounters) GetAdvertsReceived() uint64 {
+	if x != nil {
+		return x.AdvertsReceived
+	}
+	return 0
+}
+
+func (x *InstanceCounters) GetPriorityZeroSent() uint64 {
+	if x != nil {
+		return x.PriorityZeroSent
+	}
+	return 0
+}
+
+func (x *InstanceCounters) GetPriorityZeroReceived() uint64 {
+	if x != nil {
+		return x.PriorityZeroReceived
+	}
+	return 0
+}
+
+func (x *InstanceCounters) GetBecameMaster() uint64 {
+	if x != nil {
+		return x.BecameMaster
+	}
+	return 0
+}
+
+func (x *InstanceCounters) GetReleasedMaster() uint64 {
+	if x != nil {
+		return x.ReleasedMaster
+	}
+	return 0
+}
+
+func (x *InstanceCounters) GetSendErrors() uint64 {
+	if x != nil {
+		return x.SendErrors
+	}
+	return 0
+}
+
+func (x *InstanceCounters) GetLowerPriorityMasterHeard() uint64 {
+	if x != nil {
+		return x.LowerPriorityMasterHeard
+	}
+	return 0
+}
+
+func (x *InstanceCounters) GetResumedLate() uint64 {
+	if x != nil {
+		return x.ResumedLate
+	}
+	return 0
+}
+
+func (x *InstanceCounters) GetDrops() []*DropCount {
+	if x != nil {
+		return x.Drops
+	}
+	return nil
+}
+
+func (x *InstanceCounters) GetSocketUnknownVrid() uint64 {
+	if x != nil {
+		return x.SocketUnknownVrid
+	}
+	return 0
+}
+
+func (x *InstanceCounters) GetSocketBadPackets() uint64 {
+	if x != nil {
+		return x.SocketBadPackets
+	}
+	return 0
+}
+
+// DropCount is the number of received packets dropped for one reason.
+type DropCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Count         uint64                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropCount) Reset() {
+	*x = DropCount{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropCount) ProtoMessage() {}
+
+func (x *DropCount) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropCount.ProtoReflect.Descriptor instead.
+func (*DropCount) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DropCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DropCount) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type EventsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventsRequest) Reset() {
+	*x = EventsRequest{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventsRequest) ProtoMessage() {}
+
+func (x *EventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
+func (*EventsRequest) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{6}
+}
+
+// VrrpEvent is one message of Vrrpd.Events.
+type VrrpEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Increases by one per message within a stream.
+	Seq uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	At  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	// The configuration generation running when it happened.
+	Generation uint64 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*VrrpEvent_Snapshot
+	//	*VrrpEvent_Transition
+	//	*VrrpEvent_Address
+	Event         isVrrpEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VrrpEvent) Reset() {
+	*x = VrrpEvent{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VrrpEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VrrpEvent) ProtoMessage() {}
+
+func (x *VrrpEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VrrpEvent.ProtoReflect.Descriptor instead.
+func (*VrrpEvent) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *VrrpEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *VrrpEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *VrrpEvent) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *VrrpEvent) GetEvent() isVrrpEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *VrrpEvent) GetSnapshot() *EventSnapshot {
+	if x != nil {
+		if x, ok := x.Event.(*VrrpEvent_Snapshot); ok {
+			return x.Snapshot
+		}
+	}
+	return nil
+}
+
+func (x *VrrpEvent) GetTransition() *StateTransition {
+	if x != nil {
+		if x, ok := x.Event.(*VrrpEvent_Transition); ok {
+			return x.Transition
+		}
+	}
+	return nil
+}
+
+func (x *VrrpEvent) GetAddress() *AddressChange {
+	if x != nil {
+		if x, ok := x.Event.(*VrrpEvent_Address); ok {
+			return x.Address
+		}
+	}
+	return nil
+}
+
+type isVrrpEvent_Event interface {
+	isVrrpEvent_Event()
+}
+
+type VrrpEvent_Snapshot struct {
+	Snapshot *EventSnapshot `protobuf:"bytes,4,opt,name=snapshot,proto3,oneof"`
+}
+
+type VrrpEvent_Transition struct {
+	Transition *StateTransition `protobuf:"bytes,5,opt,name=transition,proto3,oneof"`
+}
+
+type VrrpEvent_Address struct {
+	Address *AddressChange `protobuf:"bytes,6,opt,name=address,proto3,oneof"`
+}
+
+func (*VrrpEvent_Snapshot) isVrrpEvent_Event() {}
+
+func (*VrrpEvent_Transition) isVrrpEvent_Event() {}
+
+func (*VrrpEvent_Address) isVrrpEvent_Event() {}
+
+// EventSnapshot is every instance as it is now: the first message of a
+// stream.
+type EventSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instances     []*InstanceState       `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventSnapshot) Reset() {
+	*x = EventSnapshot{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventSnapshot) ProtoMessage() {}
+
+func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventSnapshot.ProtoReflect.Descriptor instead.
+func (*EventSnapshot) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *EventSnapshot) GetInstances() []*InstanceState {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+type InstanceState struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	State             VrrpState              `protobuf:"varint,2,opt,name=state,proto3,enum=vrrpkit.v1.VrrpState" json:"state,omitempty"`
+	EffectivePriority uint32                 `protobuf:"varint,3,opt,name=effective_priority,json=effectivePriority,proto3" json:"effective_priority,omitempty"`
+	// The addresses it holds (prefix form), as master.
+	Addresses     []string `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceState) Reset() {
+	*x = InstanceState{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceState) ProtoMessage() {}
+
+func (x *InstanceState) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceState.ProtoReflect.Descriptor instead.
+func (*InstanceState) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *InstanceState) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *InstanceState) GetState() VrrpState {
+	if x != nil {
+		return x.State
+	}
+	return VrrpState_VRRP_STATE_UNSPECIFIED
+}
+
+func (x *InstanceState) GetEffectivePriority() uint32 {
+	if x != nil {
+		return x.EffectivePriority
+	}
+	return 0
+}
+
+func (x *InstanceState) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+// StateTransition is one change of an instance's state.
+type StateTransition struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance string                 `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	From     VrrpState              `protobuf:"varint,2,opt,name=from,proto3,enum=vrrpkit.v1.VrrpState" json:"from,omitempty"`
+	To       VrrpState              `protobuf:"varint,3,opt,name=to,proto3,enum=vrrpkit.v1.VrrpState" json:"to,omitempty"`
+	// Why, in words a log reader understands: "master down timer expired",
+	// "higher priority advert from 10.0.0.2", "priority 0 advert",
+	// "interface eth0 down", "shutdown", "resumed as master after restart".
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Priority      uint32 `protobuf:"varint,5,opt,name=priority,proto3" json:"priority,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StateTransition) Reset() {
+	*x = StateTransition{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StateTransition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StateTransition) ProtoMessage() {}
+
+func (x *StateTransition) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
+func (*StateTransition) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StateTransition) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *StateTransition) GetFrom() VrrpState {
+	if x != nil {
+		return x.From
+	}
+	return VrrpState_VRRP_STATE_UNSPECIFIED
+}
+
+func (x *StateTransition) GetTo() VrrpState {
+	if x != nil {
+		return x.To
+	}
+	return VrrpState_VRRP_STATE_UNSPECIFIED
+}
+
+func (x *StateTransition) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *StateTransition) GetPriority() uint32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+// AddressChange is an address an instance added to or removed from its
+// interface.
+type AddressChange struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance string                 `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Prefix   string                 `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Dev      string                 `protobuf:"bytes,3,opt,name=dev,proto3" json:"dev,omitempty"`
+	// true: added (the instance holds it); false: removed.
+	Held          bool `protobuf:"varint,4,opt,name=held,proto3" json:"held,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddressChange) Reset() {
+	*x = AddressChange{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddressChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddressChange) ProtoMessage() {}
+
+func (x *AddressChange) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddressChange.ProtoReflect.Descriptor instead.
+func (*AddressChange) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AddressChange) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *AddressChange) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *AddressChange) GetDev() string {
+	if x != nil {
+		return x.Dev
+	}
+	return ""
+}
+
+func (x *AddressChange) GetHeld() bool {
+	if x != nil {
+		return x.Held
+	}
+	return false
+}
+
 type SupervisorStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only these instances; empty means all.
@@ -345,7 +967,7 @@ type SupervisorStatusRequest struct {
 
 func (x *SupervisorStatusRequest) Reset() {
 	*x = SupervisorStatusRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +979,7 @@ func (x *SupervisorStatusRequest) String() string {
 func (*SupervisorStatusRequest) ProtoMessage() {}
 
 func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +992,7 @@ func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusRequest.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SupervisorStatusRequest) GetInstances() []string {
@@ -400,7 +1022,7 @@ type SupervisorStatusResponse struct {
 
 func (x *SupervisorStatusResponse) Reset() {
 	*x = SupervisorStatusResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +1034,7 @@ func (x *SupervisorStatusResponse) String() string {
 func (*SupervisorStatusResponse) ProtoMessage() {}
 
 func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +1047,7 @@ func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusResponse.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SupervisorStatusResponse) GetGeneration() uint64 {
@@ -494,7 +1116,7 @@ type ReloadFailure struct {
 
 func (x *ReloadFailure) Reset() {
 	*x = ReloadFailure{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +1128,7 @@ func (x *ReloadFailure) String() string {
 func (*ReloadFailure) ProtoMessage() {}
 
 func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +1141,7 @@ func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadFailure.ProtoReflect.Descriptor instead.
 func (*ReloadFailure) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReloadFailure) GetAt() *timestamppb.Timestamp {
@@ -556,7 +1178,7 @@ type ChildStatus struct {
 
 func (x *ChildStatus) Reset() {
 	*x = ChildStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +1190,7 @@ func (x *ChildStatus) String() string {
 func (*ChildStatus) ProtoMessage() {}
 
 func (x *ChildStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,7 +1203,7 @@ func (x *ChildStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildStatus.ProtoReflect.Descriptor instead.
 func (*ChildStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ChildStatus) GetName() string {
@@ -654,24 +1276,70 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x128\n" +
-	"\tinstances\x18\x02 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\"\xd4\x03\n" +
+	"\tinstances\x18\x02 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\"\x91\x03\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.vrrpkit.v1.VrrpStateR\x05state\x12\x1a\n" +
 	"\bpriority\x18\x03 \x01(\rR\bpriority\x12-\n" +
 	"\x12effective_priority\x18\x04 \x01(\rR\x11effectivePriority\x12\x1f\n" +
 	"\vmaster_addr\x18\x05 \x01(\tR\n" +
-	"masterAddr\x12D\n" +
-	"\bcounters\x18\x06 \x03(\v2(.vrrpkit.v1.InstanceStatus.CountersEntryR\bcounters\x12\x1c\n" +
+	"masterAddr\x128\n" +
+	"\bcounters\x18\v \x01(\v2\x1c.vrrpkit.v1.InstanceCountersR\bcounters\x12\x1c\n" +
 	"\tinterface\x18\a \x01(\tR\tinterface\x12\x12\n" +
 	"\x04vrid\x18\b \x01(\rR\x04vrid\x12;\n" +
 	"\vstate_since\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"stateSince\x12#\n" +
 	"\rfault_reasons\x18\n" +
-	" \x03(\tR\ffaultReasons\x1a;\n" +
-	"\rCountersEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"7\n" +
+	" \x03(\tR\ffaultReasonsJ\x04\b\x06\x10\a\"\xa0\x04\n" +
+	"\x10InstanceCounters\x12!\n" +
+	"\fadverts_sent\x18\x01 \x01(\x04R\vadvertsSent\x12)\n" +
+	"\x10adverts_received\x18\x02 \x01(\x04R\x0fadvertsReceived\x12,\n" +
+	"\x12priority_zero_sent\x18\x03 \x01(\x04R\x10priorityZeroSent\x124\n" +
+	"\x16priority_zero_received\x18\x04 \x01(\x04R\x14priorityZeroReceived\x12#\n" +
+	"\rbecame_master\x18\x05 \x01(\x04R\fbecameMaster\x12'\n" +
+	"\x0freleased_master\x18\x06 \x01(\x04R\x0ereleasedMaster\x12\x1f\n" +
+	"\vsend_errors\x18\a \x01(\x04R\n" +
+	"sendErrors\x12=\n" +
+	"\x1blower_priority_master_heard\x18\b \x01(\x04R\x18lowerPriorityMasterHeard\x12!\n" +
+	"\fresumed_late\x18\t \x01(\x04R\vresumedLate\x12+\n" +
+	"\x05drops\x18\n" +
+	" \x03(\v2\x15.vrrpkit.v1.DropCountR\x05drops\x12.\n" +
+	"\x13socket_unknown_vrid\x18\v \x01(\x04R\x11socketUnknownVrid\x12,\n" +
+	"\x12socket_bad_packets\x18\f \x01(\x04R\x10socketBadPackets\"9\n" +
+	"\tDropCount\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\"\x0f\n" +
+	"\rEventsRequest\"\xa1\x02\n" +
+	"\tVrrpEvent\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x03 \x01(\x04R\n" +
+	"generation\x127\n" +
+	"\bsnapshot\x18\x04 \x01(\v2\x19.vrrpkit.v1.EventSnapshotH\x00R\bsnapshot\x12=\n" +
+	"\n" +
+	"transition\x18\x05 \x01(\v2\x1b.vrrpkit.v1.StateTransitionH\x00R\n" +
+	"transition\x125\n" +
+	"\aaddress\x18\x06 \x01(\v2\x19.vrrpkit.v1.AddressChangeH\x00R\aaddressB\a\n" +
+	"\x05event\"H\n" +
+	"\rEventSnapshot\x127\n" +
+	"\tinstances\x18\x01 \x03(\v2\x19.vrrpkit.v1.InstanceStateR\tinstances\"\x9d\x01\n" +
+	"\rInstanceState\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x15.vrrpkit.v1.VrrpStateR\x05state\x12-\n" +
+	"\x12effective_priority\x18\x03 \x01(\rR\x11effectivePriority\x12\x1c\n" +
+	"\taddresses\x18\x04 \x03(\tR\taddresses\"\xb3\x01\n" +
+	"\x0fStateTransition\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12)\n" +
+	"\x04from\x18\x02 \x01(\x0e2\x15.vrrpkit.v1.VrrpStateR\x04from\x12%\n" +
+	"\x02to\x18\x03 \x01(\x0e2\x15.vrrpkit.v1.VrrpStateR\x02to\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bpriority\x18\x05 \x01(\rR\bpriority\"i\n" +
+	"\rAddressChange\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\x10\n" +
+	"\x03dev\x18\x03 \x01(\tR\x03dev\x12\x12\n" +
+	"\x04held\x18\x04 \x01(\bR\x04held\"7\n" +
 	"\x17SupervisorStatusRequest\x12\x1c\n" +
 	"\tinstances\x18\x01 \x03(\tR\tinstances\"\xb0\x03\n" +
 	"\x18SupervisorStatusResponse\x12\x1e\n" +
@@ -700,10 +1368,11 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\brestarts\x18\x05 \x01(\rR\brestarts\x129\n" +
 	"\n" +
 	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1b\n" +
-	"\tlast_exit\x18\a \x01(\tR\blastExit2\x94\x01\n" +
+	"\tlast_exit\x18\a \x01(\tR\blastExit2\xd2\x01\n" +
 	"\x05Vrrpd\x12J\n" +
 	"\vApplyConfig\x12\x1a.vrrpkit.v1.ConfigSnapshot\x1a\x1f.vrrpkit.v1.ApplyConfigResponse\x12?\n" +
-	"\x06Status\x12\x19.vrrpkit.v1.StatusRequest\x1a\x1a.vrrpkit.v1.StatusResponse2a\n" +
+	"\x06Status\x12\x19.vrrpkit.v1.StatusRequest\x1a\x1a.vrrpkit.v1.StatusResponse\x12<\n" +
+	"\x06Events\x12\x19.vrrpkit.v1.EventsRequest\x1a\x15.vrrpkit.v1.VrrpEvent0\x012a\n" +
 	"\n" +
 	"Supervisor\x12S\n" +
 	"\x06Status\x12#.vrrpkit.v1.SupervisorStatusRequest\x1a$.vrrpkit.v1.SupervisorStatusResponseB6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
@@ -720,44 +1389,62 @@ func file_vrrpkit_v1_control_proto_rawDescGZIP() []byte {
 	return file_vrrpkit_v1_control_proto_rawDescData
 }
 
-var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_vrrpkit_v1_control_proto_goTypes = []any{
 	(*ApplyConfigResponse)(nil),      // 0: vrrpkit.v1.ApplyConfigResponse
 	(*StatusRequest)(nil),            // 1: vrrpkit.v1.StatusRequest
 	(*StatusResponse)(nil),           // 2: vrrpkit.v1.StatusResponse
 	(*InstanceStatus)(nil),           // 3: vrrpkit.v1.InstanceStatus
-	(*SupervisorStatusRequest)(nil),  // 4: vrrpkit.v1.SupervisorStatusRequest
-	(*SupervisorStatusResponse)(nil), // 5: vrrpkit.v1.SupervisorStatusResponse
-	(*ReloadFailure)(nil),            // 6: vrrpkit.v1.ReloadFailure
-	(*ChildStatus)(nil),              // 7: vrrpkit.v1.ChildStatus
-	nil,                              // 8: vrrpkit.v1.InstanceStatus.CountersEntry
-	(VrrpState)(0),                   // 9: vrrpkit.v1.VrrpState
-	(*timestamppb.Timestamp)(nil),    // 10: google.protobuf.Timestamp
-	(*ConfigSnapshot)(nil),           // 11: vrrpkit.v1.ConfigSnapshot
+	(*InstanceCounters)(nil),         // 4: vrrpkit.v1.InstanceCounters
+	(*DropCount)(nil),                // 5: vrrpkit.v1.DropCount
+	(*EventsRequest)(nil),            // 6: vrrpkit.v1.EventsRequest
+	(*VrrpEvent)(nil),                // 7: vrrpkit.v1.VrrpEvent
+	(*EventSnapshot)(nil),            // 8: vrrpkit.v1.EventSnapshot
+	(*InstanceState)(nil),            // 9: vrrpkit.v1.InstanceState
+	(*StateTransition)(nil),          // 10: vrrpkit.v1.StateTransition
+	(*AddressChange)(nil),            // 11: vrrpkit.v1.AddressChange
+	(*SupervisorStatusRequest)(nil),  // 12: vrrpkit.v1.SupervisorStatusRequest
+	(*SupervisorStatusResponse)(nil), // 13: vrrpkit.v1.SupervisorStatusResponse
+	(*ReloadFailure)(nil),            // 14: vrrpkit.v1.ReloadFailure
+	(*ChildStatus)(nil),              // 15: vrrpkit.v1.ChildStatus
+	(VrrpState)(0),                   // 16: vrrpkit.v1.VrrpState
+	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
+	(*ConfigSnapshot)(nil),           // 18: vrrpkit.v1.ConfigSnapshot
 }
 var file_vrrpkit_v1_control_proto_depIdxs = []int32{
 	3,  // 0: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	9,  // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
-	8,  // 2: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceStatus.CountersEntry
-	10, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
-	10, // 4: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
-	6,  // 5: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
-	7,  // 6: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
-	3,  // 7: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	10, // 8: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	10, // 9: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
-	10, // 10: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
-	11, // 11: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	1,  // 12: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
-	4,  // 13: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
-	0,  // 14: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	2,  // 15: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
-	5,  // 16: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
-	14, // [14:17] is the sub-list for method output_type
-	11, // [11:14] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	16, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
+	4,  // 2: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
+	17, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
+	5,  // 4: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
+	17, // 5: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
+	8,  // 6: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
+	10, // 7: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
+	11, // 8: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
+	9,  // 9: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
+	16, // 10: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
+	16, // 11: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
+	16, // 12: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
+	17, // 13: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
+	14, // 14: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
+	15, // 15: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
+	3,  // 16: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
+	17, // 17: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	17, // 18: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
+	17, // 19: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
+	18, // 20: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	1,  // 21: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
+	6,  // 22: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
+	12, // 23: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
+	0,  // 24: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	2,  // 25: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
+	7,  // 26: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
+	13, // 27: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
+	24, // [24:28] is the sub-list for method output_type
+	20, // [20:24] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_control_proto_init() }
@@ -766,13 +1453,18 @@ func file_vrrpkit_v1_control_proto_init() {
 		return
 	}
 	file_vrrpkit_v1_config_proto_init()
+	file_vrrpkit_v1_control_proto_msgTypes[7].OneofWrappers = []any{
+		(*VrrpEvent_Snapshot)(nil),
+		(*VrrpEvent_Transition)(nil),
+		(*VrrpEvent_Address)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_control_proto_rawDesc), len(file_vrrpkit_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Vrrpd_ApplyConfig_FullMethodName = "/vrrpkit.v1.Vrrpd/ApplyConfig"
 	Vrrpd_Status_FullMethodName      = "/vrrpkit.v1.Vrrpd/Status"
+	Vrrpd_Events_FullMethodName      = "/vrrpkit.v1.Vrrpd/Events"
 )
 
 // VrrpdClient is the client API for Vrrpd service.
@@ -37,6 +38,13 @@ type VrrpdClient interface {
 	ApplyConfig(ctx context.Context, in *ConfigSnapshot, opts ...grpc.CallOption) (*ApplyConfigResponse, error)
 	// Status reports the running generation and every instance.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// Events streams what vrrpd does: the first message is a snapshot of every
+	// instance (state and the addresses it holds), then one message per state
+	// transition and per address taken or released, in the order they
+	// happened. A client that reconnects gets a new snapshot, so it never
+	// needs to replay. The supervisor follows it to keep the resume record;
+	// notify scripts, `vrrpctl watch`, metrics and sync groups hang off it.
+	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VrrpEvent], error)
 }
 
 type vrrpdClient struct {
@@ -67,6 +75,25 @@ func (c *vrrpdClient) Status(ctx context.Context, in *StatusRequest, opts ...grp
 	return out, nil
 }
 
+func (c *vrrpdClient) Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VrrpEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Vrrpd_ServiceDesc.Streams[0], Vrrpd_Events_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[EventsRequest, VrrpEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Vrrpd_EventsClient = grpc.ServerStreamingClient[VrrpEvent]
+
 // VrrpdServer is the server API for Vrrpd service.
 // All implementations must embed UnimplementedVrrpdServer
 // for forward compatibility.
@@ -81,6 +108,13 @@ type VrrpdServer interface {
 	ApplyConfig(context.Context, *ConfigSnapshot) (*ApplyConfigResponse, error)
 	// Status reports the running generation and every instance.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// Events streams what vrrpd does: the first message is a snapshot of every
+	// instance (state and the addresses it holds), then one message per state
+	// transition and per address taken or released, in the order they
+	// happened. A client that reconnects gets a new snapshot, so it never
+	// needs to replay. The supervisor follows it to keep the resume record;
+	// notify scripts, `vrrpctl watch`, metrics and sync groups hang off it.
+	Events(*EventsRequest, grpc.ServerStreamingServer[VrrpEvent]) error
 	mustEmbedUnimplementedVrrpdServer()
 }
 
@@ -96,6 +130,9 @@ func (UnimplementedVrrpdServer) ApplyConfig(context.Context, *ConfigSnapshot) (*
 }
 func (UnimplementedVrrpdServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedVrrpdServer) Events(*EventsRequest, grpc.ServerStreamingServer[VrrpEvent]) error {
+	return status.Error(codes.Unimplemented, "method Events not implemented")
 }
 func (UnimplementedVrrpdServer) mustEmbedUnimplementedVrrpdServer() {}
 func (UnimplementedVrrpdServer) testEmbeddedByValue()               {}
@@ -154,6 +191,17 @@ func _Vrrpd_Status_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Vrrpd_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(EventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(VrrpdServer).Events(m, &grpc.GenericServerStream[EventsRequest, VrrpEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Vrrpd_EventsServer = grpc.ServerStreamingServer[VrrpEvent]
+
 // Vrrpd_ServiceDesc is the grpc.ServiceDesc for Vrrpd service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -170,7 +218,13 @@ var Vrrpd_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Vrrpd_Status_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Events",
+			Handler:       _Vrrpd_Events_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "vrrpkit/v1/control.proto",
 }
 

@@ -101,7 +101,7 @@ func (f *fakeVrrpd) ApplyConfig(_ context.Context, s *pb.ConfigSnapshot) (*pb.Ap
 func (f *fakeVrrpd) Status(context.Context, *pb.StatusRequest) (*pb.StatusResponse, error) {
 	return &pb.StatusResponse{Generation: f.running, Instances: []*pb.InstanceStatus{{
 		Name: "VI_1", State: pb.VrrpState_VRRP_STATE_MASTER, Priority: 150, EffectivePriority: 140,
-		Counters: map[string]uint64{"adverts_sent": 3},
+		Counters: &pb.InstanceCounters{AdvertsSent: 3},
 	}}}, nil
 }
 
@@ -142,7 +142,7 @@ func TestVrrpdOverUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.GetGeneration() != 7 || st.GetInstances()[0].GetCounters()["adverts_sent"] != 3 {
+	if st.GetGeneration() != 7 || st.GetInstances()[0].GetCounters().GetAdvertsSent() != 3 {
 		t.Errorf("Status = %v", st)
 	}
 }
