@@ -101,7 +101,44 @@ const (
 	// ActionStop: the machine went back to Initialize on Shutdown. Remove the virtual
 	// addresses if held and run notify_stop.
 	ActionStop
+	// ActionAnnounce: a master re-announces its addresses: send gratuitous ARP
+	// / unsolicited NA again, as Action.Reason says. The state does not change.
+	ActionAnnounce
 )
+
+// AnnounceReason says why a master re-announces its addresses
+// (ActionAnnounce). The caller picks how many messages to send for each
+// (keepalived: garp_lower_prio_repeat and garp_lower_prio_delay for the
+// first, garp_master_repeat and garp_master_delay for the second).
+type AnnounceReason uint8
+
+const (
+	// AnnounceLowerPriorityMaster: a master heard another master that it
+	// outranks. Both were master (a split brain: after a partition heals, or
+	// when this router was frozen long enough for a backup to take over),
+	// and hosts may be sending to the other one's MAC; the other router
+	// yields on this router's next advert but sends no gratuitous ARP of its
+	// own, so this router must (keepalived: vrrp_state_master_rx, "Received
+	// advert from ... with lower priority").
+	AnnounceLowerPriorityMaster AnnounceReason = iota + 1
+	// AnnounceResumedLate: the master's Adver_Timer fired so late that the
+	// backups' Master_Down_Interval may have run out meanwhile (the process
+	// was frozen or starved): a backup may have taken over and moved the
+	// hosts' neighbour entries, and may already have stepped down again on
+	// this router's advert without saying so.
+	AnnounceResumedLate
+)
+
+// String returns the reason's name.
+func (r AnnounceReason) String() string {
+	switch r {
+	case AnnounceLowerPriorityMaster:
+		return "lower priority master heard"
+	case AnnounceResumedLate:
+		return "resumed late"
+	}
+	return fmt.Sprintf("AnnounceReason(%d)", uint8(r))
+}
 
 // String returns the kind's name.
 func (k ActionKind) String() string {
@@ -116,6 +153,8 @@ func (k ActionKind) String() string {
 		return "EnterFault"
 	case ActionStop:
 		return "Stop"
+	case ActionAnnounce:
+		return "Announce"
 	}
 	return fmt.Sprintf("ActionKind(%d)", uint8(k))
 }
@@ -132,17 +171,23 @@ type Action struct {
 	Priority uint8
 	// From and To record the transition (state-change kinds only).
 	From, To State
+	// Reason says why the addresses are announced again (ActionAnnounce
+	// only).
+	Reason AnnounceReason
 }
 
 // IsTransition reports whether a is a state change.
 func (a Action) IsTransition() bool {
-	return a.Kind != ActionSendAdvert
+	return a.Kind != ActionSendAdvert && a.Kind != ActionAnnounce
 }
 
 // String formats a for logs and test failures.
 func (a Action) String() string {
-	if a.Kind == ActionSendAdvert {
+	switch a.Kind {
+	case ActionSendAdvert:
 		return fmt.Sprintf("SendAdvert(priority=%d)", a.Priority)
+	case ActionAnnounce:
+		return fmt.Sprintf("Announce(%v)", a.Reason)
 	}
 	return fmt.Sprintf("%v(%v->%v)", a.Kind, a.From, a.To)
 }
@@ -215,6 +260,12 @@ type Stats struct {
 	// AdvertIntervalErrors is vrrpStatsAdvertiseIntervalErrors (RFC 2787): VRRPv2
 	// adverts discarded because their interval differs from ours (RFC 3768 §7.1).
 	AdvertIntervalErrors uint64
+	// LowerPriorityMastersHeard counts adverts a master received from
+	// another master that it outranks (AnnounceLowerPriorityMaster).
+	LowerPriorityMastersHeard uint64
+	// ResumedLate counts Adver_Timer expiries handled so late that a backup
+	// may have taken over (AnnounceResumedLate).
+	ResumedLate uint64
 }
 
 // Config is the configuration of one virtual router instance, already validated and
@@ -263,6 +314,17 @@ type Config struct {
 	// Accept is Accept_Mode (RFC 5798 §6.1). The state machine does not use it; it is
 	// kept so that Config describes the whole instance.
 	Accept bool
+	// LowerPrioNoAdvert is keepalived's lower_prio_no_advert: a master that
+	// hears a master it outranks does not answer it with an advert at once
+	// (it still re-announces its addresses, and its next scheduled advert
+	// makes the other one yield). The default, false, answers at once, which
+	// ends a split brain within one packet.
+	LowerPrioNoAdvert bool
+	// HigherPrioSendAdvert is keepalived's higher_prio_send_advert: a master
+	// that hears a master that outranks it sends one advert of its own before
+	// it becomes backup, so that the other router learns of it (useful with
+	// unicast peers that were not hearing each other).
+	HigherPrioSendAdvert bool
 }
 
 // Validate reports whether c can drive a Machine.
@@ -454,12 +516,28 @@ func (m *Machine) Timer(now time.Time, out []Action) []Action {
 	}
 	switch m.state {
 	case StateMaster:
+		// The backups last heard us when this timer was armed, one interval
+		// before its deadline.
+		silent := now.Sub(m.deadline) + m.cfg.AdvertInterval
 		out = m.sendAdvert(out, m.priority)
 		m.arm(fsmTimerAdver, now.Add(m.cfg.AdvertInterval))
+		if silent >= m.minBackupDownInterval() {
+			m.stats.ResumedLate++
+			out = append(out, Action{Kind: ActionAnnounce, Reason: AnnounceResumedLate})
+		}
 	case StateBackup:
 		out = m.becomeMaster(now, out)
 	}
 	return out
+}
+
+// minBackupDownInterval is the shortest Master_Down_Interval any backup can
+// have for this master: 3 * Advertisement_Interval, Skew_Time counted as 0
+// (its least value is 2/256 of an interval, at priority 254). A VRRPv3
+// backup learns our interval from our adverts (RFC 5798 §6.4.2); a VRRPv2 one
+// must be configured with it.
+func (m *Machine) minBackupDownInterval() time.Duration {
+	return 3 * m.cfg.AdvertInterval
 }
 
 // ReceiveAdvert handles a received ADVERTISEMENT for this virtual router. It is
@@ -490,8 +568,15 @@ func (m *Machine) Timer(now time.Time, out []Action) []Action {
 //   - higher priority, or equal priority and a source address greater than
 //     PrimaryAddr (unsigned, network byte order; IPv4-mapped IPv6 addresses are compared
 //     as IPv4): learn Master_Adver_Interval (VRRPv3), set Master_Down_Timer to
-//     Master_Down_Interval and become backup.
-//   - otherwise discard it.
+//     Master_Down_Interval and become backup; with HigherPrioSendAdvert, send an
+//     advert first.
+//   - lower priority, or equal priority and a lower source address: the RFC
+//     discards it, but another master exists, so (as keepalived does) answer with an
+//     advert at once unless LowerPrioNoAdvert, and ask for the addresses to be
+//     announced again (ActionAnnounce, AnnounceLowerPriorityMaster). Adver_Timer
+//     keeps its schedule.
+//   - the same priority from PrimaryAddr itself is our own advert looped back:
+//     ignored.
 func (m *Machine) ReceiveAdvert(now time.Time, a Advert, out []Action) []Action {
 	m.stats.AdvertsReceived++
 	if a.Priority == fsmPriorityStop {
@@ -535,12 +620,23 @@ func (m *Machine) ReceiveAdvert(now time.Time, a Advert, out []Action) []Action 
 		m.arm(fsmTimerAdver, now.Add(m.cfg.AdvertInterval))
 		return out
 	}
-	if a.Priority > m.priority || (a.Priority == m.priority && a.Src.Unmap().Compare(m.cfg.PrimaryAddr.Unmap()) > 0) {
+	cmp := a.Src.Unmap().Compare(m.cfg.PrimaryAddr.Unmap())
+	switch {
+	case a.Priority > m.priority || (a.Priority == m.priority && cmp > 0):
+		if m.cfg.HigherPrioSendAdvert {
+			out = m.sendAdvert(out, m.priority)
+		}
 		m.learnInterval(a)
 		m.nextReason = MasterReasonMasterNoResponse
 		return m.enter(now, StateBackup, out)
+	case a.Priority == m.priority && cmp == 0:
+		return out
 	}
-	return out
+	m.stats.LowerPriorityMastersHeard++
+	if !m.cfg.LowerPrioNoAdvert {
+		out = m.sendAdvert(out, m.priority)
+	}
+	return append(out, Action{Kind: ActionAnnounce, Reason: AnnounceLowerPriorityMaster})
 }
 
 // SetPriority sets the effective priority, the configured one moved by tracking

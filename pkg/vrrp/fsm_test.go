@@ -280,9 +280,13 @@ func TestMachinePreemption(t *testing.T) {
 	if r := m.Stats().NewMasterReason; r != MasterReasonPreempted {
 		t.Fatalf("NewMasterReason = %v", r)
 	}
-	// As master it ignores the lower-priority router, which yields on our adverts.
-	fsmWant(t, "lower as master", m.ReceiveAdvert(c.advance(10*time.Millisecond), fsmAdvert("192.0.2.20", 100, time.Second), nil))
+	// As master it answers the lower-priority master at once, which yields on
+	// that advert, and re-announces its addresses; its own schedule stays.
+	deadline := m.Deadline()
+	fsmWant(t, "lower as master", m.ReceiveAdvert(c.advance(10*time.Millisecond), fsmAdvert("192.0.2.20", 100, time.Second), nil),
+		fsmSend(200), Action{Kind: ActionAnnounce, Reason: AnnounceLowerPriorityMaster})
 	fsmWantState(t, "lower as master", m, StateMaster)
+	fsmWantDeadline(t, "lower as master", m, deadline)
 
 	// Equal priority is accepted by a backup whatever the address (RFC 5798 §6.4.2: ">=").
 	c2 := newFSMClock()
@@ -419,7 +423,11 @@ func TestMachineTieBreak(t *testing.T) {
 				fsmWant(t, "tie", got, fsmMove(ActionBecomeBackup, StateMaster, StateBackup))
 				fsmWantDeadline(t, "tie", m, now.Add(3*time.Second+609375*time.Microsecond))
 			} else {
-				fsmWant(t, "tie", got)
+				if tt.src == tt.primary {
+					fsmWant(t, "own advert", got)
+				} else {
+					fsmWant(t, "tie", got, fsmSend(100), Action{Kind: ActionAnnounce, Reason: AnnounceLowerPriorityMaster})
+				}
 				fsmWantState(t, "tie", m, StateMaster)
 				fsmWantDeadline(t, "tie", m, before)
 			}
@@ -585,11 +593,21 @@ func TestMachineTimerEarlyAndLate(t *testing.T) {
 	m := fsmStarted(t, c, fsmConfig(3, 255, time.Second), StateMaster)
 	fsmWant(t, "early", m.Timer(c.advance(999*time.Millisecond), nil))
 	fsmWantDeadline(t, "early", m, start.Add(time.Second))
-	// 2.5 intervals late: one advert, the next one a full interval from now.
-	now := c.at(t, start.Add(3500*time.Millisecond))
+	// 1.99 intervals late: the backups heard us 2.99 intervals ago, less than
+	// any Master_Down_Interval; one advert, the next one a full interval from now.
+	now := c.at(t, start.Add(2990*time.Millisecond))
 	fsmWant(t, "late master", m.Timer(now, nil), fsmSend(255))
 	fsmWantDeadline(t, "late master", m, now.Add(time.Second))
 	fsmWant(t, "immediately again", m.Timer(now, nil))
+	// 2 intervals late: silent for 3 intervals, the bound below every
+	// backup's Master_Down_Interval (3.0078 intervals at priority 254), so a
+	// backup may have taken over: re-announce.
+	now = c.at(t, m.Deadline().Add(2*time.Second))
+	fsmWant(t, "frozen master", m.Timer(now, nil), fsmSend(255), Action{Kind: ActionAnnounce, Reason: AnnounceResumedLate})
+	fsmWantDeadline(t, "frozen master", m, now.Add(time.Second))
+	if n := m.Stats().ResumedLate; n != 1 {
+		t.Fatalf("ResumedLate = %d, want 1", n)
+	}
 
 	b := fsmStarted(t, c, fsmConfig(3, 100, time.Second), StateBackup)
 	now = c.at(t, b.Deadline().Add(2*time.Second))
@@ -835,4 +853,47 @@ func fsmMustNew(cfg Config) *Machine {
 		panic(err)
 	}
 	return m
+}
+
+// TestMachineOtherMaster: what a master does on hearing another master, with
+// keepalived's lower_prio_no_advert and higher_prio_send_advert (the split
+// brain a frozen master leaves behind when it resumes).
+func TestMachineOtherMaster(t *testing.T) {
+	announce := Action{Kind: ActionAnnounce, Reason: AnnounceLowerPriorityMaster}
+	for _, tc := range []struct {
+		name          string
+		noAdvert      bool
+		higherAdvert  bool
+		prio          uint8
+		src           string
+		want          []Action
+		state         State
+		lowerMasters  uint64
+		advertsSentBy uint64
+	}{
+		{name: "lower answered", prio: 100, src: "192.0.2.20", want: []Action{fsmSend(150), announce}, state: StateMaster, lowerMasters: 1, advertsSentBy: 1},
+		{name: "lower, no advert", noAdvert: true, prio: 100, src: "192.0.2.20", want: []Action{announce}, state: StateMaster, lowerMasters: 1},
+		{name: "equal, lower address", prio: 150, src: "192.0.2.9", want: []Action{fsmSend(150), announce}, state: StateMaster, lowerMasters: 1, advertsSentBy: 1},
+		{name: "higher yields", prio: 200, src: "192.0.2.1", want: []Action{fsmMove(ActionBecomeBackup, StateMaster, StateBackup)}, state: StateBackup},
+		{name: "higher, send first", higherAdvert: true, prio: 200, src: "192.0.2.1", want: []Action{fsmSend(150), fsmMove(ActionBecomeBackup, StateMaster, StateBackup)}, state: StateBackup, advertsSentBy: 1},
+		{name: "lower, higher option irrelevant", higherAdvert: true, noAdvert: true, prio: 1, src: "192.0.2.20", want: []Action{announce}, state: StateMaster, lowerMasters: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newFSMClock()
+			cfg := fsmConfig(3, 150, time.Second)
+			cfg.StartAsMaster = true
+			cfg.LowerPrioNoAdvert = tc.noAdvert
+			cfg.HigherPrioSendAdvert = tc.higherAdvert
+			m := fsmStarted(t, c, cfg, StateMaster)
+			sent := m.Stats().AdvertsSent
+			got := m.ReceiveAdvert(c.advance(100*time.Millisecond), fsmAdvert(tc.src, tc.prio, time.Second), nil)
+			fsmWant(t, tc.name, got, tc.want...)
+			fsmWantState(t, tc.name, m, tc.state)
+			st := m.Stats()
+			if st.LowerPriorityMastersHeard != tc.lowerMasters || st.AdvertsSent-sent != tc.advertsSentBy {
+				t.Fatalf("stats: lower masters heard %d, adverts sent %d; want %d, %d",
+					st.LowerPriorityMastersHeard, st.AdvertsSent-sent, tc.lowerMasters, tc.advertsSentBy)
+			}
+		})
+	}
 }
