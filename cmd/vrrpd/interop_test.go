@@ -32,6 +32,7 @@ import (
 
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	"github.com/vrrpkit/vrrpkit/pkg/netlab"
+	"github.com/vrrpkit/vrrpkit/pkg/rundir"
 	"github.com/vrrpkit/vrrpkit/pkg/vrrp"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
@@ -328,7 +329,7 @@ func (r *vrrpkitRouter) Status() (*pb.StatusResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conn == nil {
-		path := filepath.Join(r.runDir, SocketName)
+		path := rundir.Dir(r.runDir).Vrrpd()
 		if _, err := os.Stat(path); err != nil {
 			return nil, err
 		}

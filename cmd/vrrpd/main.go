@@ -17,17 +17,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/rundir"
+	"github.com/vrrpkit/vrrpkit/pkg/vrrpd"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
 var version = "dev"
-
-// SocketName is vrrpd's control socket in the run directory.
-const SocketName = "vrrpd.sock"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -37,7 +35,8 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vrrpd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	runDir := fs.String("run-dir", "/run/vrrpkit", "directory of the control sockets")
+	runDir := fs.String("run-dir", rundir.Default, "directory of the control sockets")
+	rtPrio := fs.Int("rt-priority", defaultRTPriority, "SCHED_FIFO priority of the timer thread (0: normal scheduling; needs RLIMIT_RTPRIO or CAP_SYS_NICE)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -62,51 +61,45 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := serve(ctx, *runDir, log); err != nil {
+	if *rtPrio < 0 || *rtPrio > 99 {
+		fmt.Fprintf(stderr, "vrrpd: -rt-priority %d: want 0..99\n", *rtPrio)
+		return 2
+	}
+	if err := serve(ctx, rundir.Dir(*runDir), *rtPrio, log); err != nil {
 		log.Error("vrrpd stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
+// defaultRTPriority is the timer thread's SCHED_FIFO priority unless told
+// otherwise: low, so that it preempts every normal process (a CPU hog must
+// not delay a takeover) and yields to any real-time work of the host's.
+const defaultRTPriority = 10
+
 // serve runs the engine and its control socket until ctx ends.
-func serve(ctx context.Context, runDir string, log *slog.Logger) error {
-	e := newEngine(log, runDir)
+func serve(ctx context.Context, dir rundir.Dir, rtPrio int, log *slog.Logger) error {
+	e := vrrpd.New(vrrpd.Options{Log: log, Clock: vrrpd.SystemClock{RTPriority: rtPrio, Log: log}})
 	// Only root (the supervisor) may push configuration or read status.
-	ln, err := ipc.ListenConfig{Mode: 0o600, Allow: ipc.AllowUIDs(0, uint32(os.Getuid())), Logger: log}.Listen(filepath.Join(runDir, SocketName))
+	ln, err := ipc.ListenConfig{Mode: 0o600, Allow: ipc.AllowUIDs(0, uint32(os.Getuid())), Logger: log}.Listen(dir.Vrrpd())
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	srv := ipc.NewServer()
-	pb.RegisterVrrpdServer(srv, &server{e: e})
+	pb.RegisterVrrpdServer(srv, vrrpd.NewServer(e))
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 
-	engineDone := make(chan struct{})
-	go func() {
-		defer close(engineDone)
-		e.run(ctx)
-	}()
-	log.Info("vrrpd running", "socket", filepath.Join(runDir, SocketName), "version", version)
-	<-ctx.Done()
+	engineDone := make(chan error, 1)
+	go func() { engineDone <- e.Run(ctx) }()
+	log.Info("vrrpd running", "socket", dir.Vrrpd(), "version", version)
 	// Step down first (priority 0, VIPs removed), then stop serving.
-	<-engineDone
+	err = <-engineDone
 	srv.Stop()
 	<-srvDone
+	if err != nil {
+		return err
+	}
 	log.Info("vrrpd stopped")
 	return nil
-}
-
-// server is the gRPC face of the engine.
-type server struct {
-	pb.UnimplementedVrrpdServer
-	e *engine
-}
-
-func (s *server) ApplyConfig(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyConfigResponse, error) {
-	return s.e.Apply(ctx, snap)
-}
-
-func (s *server) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
-	return s.e.Status(ctx)
 }

@@ -220,9 +220,12 @@ type InstanceStatus struct {
 	// source address when MASTER; "" when unknown).
 	MasterAddr string `protobuf:"bytes,5,opt,name=master_addr,json=masterAddr,proto3" json:"master_addr,omitempty"`
 	// Monotonic counters since the instance started.
-	Counters  *InstanceCounters `protobuf:"bytes,11,opt,name=counters,proto3" json:"counters,omitempty"`
-	Interface string            `protobuf:"bytes,7,opt,name=interface,proto3" json:"interface,omitempty"`
-	Vrid      uint32            `protobuf:"varint,8,opt,name=vrid,proto3" json:"vrid,omitempty"`
+	Counters *InstanceCounters `protobuf:"bytes,11,opt,name=counters,proto3" json:"counters,omitempty"`
+	// The configured virtual_ipaddress and virtual_ipaddress_excluded, in
+	// prefix form ("10.0.0.1/32"); held on the interface while MASTER.
+	VirtualIpaddress []string `protobuf:"bytes,12,rep,name=virtual_ipaddress,json=virtualIpaddress,proto3" json:"virtual_ipaddress,omitempty"`
+	Interface        string   `protobuf:"bytes,7,opt,name=interface,proto3" json:"interface,omitempty"`
+	Vrid             uint32   `protobuf:"varint,8,opt,name=vrid,proto3" json:"vrid,omitempty"`
 	// When the instance entered `state`.
 	StateSince *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=state_since,json=stateSince,proto3" json:"state_since,omitempty"`
 	// Why it is in FAULT (tracked interface or script names), if it is.
@@ -299,6 +302,13 @@ func (x *InstanceStatus) GetMasterAddr() string {
 func (x *InstanceStatus) GetCounters() *InstanceCounters {
 	if x != nil {
 		return x.Counters
+	}
+	return nil
+}
+
+func (x *InstanceStatus) GetVirtualIpaddress() []string {
+	if x != nil {
+		return x.VirtualIpaddress
 	}
 	return nil
 }
@@ -1276,7 +1286,7 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x128\n" +
-	"\tinstances\x18\x02 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\"\x91\x03\n" +
+	"\tinstances\x18\x02 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\"\xbe\x03\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.vrrpkit.v1.VrrpStateR\x05state\x12\x1a\n" +
@@ -1284,7 +1294,8 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\x12effective_priority\x18\x04 \x01(\rR\x11effectivePriority\x12\x1f\n" +
 	"\vmaster_addr\x18\x05 \x01(\tR\n" +
 	"masterAddr\x128\n" +
-	"\bcounters\x18\v \x01(\v2\x1c.vrrpkit.v1.InstanceCountersR\bcounters\x12\x1c\n" +
+	"\bcounters\x18\v \x01(\v2\x1c.vrrpkit.v1.InstanceCountersR\bcounters\x12+\n" +
+	"\x11virtual_ipaddress\x18\f \x03(\tR\x10virtualIpaddress\x12\x1c\n" +
 	"\tinterface\x18\a \x01(\tR\tinterface\x12\x12\n" +
 	"\x04vrid\x18\b \x01(\rR\x04vrid\x12;\n" +
 	"\vstate_since\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +

@@ -1,0 +1,260 @@
+package vrrpd
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/vrrpkit/vrrpkit/pkg/netstate"
+	"github.com/vrrpkit/vrrpkit/pkg/vrrp"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// Apply makes the snapshot the running configuration, by its plan
+// (MakePlan): unchanged instances keep their state and timers, in-place
+// changes are made on the running instance, removed ones step down, added
+// and restarted ones start. Re-sending the running generation changes
+// nothing. A snapshot with anything that cannot run is refused whole
+// (InvalidSnapshotError) before anything changes; an older generation is
+// refused with ErrOldGeneration.
+func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyConfigResponse, error) {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return nil, ErrStopped
+	}
+	if g := snap.GetGeneration(); g != 0 && g < e.generation {
+		return nil, fmt.Errorf("%w: %d, running %d", ErrOldGeneration, g, e.generation)
+	}
+	running := make([]*pb.VrrpInstance, len(e.order))
+	for i, in := range e.order {
+		running[i] = in.cfg
+	}
+	seen := map[string]bool{}
+	for _, c := range snap.GetInstances() {
+		if seen[c.GetName()] {
+			return nil, &InvalidSnapshotError{Instance: c.GetName(), DefinedAt: c.GetDefinedAt(), Err: fmt.Errorf("defined twice")}
+		}
+		seen[c.GetName()] = true
+	}
+	plan := MakePlan(running, snap.GetInstances())
+	resume := map[string]bool{}
+	for _, name := range snap.GetResumeMaster() {
+		resume[name] = true
+	}
+	// Build every instance of the new snapshot that is not unchanged, so a
+	// bad snapshot changes nothing; in-place changes use the fresh build's
+	// parsed values.
+	fresh := map[string]*instance{}
+	for _, c := range snap.GetInstances() {
+		if slices.Contains(plan.Unchanged, c.GetName()) {
+			continue
+		}
+		in, err := newInstance(c)
+		if err != nil {
+			return nil, &InvalidSnapshotError{Instance: c.GetName(), DefinedAt: c.GetDefinedAt(), Err: err}
+		}
+		fresh[c.GetName()] = in
+	}
+	for _, name := range plan.Added {
+		if in := fresh[name]; resume[name] && e.stillHeld(name, in.addrs) {
+			if err := in.resumeAsMaster(); err != nil {
+				return nil, &InvalidSnapshotError{Instance: name, DefinedAt: in.cfg.GetDefinedAt(), Err: err}
+			}
+		}
+	}
+
+	resp := &pb.ApplyConfigResponse{Generation: snap.GetGeneration(),
+		Added: plan.Added, Removed: plan.Removed, Unchanged: plan.Unchanged}
+	now := e.clock.Now()
+	for _, name := range plan.Removed {
+		e.stopInstance(e.instances[name], now)
+		delete(e.instances, name)
+	}
+	for _, ch := range plan.Changed {
+		resp.Changed = append(resp.Changed, ch.Name)
+		old := e.instances[ch.Name]
+		if ch.Restart {
+			e.stopInstance(old, now)
+			e.instances[ch.Name] = fresh[ch.Name]
+			resp.Warnings = append(resp.Warnings, fmt.Sprintf("instance %s restarted: %s changed", ch.Name, restartFields(ch)))
+			continue
+		}
+		e.updateInPlace(old, fresh[ch.Name])
+	}
+	order := make([]*instance, 0, len(snap.GetInstances()))
+	for _, c := range snap.GetInstances() {
+		in, ok := e.instances[c.GetName()]
+		if !ok {
+			in = fresh[c.GetName()]
+			e.instances[c.GetName()] = in
+		}
+		order = append(order, in)
+	}
+	e.order = order
+	for _, in := range order {
+		if in.m.State() == vrrp.StateInitialize {
+			e.startInstance(ctx, in, now)
+		}
+	}
+	e.closeIdleSockets()
+	e.generation = snap.GetGeneration()
+	e.restartWatchLocked(ctx)
+	e.wakeIfEarlierLocked()
+	return resp, nil
+}
+
+func restartFields(ch Change) string {
+	var s string
+	for _, f := range ch.Fields {
+		if !f.InPlace {
+			if s != "" {
+				s += ", "
+			}
+			s += f.Field
+		}
+	}
+	return s
+}
+
+// updateInPlace gives a running instance the in-place fields of its new
+// configuration (see inPlaceFields). A master releases the addresses that
+// went and takes and announces the ones that came; its adverts carry the
+// new list from the next one on.
+func (e *Engine) updateInPlace(in, next *instance) {
+	master := in.m.State() == vrrp.StateMaster
+	if master {
+		ctx, cancel := context.WithTimeout(context.Background(), addressTimeout)
+		for _, a := range in.addrs {
+			if !containsAddress(next.addrs, a) {
+				if err := e.addrs.Remove(ctx, a); err != nil {
+					e.log.Error("removing virtual address", "instance", in.name(), "address", a.String(), "err", err)
+				} else {
+					e.publishAddressLocked(in, a, false)
+				}
+			}
+		}
+		cancel()
+	}
+	added := make([]netstate.Address, 0, len(next.addrs))
+	for _, a := range next.addrs {
+		if !containsAddress(in.addrs, a) {
+			added = append(added, a)
+		}
+	}
+	in.cfg, in.addrs, in.vips = next.cfg, next.addrs, next.vips
+	in.pkt.Addrs = in.vips
+	in.checks.NumAddrs, in.checks.SkipAddrCheck = next.checks.NumAddrs, next.checks.SkipAddrCheck
+	if master && len(added) > 0 {
+		all := in.addrs
+		in.addrs = added
+		e.takeAddresses(in)
+		repeat, _ := in.garpMaster()
+		e.announce(in, repeat)
+		in.addrs = all
+	}
+}
+
+func containsAddress(list []netstate.Address, a netstate.Address) bool {
+	for _, x := range list {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// stillHeld reports whether every address of an instance the previous
+// vrrpd was master of is still on its interface; if so they are adopted as
+// ours, so that stepping down later removes them.
+func (e *Engine) stillHeld(name string, addrs []netstate.Address) bool {
+	if len(addrs) == 0 {
+		return false
+	}
+	for _, a := range addrs {
+		if ok, err := e.addrs.Has(a); err != nil || !ok {
+			e.log.Info("not resuming as master: an address is gone", "instance", name, "address", a.String())
+			return false
+		}
+	}
+	for _, a := range addrs {
+		e.addrs.Adopt(a)
+	}
+	e.log.Info("resuming as master: the previous vrrpd held these addresses", "instance", name)
+	return true
+}
+
+// Status reports the running generation and every instance.
+func (e *Engine) Status(ctx context.Context) (*pb.StatusResponse, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	resp := &pb.StatusResponse{Generation: e.generation}
+	for _, in := range e.order {
+		st := &pb.InstanceStatus{
+			Name:              in.name(),
+			State:             stateToPB(in.m.State()),
+			Priority:          in.cfg.GetPriority(),
+			EffectivePriority: uint32(in.m.Priority()),
+			Interface:         in.cfg.GetInterface(),
+			Vrid:              in.cfg.GetVrid(),
+			StateSince:        timestamppb.New(in.stateSince),
+			Counters:          in.countersPB(),
+		}
+		for _, a := range in.addrs {
+			st.VirtualIpaddress = append(st.VirtualIpaddress, a.Prefix.String())
+		}
+		if in.masterAddr.IsValid() {
+			st.MasterAddr = in.masterAddr.String()
+		}
+		if in.m.State() == vrrp.StateFault {
+			st.FaultReasons = append(st.FaultReasons, "interface "+in.cfg.GetInterface()+" down or missing")
+		}
+		resp.Instances = append(resp.Instances, st)
+	}
+	return resp, nil
+}
+
+func (in *instance) countersPB() *pb.InstanceCounters {
+	c := &in.counters
+	stats := in.m.Stats()
+	out := &pb.InstanceCounters{
+		AdvertsSent:              c.txAdverts,
+		AdvertsReceived:          c.rxAdverts,
+		PriorityZeroSent:         c.txPrio0,
+		PriorityZeroReceived:     c.rxPrio0,
+		BecameMaster:             c.becameMaster,
+		ReleasedMaster:           c.releasedMaster,
+		SendErrors:               c.sendErrors,
+		LowerPriorityMasterHeard: stats.LowerPriorityMastersHeard,
+		ResumedLate:              stats.ResumedLate,
+	}
+	drops := c.drops
+	// The state machine counts VRRPv2 interval mismatches itself.
+	drops[vrrp.DropIntervalMismatch] += stats.AdvertIntervalErrors
+	for r, n := range drops {
+		if n > 0 {
+			out.Drops = append(out.Drops, &pb.DropCount{Reason: vrrp.DropReason(r).String(), Count: n})
+		}
+	}
+	if in.sock != nil {
+		out.SocketUnknownVrid = in.sock.unknownVRID
+		out.SocketBadPackets = in.sock.badPackets.Load()
+	}
+	return out
+}
+
+func stateToPB(s vrrp.State) pb.VrrpState {
+	switch s {
+	case vrrp.StateBackup:
+		return pb.VrrpState_VRRP_STATE_BACKUP
+	case vrrp.StateMaster:
+		return pb.VrrpState_VRRP_STATE_MASTER
+	case vrrp.StateFault:
+		return pb.VrrpState_VRRP_STATE_FAULT
+	}
+	return pb.VrrpState_VRRP_STATE_INIT
+}

@@ -1,0 +1,115 @@
+package vrrpd
+
+import (
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// Plan is what applying a snapshot does to the running instances, matched
+// by name. It is a pure value: MakePlan computes it without touching
+// anything, so it is table-tested and can be shown before it is applied.
+type Plan struct {
+	Added     []string // in the snapshot's order
+	Removed   []string // in the running order
+	Changed   []Change // in the snapshot's order
+	Unchanged []string
+}
+
+// Change is one instance whose configuration differs.
+type Change struct {
+	Name string
+	// Fields that differ, by their snapshot (keepalived-like) names, in
+	// field number order.
+	Fields []FieldChange
+	// Restart: some field cannot change in place, so the instance stops
+	// (a master sends priority 0 and releases its addresses) and starts
+	// again with the new configuration.
+	Restart bool
+}
+
+// FieldChange is one field of a Change.
+type FieldChange struct {
+	Field   string
+	InPlace bool
+}
+
+// inPlaceFields can change on a running instance without restarting it:
+// they do not move its state machine. Any other field, including one added
+// to the snapshot later and not listed here, restarts the instance, which
+// is always correct, only not always smooth.
+var inPlaceFields = map[protoreflect.Name]bool{
+	"defined_at":                 true, // informational
+	"state_hint":                 true, // only where an instance starts
+	"virtual_ipaddress":          true, // added / removed one by one
+	"virtual_ipaddress_excluded": true,
+	"garp":                       true, // read at each round
+	"skip_check_adv_addr":        true, // a receive check
+	"notify":                     true, // run by the supervisor
+	"track_interface":            true, // not acted on by vrrpd yet
+	"track_script":               true, // not acted on by vrrpd yet
+}
+
+// MakePlan compares the running instances (in their order) with a
+// snapshot's.
+func MakePlan(running, next []*pb.VrrpInstance) Plan {
+	var p Plan
+	old := make(map[string]*pb.VrrpInstance, len(running))
+	for _, c := range running {
+		old[c.GetName()] = c
+	}
+	keep := make(map[string]bool, len(next))
+	for _, c := range next {
+		keep[c.GetName()] = true
+		o, ok := old[c.GetName()]
+		switch {
+		case !ok:
+			p.Added = append(p.Added, c.GetName())
+		case proto.Equal(o, c):
+			p.Unchanged = append(p.Unchanged, c.GetName())
+		default:
+			p.Changed = append(p.Changed, diff(o, c))
+		}
+	}
+	for _, c := range running {
+		if !keep[c.GetName()] {
+			p.Removed = append(p.Removed, c.GetName())
+		}
+	}
+	return p
+}
+
+// diff lists the fields of two versions of an instance that differ.
+func diff(a, b *pb.VrrpInstance) Change {
+	ch := Change{Name: b.GetName()}
+	ra, rb := a.ProtoReflect(), b.ProtoReflect()
+	fields := ra.Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if fieldEqual(ra, rb, fd) {
+			continue
+		}
+		in := inPlaceFields[fd.Name()]
+		ch.Fields = append(ch.Fields, FieldChange{Field: string(fd.Name()), InPlace: in})
+		if !in {
+			ch.Restart = true
+		}
+	}
+	return ch
+}
+
+func fieldEqual(a, b protoreflect.Message, fd protoreflect.FieldDescriptor) bool {
+	if a.Has(fd) != b.Has(fd) {
+		return false
+	}
+	if !a.Has(fd) {
+		return true
+	}
+	// Compare through single-field messages so that lists, maps and nested
+	// messages get proto.Equal's semantics.
+	ma, mb := a.Type().New(), b.Type().New()
+	ma.Set(fd, a.Get(fd))
+	mb.Set(fd, b.Get(fd))
+	return proto.Equal(ma.Interface(), mb.Interface())
+}
