@@ -20,6 +20,7 @@ import (
 
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/snapshot"
 	"github.com/vrrpkit/vrrpkit/pkg/supervise"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
@@ -81,7 +82,7 @@ func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
 	}
 	now := time.Now()
 	d := &daemon{log: log, opts: o, gen: 1, started: make(chan struct{}, 1), startedAt: now, loadedAt: now}
-	d.current = snapshot(cfg, o.file, d.gen)
+	d.current = snapshot.Build(cfg, o.file, d.gen)
 	// A record left by an earlier run of the service is not a crashed
 	// vrrpd's: a fresh start waits for the network like keepalived does.
 	_ = os.Remove(filepath.Join(o.runDir, mastersFile))
@@ -176,7 +177,7 @@ func (d *daemon) reload(ctx context.Context) {
 	d.reloadFailure = nil
 	d.loadedAt = time.Now()
 	d.gen++
-	d.current = snapshot(cfg, d.opts.file, d.gen)
+	d.current = snapshot.Build(cfg, d.opts.file, d.gen)
 	d.mu.Unlock()
 	d.log.Info("reload accepted", "generation", d.gen)
 	d.push(ctx)
