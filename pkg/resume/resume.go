@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
@@ -126,13 +128,25 @@ func (f *Follower) Run(ctx context.Context) {
 	if retry <= 0 {
 		retry = 50 * time.Millisecond
 	}
+	warned := false
 	for {
 		err := f.once(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		log.Debug("vrrpd event stream ended; reconnecting", "err", err, "after", retry)
-		t := time.NewTimer(retry)
+		wait := retry
+		if status.Code(err) == codes.Unimplemented {
+			// A vrrpd without the stream: nothing to follow, and no resume
+			// record; say so once and ask rarely.
+			if !warned {
+				log.Warn("vrrpd has no event stream: no resume record, a vrrpd crash will not resume its masters", "err", err)
+				warned = true
+			}
+			wait = time.Second
+		} else {
+			log.Debug("vrrpd event stream ended; reconnecting", "err", err, "after", wait)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
