@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -11,10 +10,7 @@ import (
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
-// controlSocket is where vrrpctl reaches the supervisor.
-const controlSocket = "control.sock"
-
-// childInfo is what the supervisor knows of vrrpd, for status.
+// childInfo is what the supervisor knows of one child, for status.
 type childInfo struct {
 	pid       int
 	running   bool
@@ -29,18 +25,24 @@ type control struct {
 	d *daemon
 }
 
-// serveControl serves vrrpctl on <run-dir>/control.sock until ctx ends.
-// Status is root only for now; the status group comes with its config.
+// serveControl serves vrrpctl on the run directory's control socket until
+// ctx ends. Status is root only for now; the status group comes with its
+// config.
 func (d *daemon) serveControl(ctx context.Context) error {
-	ln, err := ipc.ListenConfig{Mode: 0o600, Allow: ipc.AllowUIDs(0), Logger: d.log}.Listen(filepath.Join(d.opts.runDir, controlSocket))
+	ln, err := ipc.ListenConfig{Mode: 0o600, Allow: ipc.AllowUIDs(0), Logger: d.log}.Listen(d.dir.Control())
 	if err != nil {
 		return err
 	}
 	srv := ipc.NewServer()
 	pb.RegisterSupervisorServer(srv, &control{d: d})
-	go func() {
-		<-ctx.Done()
-		srv.Stop()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() { // owned by serveControl: ends when Serve has returned
+		select {
+		case <-ctx.Done():
+			srv.Stop()
+		case <-stopped:
+		}
 	}()
 	return srv.Serve(ln)
 }
@@ -58,22 +60,30 @@ func (c *control) Status(ctx context.Context, req *pb.SupervisorStatusRequest) (
 	if d.reloadFailure != nil {
 		resp.LastReloadFailure = d.reloadFailure
 	}
-	ci := d.vrrpd
-	d.mu.Unlock()
-	child := &pb.ChildStatus{Name: "vrrpd", Running: ci.running, Restarts: ci.restarts, LastExit: ci.lastExit}
-	if ci.running {
-		child.Pid = int32(ci.pid)
-		child.StartedAt = timestamppb.New(ci.startedAt)
+	var vrrpd *pb.ChildStatus
+	for _, name := range d.childNames() { // sorted: a stable order for readers
+		ci := d.children[name]
+		child := &pb.ChildStatus{Name: name, Running: ci.running, Restarts: ci.restarts, LastExit: ci.lastExit}
+		if ci.running {
+			child.Pid = int32(ci.pid)
+			child.StartedAt = timestamppb.New(ci.startedAt)
+		}
+		if name == childVrrpd {
+			vrrpd = child
+		}
+		resp.Children = append(resp.Children, child)
 	}
-	resp.Children = append(resp.Children, child)
+	d.mu.Unlock()
 
 	sctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	conn, err := ipc.Dial(sctx, filepath.Join(d.opts.runDir, vrrpdSocket), fastRedial)
+	conn, err := ipc.Dial(sctx, d.dir.Vrrpd(), fastRedial)
 	if err == nil {
 		defer conn.Close()
 		if st, err := pb.NewVrrpdClient(conn).Status(sctx, &pb.StatusRequest{Instances: req.GetInstances()}); err == nil {
-			child.Generation = st.GetGeneration()
+			if vrrpd != nil {
+				vrrpd.Generation = st.GetGeneration()
+			}
 			resp.Instances = st.GetInstances()
 		}
 	}

@@ -7,43 +7,69 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	sdd "github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/resume"
+	"github.com/vrrpkit/vrrpkit/pkg/rundir"
+	"github.com/vrrpkit/vrrpkit/pkg/snapshot"
 	"github.com/vrrpkit/vrrpkit/pkg/supervise"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
-// vrrpdSocket is vrrpd's control socket in the run directory.
-const vrrpdSocket = "vrrpd.sock"
+// Child names, the keys of daemon.children.
+const childVrrpd = "vrrpd"
 
 // daemon is the supervisor at run time: it keeps the accepted
-// configuration, runs vrrpd and pushes the configuration to every vrrpd it
-// starts.
+// configuration, runs the children and pushes the configuration to every
+// vrrpd it starts.
 type daemon struct {
-	log  *slog.Logger
-	opts *options
+	log    *slog.Logger
+	opts   *options
+	dir    rundir.Dir
+	notify func(state string) // sd_notify(3); a no-op outside systemd
+
+	// resume is fed by the follower of the running vrrpd's event stream.
+	resume resume.Record
 
 	mu      sync.Mutex
 	current *pb.ConfigSnapshot
 	gen     uint64
+	applied uint64        // generation vrrpd last acknowledged
+	ready   bool          // READY=1 sent
 	started chan struct{} // a new vrrpd process is up: push to it
+
+	// children by name (childVrrpd; checkerd next).
+	children map[string]*childInfo
+
+	// vrrpd's resume state. resumeSet is the record taken when the last
+	// vrrpd exited; it goes into every push until one succeeds for the
+	// current vrrpd (resumePending), so a reload racing a restart does not
+	// lose it. stopFollow ends the current follower.
+	resumeSet     []string
+	resumePending bool
+	run           uint64 // vrrpd processes started so far
+	stopFollow    context.CancelFunc
+	followDone    chan struct{}
 
 	// For status.
 	startedAt     time.Time
 	loadedAt      time.Time
 	reloadFailure *pb.ReloadFailure
-	vrrpd         childInfo
 }
 
 // fastRedial replaces gRPC's default reconnect backoff (1 s to start):
@@ -54,14 +80,34 @@ var fastRedial = grpc.WithConnectParams(grpc.ConnectParams{
 	MinConnectTimeout: time.Second,
 })
 
-// mastersFile is vrrpd's record of the instances it is master of (see
-// cmd/vrrpd MastersFile): rewritten by vrrpd on every change of that set,
-// read here when a new vrrpd starts, so that it resumes them.
-const mastersFile = "vrrpd.masters"
-
-// runDaemon runs until SIGTERM or SIGINT; then vrrpd steps down and the
-// supervisor exits 0.
+// runDaemon runs until SIGTERM or SIGINT; then the children step down and
+// the supervisor exits 0.
 func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	hup := make(chan struct{}, 1)
+	go func() { // ends with ctx; signal.Stop above only stops delivery
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+				select {
+				case hup <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return serve(ctx, o, cfg, log, hup)
+}
+
+// serve is the daemon until ctx ends; each value on hup is a reload.
+func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger, hup <-chan struct{}) int {
+	dir := rundir.Dir(o.runDir)
 	if err := os.MkdirAll(o.runDir, 0o700); err != nil {
 		log.Error("creating the run directory", "dir", o.runDir, "err", err)
 		return 1
@@ -70,55 +116,57 @@ func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
 		log.Error("securing the run directory", "dir", o.runDir, "err", err)
 		return 1
 	}
-	vrrpd := o.vrrpdPath
-	if vrrpd == "" {
+	vrrpdPath := o.vrrpdPath
+	if vrrpdPath == "" {
 		self, err := os.Executable()
 		if err != nil {
 			log.Error("finding vrrpd", "err", err)
 			return 1
 		}
-		vrrpd = filepath.Join(filepath.Dir(self), "vrrpd")
+		vrrpdPath = filepath.Join(filepath.Dir(self), "vrrpd")
 	}
 	now := time.Now()
-	d := &daemon{log: log, opts: o, gen: 1, started: make(chan struct{}, 1), startedAt: now, loadedAt: now}
-	d.current = snapshot(cfg, o.file, d.gen)
-	// A record left by an earlier run of the service is not a crashed
-	// vrrpd's: a fresh start waits for the network like keepalived does.
-	_ = os.Remove(filepath.Join(o.runDir, mastersFile))
+	d := &daemon{
+		log: log, opts: o, dir: dir, gen: 1, started: make(chan struct{}, 1),
+		startedAt: now, loadedAt: now,
+		children: map[string]*childInfo{},
+		notify: func(state string) {
+			// NOTIFY_SOCKET is left set: children get an environment of
+			// their own (supervise.Spec.Env), and NotifyAccess=main makes
+			// systemd ignore anything else anyway.
+			if _, err := sdd.SdNotify(false, state); err != nil {
+				log.Warn("sd_notify", "err", err)
+			}
+		},
+	}
+	d.current = snapshot.Build(cfg, o.file, d.gen)
+	// A fresh start has nothing to resume: like keepalived, vrrpd then waits
+	// for the network before it takes MASTER. Only a vrrpd that dies under
+	// this supervisor leaves a resume set (see childEvent).
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	child, err := supervise.New(supervise.Spec{
-		Name:        "vrrpd",
-		Path:        vrrpd,
+	specs := []supervise.Spec{{
+		Name:        childVrrpd,
+		Path:        vrrpdPath,
 		Args:        []string{"-run-dir", o.runDir, "-log-level", o.logLevel},
 		Env:         []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
 		AmbientCaps: []uintptr{unix.CAP_NET_RAW, unix.CAP_NET_ADMIN},
 		Output:      os.Stderr,
-	}, supervise.Options{
-		Logger: log,
-		OnEvent: func(ev supervise.Event) {
-			log.Info("child", "event", ev.String())
-			d.noteChild(ev)
-			if ev.Kind == supervise.Started {
-				select {
-				case d.started <- struct{}{}:
-				default:
-				}
-			}
-		},
-	})
-	if err != nil {
-		log.Error("vrrpd", "err", err)
-		return 1
+	}}
+	var kids []*supervise.Child
+	for _, spec := range specs {
+		d.children[spec.Name] = &childInfo{}
+		c, err := supervise.New(spec, supervise.Options{Logger: log, OnEvent: d.childEvent})
+		if err != nil {
+			log.Error("child", "name", spec.Name, "err", err)
+			return 1
+		}
+		kids = append(kids, c)
 	}
 
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		d.pushLoop(ctx, hup)
@@ -129,24 +177,108 @@ func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
 			log.Error("control socket; vrrpctl will not reach this supervisor", "err", err)
 		}
 	}()
-	runErr := child.Run(ctx)
+	go func() {
+		defer wg.Done()
+		d.watchdog(ctx)
+	}()
+	errs := make([]error, len(kids))
+	var kwg sync.WaitGroup
+	for i, c := range kids {
+		kwg.Add(1)
+		go func() {
+			defer kwg.Done()
+			errs[i] = c.Run(ctx)
+		}()
+	}
+	kwg.Wait()
 	stop()
 	wg.Wait()
-	if runErr != nil && ctx.Err() == nil {
-		log.Error("vrrpd", "err", runErr)
+	d.stopFollower()
+	failed := false
+	for i, err := range errs {
+		if err != nil && err != context.Canceled {
+			log.Error("child", "name", specs[i].Name, "err", err)
+			failed = true
+		}
+	}
+	if failed {
 		return 1
 	}
 	log.Info("supervisor stopped")
 	return 0
 }
 
-// pushLoop sends the running configuration to each new vrrpd, and turns
-// SIGHUP into a validated reload: a refused file keeps the running
-// generation.
-func (d *daemon) pushLoop(ctx context.Context, hup <-chan os.Signal) {
+// watchdog sends WATCHDOG=1 every WatchdogSec/2 while ctx lasts, if
+// systemd asked for it: sd_watchdog_enabled(3) reads WATCHDOG_USEC (and
+// WATCHDOG_PID, which must be ours), and sd_notify(3) recommends pinging at
+// half the interval.
+func (d *daemon) watchdog(ctx context.Context) {
+	interval, err := sdd.SdWatchdogEnabled(false)
+	if err != nil {
+		d.log.Warn("systemd watchdog settings", "err", err)
+		return
+	}
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.notify(sdd.SdNotifyWatchdog)
+		}
+	}
+}
+
+// statusLine is systemd's STATUS=: one cheap line, e.g. "generation 1
+// applied; vrrpd pid 123; 2 instances: 1 MASTER, 1 BACKUP".
+func (d *daemon) statusLine() string {
+	d.mu.Lock()
+	var b strings.Builder
+	if d.applied > 0 {
+		fmt.Fprintf(&b, "generation %d applied", d.applied)
+	} else {
+		fmt.Fprintf(&b, "generation %d not applied yet", d.gen)
+	}
+	for _, name := range d.childNames() {
+		c := d.children[name]
+		if c.running {
+			fmt.Fprintf(&b, "; %s pid %d", name, c.pid)
+		} else {
+			fmt.Fprintf(&b, "; %s not running", name)
+		}
+	}
+	d.mu.Unlock()
+	b.WriteString("; ")
+	b.WriteString(d.resume.Summary())
+	return b.String()
+}
+
+func (d *daemon) sendStatus() { d.notify("STATUS=" + d.statusLine()) }
+
+// childNames returns the children's names in a stable order. d.mu held.
+func (d *daemon) childNames() []string {
+	names := make([]string, 0, len(d.children))
+	for name := range d.children {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// pushLoop sends the running configuration to each new vrrpd, and turns
+// SIGHUP into a validated reload: a refused file keeps the running
+// generation.
+func (d *daemon) pushLoop(ctx context.Context, hup <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			// sd_notify(3): STOPPING=1 as the service begins to shut down;
+			// the children step down after this.
+			d.notify(sdd.SdNotifyStopping)
 			return
 		case <-d.started:
 			d.push(ctx)
@@ -176,84 +308,191 @@ func (d *daemon) reload(ctx context.Context) {
 	d.reloadFailure = nil
 	d.loadedAt = time.Now()
 	d.gen++
-	d.current = snapshot(cfg, d.opts.file, d.gen)
+	d.current = snapshot.Build(cfg, d.opts.file, d.gen)
 	d.mu.Unlock()
 	d.log.Info("reload accepted", "generation", d.gen)
 	d.push(ctx)
 }
 
 // push dials vrrpd's socket (it appears shortly after the process starts)
-// and applies the current snapshot.
+// and applies the current snapshot, retrying what may pass (vrrpd not up
+// yet) but not what vrrpd refused.
 func (d *daemon) push(ctx context.Context) {
 	d.mu.Lock()
 	snap := proto.Clone(d.current).(*pb.ConfigSnapshot)
+	if d.resumePending {
+		snap.ResumeMaster = slices.Clone(d.resumeSet)
+	}
+	run := d.run
 	d.mu.Unlock()
-	snap.ResumeMaster = d.readMasters()
-	path := filepath.Join(d.opts.runDir, vrrpdSocket)
 	deadline := time.Now().Add(10 * time.Second)
+	wait := 5 * time.Millisecond // vrrpd is starting: its socket appears within milliseconds
 	for {
-		if err := d.pushOnce(ctx, path, snap); err == nil {
+		resp, err := d.pushOnce(ctx, snap)
+		if err == nil {
+			d.noteApplied(ctx, run, snap, resp)
 			return
-		} else if ctx.Err() != nil {
+		}
+		if ctx.Err() != nil {
 			return
-		} else if time.Now().After(deadline) {
+		}
+		// ApplyConfig's contract (control.proto): on any error nothing was
+		// applied. InvalidArgument is this snapshot's fault and
+		// FailedPrecondition means vrrpd runs a newer generation than ours:
+		// sending the same bytes again cannot help, so neither is retried.
+		switch status.Code(err) {
+		case codes.InvalidArgument:
+			d.log.Error("vrrpd refused the configuration as invalid; not retrying (a bug: the supervisor validated it); fix the config and reload",
+				"generation", snap.GetGeneration(), "err", status.Convert(err).Message())
+			d.notify("STATUS=vrrpd refused generation " + fmt.Sprint(snap.GetGeneration()) + " as invalid: " + status.Convert(err).Message())
+			return
+		case codes.FailedPrecondition:
+			d.log.Error("vrrpd runs a newer generation than this supervisor's; not retrying (another supervisor on the same run directory?)",
+				"generation", snap.GetGeneration(), "err", status.Convert(err).Message())
+			return
+		}
+		if time.Now().After(deadline) {
 			d.log.Error("pushing the configuration to vrrpd", "generation", snap.GetGeneration(), "err", err)
 			return
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(5 * time.Millisecond): // vrrpd is starting: its socket appears within milliseconds
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, 500*time.Millisecond)
 	}
 }
 
-func (d *daemon) pushOnce(ctx context.Context, path string, snap *pb.ConfigSnapshot) error {
+func (d *daemon) pushOnce(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyConfigResponse, error) {
+	path := d.dir.Vrrpd()
 	if _, err := os.Stat(path); err != nil {
-		return err
+		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	conn, err := ipc.Dial(dctx, path, fastRedial)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer conn.Close()
-	resp, err := pb.NewVrrpdClient(conn).ApplyConfig(dctx, snap)
-	if err != nil {
-		return fmt.Errorf("ApplyConfig: %w", err)
-	}
-	d.log.Info("configuration applied", "generation", resp.GetGeneration(),
-		"added", len(resp.GetAdded()), "changed", len(resp.GetChanged()), "removed", len(resp.GetRemoved()))
-	return nil
+	return pb.NewVrrpdClient(conn).ApplyConfig(dctx, snap)
 }
 
-// noteChild keeps what status says about vrrpd.
-func (d *daemon) noteChild(ev supervise.Event) {
+// noteApplied records a successful push: the resume set has been delivered,
+// the follower of this vrrpd's events starts if it has not, and systemd
+// hears READY=1 the first time (design.md, "Flows" 1: READY=1 once
+// generation 1 is applied).
+func (d *daemon) noteApplied(ctx context.Context, run uint64, snap *pb.ConfigSnapshot, resp *pb.ApplyConfigResponse) {
+	d.log.Info("configuration applied", "generation", resp.GetGeneration(), "resume_master", snap.GetResumeMaster(),
+		"added", len(resp.GetAdded()), "changed", len(resp.GetChanged()), "removed", len(resp.GetRemoved()))
+	for _, w := range resp.GetWarnings() {
+		d.log.Warn("vrrpd", "generation", resp.GetGeneration(), "warning", w)
+	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.applied = resp.GetGeneration()
+	first := !d.ready
+	d.ready = true
+	// The vrrpd that answered is the current one only if none started
+	// since the push began; otherwise the next push is its own.
+	current := run == d.run && d.children[childVrrpd].running
+	if current {
+		d.resumePending = false
+	}
+	if current && d.stopFollow == nil {
+		fctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		d.stopFollow, d.followDone = cancel, done
+		f := &resume.Follower{Path: d.dir.Vrrpd(), Record: &d.resume, OnEvent: d.vrrpEvent, Logger: d.log, DialOptions: []grpc.DialOption{fastRedial}}
+		go func() {
+			defer close(done)
+			f.Run(fctx)
+		}()
+	}
+	d.mu.Unlock()
+	if first {
+		d.notify(sdd.SdNotifyReady + "\nSTATUS=" + d.statusLine())
+	} else {
+		d.sendStatus()
+	}
+}
+
+// vrrpEvent logs what vrrpd reports (notify scripts will hang off it) and
+// keeps STATUS= current.
+func (d *daemon) vrrpEvent(ev *pb.VrrpEvent) {
+	switch e := ev.GetEvent().(type) {
+	case *pb.VrrpEvent_Transition:
+		tr := e.Transition
+		d.log.Info("vrrp transition", "instance", tr.GetInstance(), "from", stateName(tr.GetFrom()), "to", stateName(tr.GetTo()),
+			"reason", tr.GetReason(), "priority", tr.GetPriority(), "generation", ev.GetGeneration())
+	case *pb.VrrpEvent_Snapshot:
+		d.log.Debug("vrrpd event stream", "instances", len(e.Snapshot.GetInstances()), "masters", d.resume.Masters())
+	case *pb.VrrpEvent_Address:
+		return
+	}
+	d.sendStatus()
+}
+
+func stateName(s pb.VrrpState) string { return strings.TrimPrefix(s.String(), "VRRP_STATE_") }
+
+// stopFollower ends the follower of vrrpd's events and waits for it.
+func (d *daemon) stopFollower() {
+	d.mu.Lock()
+	cancel, done := d.stopFollow, d.followDone
+	d.stopFollow, d.followDone = nil, nil
+	d.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// childEvent keeps what status says about a child; for vrrpd it also takes
+// the resume record when the process dies and asks for a push when a new
+// one starts. It runs on the child's supervise goroutine.
+func (d *daemon) childEvent(ev supervise.Event) {
+	d.log.Info("child", "event", ev.String())
+	d.mu.Lock()
+	ci := d.children[ev.Name]
 	switch ev.Kind {
 	case supervise.Started:
-		if !d.vrrpd.startedAt.IsZero() {
-			d.vrrpd.restarts++
+		if !ci.startedAt.IsZero() {
+			ci.restarts++
 		}
-		d.vrrpd.pid, d.vrrpd.running, d.vrrpd.startedAt = ev.PID, true, ev.Time
+		ci.pid, ci.running, ci.startedAt = ev.PID, true, ev.Time
 	case supervise.Exited:
-		d.vrrpd.running = false
+		ci.running = false
 		switch {
 		case ev.State != nil:
-			d.vrrpd.lastExit = ev.State.String()
+			ci.lastExit = ev.State.String()
 		case ev.Err != nil:
-			d.vrrpd.lastExit = ev.Err.Error()
+			ci.lastExit = ev.Err.Error()
 		}
 	}
-}
-
-// readMasters reads what the previous vrrpd recorded as its masters.
-func (d *daemon) readMasters() []string {
-	b, err := os.ReadFile(filepath.Join(d.opts.runDir, mastersFile))
-	if err != nil {
-		return nil
+	d.mu.Unlock()
+	if ev.Name == childVrrpd {
+		switch ev.Kind {
+		case supervise.Started:
+			d.mu.Lock()
+			d.resumePending = true
+			d.run++
+			d.mu.Unlock()
+			select {
+			case d.started <- struct{}{}:
+			default:
+			}
+		case supervise.Exited:
+			// Every event the dead vrrpd sent is in the record once its
+			// follower is gone.
+			d.stopFollower()
+			masters := d.resume.Masters()
+			d.mu.Lock()
+			d.resumeSet = masters
+			d.mu.Unlock()
+			d.log.Info("vrrpd gone; its masters go to the next vrrpd as resume_master", "resume_master", masters)
+		}
 	}
-	return strings.Fields(string(b))
+	if ev.Kind != supervise.Restarting {
+		d.sendStatus()
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/vrrpkit/vrrpkit/pkg/config"
+	"github.com/vrrpkit/vrrpkit/pkg/rundir"
 )
 
 // version is stamped by the Makefile (-X main.version).
@@ -99,7 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fs.StringVar(&o.configID, name, defaultConfigID(), "configuration `id` for @ID lines (default: hostname up to the first dot)")
 	}
 	fs.BoolVar(&o.dump, "dump-conf", false, "print the parsed configuration as JSON and exit")
-	fs.StringVar(&o.runDir, "run-dir", "/run/vrrpkit", "directory for vrrpkit's sockets")
+	fs.StringVar(&o.runDir, "run-dir", rundir.Default, "directory for vrrpkit's sockets")
 	fs.StringVar(&o.vrrpdPath, "vrrpd", "", "path of vrrpd (default: beside this program)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	for _, name := range []string{"v", "version"} {
