@@ -9,13 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
-	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
+	"github.com/vrrpkit/vrrpkit/pkg/ctlview"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
@@ -65,16 +61,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "vrrpctl: %v\n", err)
 			return 1
 		}
+		v := ctlview.FromProto(st)
 		if *jsonOut {
-			b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(st)
-			if err != nil {
-				fmt.Fprintf(stderr, "vrrpctl: %v\n", err)
-				return 1
-			}
-			fmt.Fprintln(stdout, string(b))
-			return 0
+			err = ctlview.WriteJSON(stdout, v)
+		} else {
+			err = ctlview.WriteText(stdout, v, time.Local)
 		}
-		printStatus(stdout, st)
+		if err != nil {
+			fmt.Fprintf(stderr, "vrrpctl: %v\n", err)
+			return 1
+		}
 		return 0
 	case "version":
 		fmt.Fprintln(stdout, "vrrpctl", version)
@@ -99,44 +95,4 @@ func status(ctx context.Context, path string) (*pb.SupervisorStatusResponse, err
 		return nil, fmt.Errorf("status from %s: %w", path, err)
 	}
 	return st, nil
-}
-
-func printStatus(w io.Writer, st *pb.SupervisorStatusResponse) {
-	fmt.Fprintf(w, "config %s, generation %d, loaded %s\n", st.GetConfigPath(), st.GetGeneration(),
-		st.GetConfigLoadedAt().AsTime().Local().Format(time.DateTime))
-	if f := st.GetLastReloadFailure(); f != nil {
-		fmt.Fprintf(w, "last reload REFUSED at %s:\n  %s\n", f.GetAt().AsTime().Local().Format(time.DateTime), strings.Join(f.GetErrors(), "\n  "))
-	}
-	for _, c := range st.GetChildren() {
-		state := "down"
-		if c.GetRunning() {
-			state = fmt.Sprintf("pid %d", c.GetPid())
-		}
-		fmt.Fprintf(w, "%s: %s, %d restarts", c.GetName(), state, c.GetRestarts())
-		if c.GetLastExit() != "" {
-			fmt.Fprintf(w, ", last exit: %s", c.GetLastExit())
-		}
-		fmt.Fprintln(w)
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tINTERFACE\tVRID\tSTATE\tPRIO\tMASTER\tSINCE\tDROPS")
-	for _, in := range st.GetInstances() {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", in.GetName(), in.GetInterface(), in.GetVrid(),
-			strings.TrimPrefix(in.GetState().String(), "VRRP_STATE_"), in.GetEffectivePriority(), in.GetMasterAddr(),
-			in.GetStateSince().AsTime().Local().Format(time.TimeOnly), drops(in.GetCounters()))
-	}
-	tw.Flush()
-}
-
-// drops lists the drop counters ("bad_ttl=3 bad_checksum=1").
-func drops(c *pb.InstanceCounters) string {
-	var parts []string
-	for _, d := range c.GetDrops() {
-		parts = append(parts, fmt.Sprintf("%s=%d", d.GetReason(), d.GetCount()))
-	}
-	sort.Strings(parts)
-	if len(parts) == 0 {
-		return "-"
-	}
-	return strings.Join(parts, " ")
 }
