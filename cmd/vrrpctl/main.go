@@ -19,7 +19,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/vrrpkit/vrrpkit/pkg/ctlview"
@@ -237,21 +236,32 @@ func fetchStatus(ctx context.Context, dir rundir.Dir, timeout time.Duration) (*p
 		}
 		return c, err
 	}
+	// explain turns a failure into what the user can act on, from why ctx
+	// ended: the timeout, or a connect error (also one while redialling
+	// during the call); nil if ctx did not end.
+	explain := func(err error) error {
+		cause := context.Cause(ctx)
+		switch {
+		case errors.Is(cause, context.DeadlineExceeded):
+			return noAnswer(sock, timeout, err)
+		case cause != nil && !errors.Is(cause, context.Canceled):
+			return unreachable(sock, cause)
+		}
+		return nil
+	}
 	conn, err := ipc.Dial(ctx, sock, grpc.WithContextDialer(dial))
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, context.DeadlineExceeded) {
-			return nil, noAnswer(sock, timeout, err)
-		} else if cause != nil && !errors.Is(cause, context.Canceled) {
-			return nil, unreachable(sock, cause)
+		if e := explain(err); e != nil {
+			return nil, e
 		}
 		return nil, fmt.Errorf("connecting to the supervisor at %s: %w", sock, err)
 	}
 	defer conn.Close()
 	st, err := pb.NewSupervisorClient(conn).Status(ctx, &pb.SupervisorStatusRequest{})
-	if status.Code(err) == codes.DeadlineExceeded {
-		return nil, noAnswer(sock, timeout, err)
-	}
 	if err != nil {
+		if e := explain(err); e != nil {
+			return nil, e
+		}
 		return nil, fmt.Errorf("status from the supervisor at %s: %s: %s", sock, status.Code(err), status.Convert(err).Message())
 	}
 	return st, nil
@@ -276,7 +286,7 @@ func unreachable(sock string, err error) error {
 func noAnswer(sock string, timeout time.Duration, err error) error {
 	return &hintedError{
 		err: fmt.Errorf("no answer from the supervisor at %s within %v: %w", sock, timeout, err),
-		hint: "It may be busy or stuck: systemctl status vrrpkit\n" +
+		hint: "It may be busy, stuck or refusing this user (its log says which): journalctl -u vrrpkit\n" +
 			"To wait longer: vrrpctl --timeout 10s status",
 	}
 }

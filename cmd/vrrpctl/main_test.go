@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -177,6 +180,31 @@ func TestNoAnswer(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "no answer from the supervisor at "+rundir.Dir(dir).Control()+" within 200ms") ||
 		!strings.Contains(r.stderr, "vrrpctl --timeout 10s status") {
 		t.Errorf("%v\nwant exit 1 and a no-answer error with the --timeout hint", r)
+	}
+}
+
+// TestRefused: a supervisor that refuses this user closes the connection
+// (SO_PEERCRED check); vrrpctl cannot tell that from a stuck one, so the
+// hint names both and where the supervisor says which.
+func TestRefused(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ipc.ListenConfig{
+		Mode:   0o600,
+		Allow:  func(ipc.Peer) error { return errors.New("not in the status group") },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}.Listen(rundir.Dir(dir).Control())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := ipc.NewServer()
+	pb.RegisterSupervisorServer(srv, &fakeSupervisor{})
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+
+	r := runT(t, "status", "--run-dir", dir, "--timeout", "300ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "no answer from the supervisor at "+rundir.Dir(dir).Control()) ||
+		!strings.Contains(r.stderr, "refusing this user") || !strings.Contains(r.stderr, "journalctl -u vrrpkit") {
+		t.Errorf("%v\nwant exit 1 and a hint that it may refuse this user", r)
 	}
 }
 
