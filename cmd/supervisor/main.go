@@ -12,6 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
+	"sort"
 	"strings"
 
 	"github.com/vrrpkit/vrrpkit/pkg/config"
@@ -90,19 +92,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("supervisor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { printUsage(fs.Output(), fs) }
 	for _, name := range []string{"f", "use-file"} {
 		fs.StringVar(&o.file, name, "/etc/keepalived/keepalived.conf", "configuration `file`")
 	}
 	for _, name := range []string{"t", "config-test"} {
-		fs.Var(&o.test, name, "check the configuration and exit: 0 usable, 1 refused")
+		fs.Var(&o.test, name, "check the configuration and exit: 0 usable, 1 refused; =`file` checks file instead of -f's")
 	}
 	for _, name := range []string{"i", "config-id"} {
-		fs.StringVar(&o.configID, name, defaultConfigID(), "configuration `id` for @ID lines (default: hostname up to the first dot)")
+		fs.StringVar(&o.configID, name, defaultConfigID(), "configuration `id` for @ID lines, by default the hostname up to the first dot")
 	}
 	fs.BoolVar(&o.dump, "dump-conf", false, "print the parsed configuration as JSON and exit")
-	fs.StringVar(&o.runDir, "run-dir", rundir.Default, "directory for vrrpkit's sockets")
-	fs.StringVar(&o.vrrpdPath, "vrrpd", "", "path of vrrpd (default: beside this program)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.runDir, "run-dir", rundir.Default, "`directory` for vrrpkit's sockets")
+	fs.StringVar(&o.vrrpdPath, "vrrpd", "", "`path` of vrrpd (default: beside this program)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	for _, name := range []string{"v", "version"} {
 		fs.BoolVar(&o.version, name, false, "print the version and exit")
 	}
@@ -114,11 +117,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	for _, name := range []string{"n", "dont-fork", "l", "log-console", "D", "log-detail", "P", "vrrp", "C", "check",
 		"d", "dump-conf-keepalived", "S", "G", "no-syslog", "X", "release-vips", "R", "dont-respawn", "m", "core-dump", "M", "B", "all"} {
 		if fs.Lookup(name) == nil {
-			fs.BoolVar(&ignored, name, false, "accepted for keepalived compatibility")
+			fs.BoolVar(&ignored, name, false, compatUsage)
 		}
 	}
 	for _, name := range []string{"p", "pid", "r", "vrrp_pid", "c", "checkers_pid", "s", "namespace", "log-facility", "e", "debug"} {
-		fs.StringVar(&ignoredStr, name, "", "accepted for keepalived compatibility")
+		fs.StringVar(&ignoredStr, name, "", compatUsage)
 	}
 	if err := fs.Parse(expandShort(args)); err != nil {
 		return nil, err
@@ -130,6 +133,140 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.file = o.test.file
 	}
 	return o, nil
+}
+
+// compatUsage is the help of the keepalived switches that vrrpkit accepts
+// and ignores; printUsage lists the flags that have it on one line.
+const compatUsage = "accepted for keepalived compatibility"
+
+// printUsage is -h. The handful of flags that do something come first, with
+// their help, each spelled the ways it can be typed (-f, --use-file); the
+// thirty-odd keepalived switches accepted only so that old command lines
+// still start follow in one paragraph, where they cannot hide the others.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	type option struct {
+		names []string // aliases, as VisitAll gives them (sorted)
+		flag  *flag.Flag
+	}
+	var options []*option
+	byValue := map[uintptr]*option{}
+	var compat, compatWithValue []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Usage == compatUsage {
+			if isBool(f) {
+				compat = append(compat, dashed(f.Name))
+			} else {
+				compatWithValue = append(compatWithValue, dashed(f.Name))
+			}
+			return
+		}
+		// Aliases are flags defined on the same variable (-f and
+		// --use-file), so they share the Value's pointer.
+		if v := reflect.ValueOf(f.Value); v.Kind() == reflect.Pointer {
+			if o := byValue[v.Pointer()]; o != nil {
+				o.names = append(o.names, f.Name)
+				return
+			}
+			o := &option{names: []string{f.Name}, flag: f}
+			byValue[v.Pointer()] = o
+			options = append(options, o)
+			return
+		}
+		options = append(options, &option{names: []string{f.Name}, flag: f})
+	})
+	// keepalived's own switches (those with a one-letter form) first, then
+	// vrrpkit's; the short spelling before the long one.
+	for _, o := range options {
+		sort.Slice(o.names, func(i, j int) bool { return shortFirst(o.names[i], o.names[j]) })
+	}
+	sort.Slice(options, func(i, j int) bool { return shortFirst(options[i].names[0], options[j].names[0]) })
+	sort.Slice(compat, func(i, j int) bool { return shortFirst(compat[i], compat[j]) })
+	sort.Slice(compatWithValue, func(i, j int) bool { return shortFirst(compatWithValue[i], compatWithValue[j]) })
+
+	var b strings.Builder
+	b.WriteString(`usage: supervisor [flags]
+
+vrrpkit's root process: it reads keepalived.conf, starts and watches vrrpd,
+and serves vrrpctl on <run-dir>/control.sock. It takes keepalived's flags, so
+existing unit files and habits keep working.
+
+`)
+	for _, o := range options {
+		name, usage := flag.UnquoteUsage(o.flag)
+		spelled := make([]string, len(o.names))
+		for i, n := range o.names {
+			spelled[i] = dashed(n)
+		}
+		fmt.Fprintf(&b, "  %s", strings.Join(spelled, ", "))
+		switch {
+		case name != "" && isBool(o.flag):
+			fmt.Fprintf(&b, "[=%s]", name) // -t or --config-test=FILE
+		case name != "":
+			fmt.Fprintf(&b, " %s", name)
+		}
+		fmt.Fprintf(&b, "\n    \t%s", usage)
+		if d := o.flag.DefValue; d != "" && !(isBool(o.flag) && d == "false") {
+			fmt.Fprintf(&b, " (default %q)", d)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("  -h, --help\n    \tprint this help and exit\n\n")
+	text := "Accepted for keepalived compatibility and ignored: " + strings.Join(compat, ", ")
+	if len(compatWithValue) > 0 {
+		text += "; with a value: " + strings.Join(compatWithValue, ", ")
+	}
+	// Why ignoring them is harmless, and that -P and -C (VRRP only,
+	// checkers only) do not split the work here.
+	text += ". vrrpkit always runs in the foreground, logs to stderr (the journal under systemd) and runs both VRRP and the checkers."
+	b.WriteString(wrap(text, 80, "  "))
+	io.WriteString(w, b.String())
+}
+
+// shortFirst orders one-letter flags before long ones, each alphabetically;
+// names may carry their dashes.
+func shortFirst(a, b string) bool {
+	a, b = strings.TrimLeft(a, "-"), strings.TrimLeft(b, "-")
+	if (len(a) == 1) != (len(b) == 1) {
+		return len(a) == 1
+	}
+	return a < b
+}
+
+// isBool reports whether f takes no value (-n rather than -p FILE).
+func isBool(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// dashed spells a flag as keepalived's getopt does: -f, --use-file. (Go's
+// flag package takes one or two dashes for either.)
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// wrap breaks text into lines of at most width columns at spaces, starting
+// every line but the first with indent; it ends with a newline.
+func wrap(text string, width int, indent string) string {
+	var b strings.Builder
+	col := 0
+	for i, word := range strings.Fields(text) {
+		switch {
+		case i == 0:
+		case col+1+len(word) > width:
+			b.WriteString("\n" + indent)
+			col = len(indent)
+		default:
+			b.WriteString(" ")
+			col++
+		}
+		b.WriteString(word)
+		col += len(word)
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 // defaultConfigID is keepalived's: the hostname up to the first dot.

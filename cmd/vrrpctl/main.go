@@ -1,142 +1,319 @@
 // Command vrrpctl talks to a running supervisor over <run-dir>/control.sock.
+//
+// Flags go anywhere on the line (vrrpctl status --json, vrrpctl --json
+// status), every command has -h, and a mistake on the command line exits 2
+// with what to type instead. What it prints comes from pkg/ctlview.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
-	"text/tabwriter"
+	"syscall"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
+	"github.com/vrrpkit/vrrpkit/pkg/ctlview"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/rundir"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
+// version is stamped by the Makefile (-X main.version).
 var version = "dev"
 
-const usage = `usage: vrrpctl [flags] <command>
-
-commands:
-  status    show the supervisor, its children and every VRRP instance
-  version   print the version
-
-flags:
-`
-
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the command ran and failed (e.g. no supervisor)
+	exitCmdLine = 2 // the command line is wrong; nothing was attempted
+)
 
 // run is main without the process: it returns the exit status.
-func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vrrpctl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	// Never nil: cobra reads os.Args when given nil.
+	root.SetArgs(goStyleFlags(root, args))
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
 	}
-	runDir := fs.String("run-dir", "/run/vrrpkit", "directory of the supervisor's control socket")
-	jsonOut := fs.Bool("json", false, "print JSON instead of text")
-	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the supervisor")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	fmt.Fprintf(stderr, "vrrpctl: %v\n", err)
+	var ce *cmdLineError
+	if errors.As(err, &ce) {
+		if ce.usage != nil {
+			fmt.Fprint(stderr, "\n"+ce.usage.UsageString())
 		}
-		return 2
+		return exitCmdLine
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+	var he *hintedError
+	if errors.As(err, &he) {
+		fmt.Fprintln(stderr, he.hint)
 	}
-	switch cmd := fs.Arg(0); cmd {
-	case "status":
-		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-		defer cancel()
-		st, err := status(ctx, filepath.Join(*runDir, "control.sock"))
-		if err != nil {
-			fmt.Fprintf(stderr, "vrrpctl: %v\n", err)
-			return 1
-		}
-		if *jsonOut {
-			b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(st)
-			if err != nil {
-				fmt.Fprintf(stderr, "vrrpctl: %v\n", err)
-				return 1
+	return exitFailed
+}
+
+// cmdLineError is a mistake on the command line; usage, if set, is the
+// command whose usage is printed after it.
+type cmdLineError struct {
+	err   error
+	usage *cobra.Command
+}
+
+func (e *cmdLineError) Error() string { return e.err.Error() }
+func (e *cmdLineError) Unwrap() error { return e.err }
+
+// hintedError is a failure and, on the lines after it, what to type about it.
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (e *hintedError) Error() string { return e.err.Error() }
+func (e *hintedError) Unwrap() error { return e.err }
+
+// globals are the flags every command takes.
+type globals struct {
+	runDir  string
+	json    bool
+	timeout time.Duration
+}
+
+// usageTemplate is cobra's default cut down: one usage line, the commands,
+// the command's own flags apart from the global ones, examples.
+const usageTemplate = `Usage:
+  {{.UseLine}}
+{{- if .HasAvailableSubCommands}}
+
+Commands:
+{{- range .Commands}}{{if .IsAvailableCommand}}
+  {{rpad .Name .NamePadding}} {{.Short}}{{end}}{{end}}{{end}}
+{{- if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}
+{{- if .HasAvailableInheritedFlags}}
+
+Global flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}
+{{- if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}
+{{- if .HasAvailableSubCommands}}
+
+Run 'vrrpctl <command> -h' for a command's flags.{{end}}
+`
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "vrrpctl [flags] <command>",
+		Short: "vrrpctl talks to the vrrpkit supervisor",
+		Long: "vrrpctl talks to the vrrpkit supervisor over <run-dir>/control.sock.\n" +
+			"Flags may come before or after the command.",
+		// Errors and usage are printed once, by run, where the exit status
+		// is decided.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// Runnable with any arguments, so that a missing or unknown command
+		// reaches RunE and gets vrrpctl's message rather than cobra's.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &cmdLineError{err: errors.New("no command given"), usage: cmd}
 			}
-			fmt.Fprintln(stdout, string(b))
-			return 0
+			return unknownCommand(cmd, args[0])
+		},
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		// SuggestionsFor uses this as is; cobra only defaults it (to 2)
+		// for its own unknown-command message, which vrrpctl replaces.
+		SuggestionsMinimumDistance: 2,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetUsageTemplate(usageTemplate)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &cmdLineError{err: err, usage: cmd}
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.runDir, "run-dir", rundir.Default, "`directory` of the supervisor's "+rundir.ControlSocket)
+	pf.BoolVar(&g.json, "json", false, "print JSON (README.md, \"vrrpctl status --json\") instead of text")
+	pf.DurationVar(&g.timeout, "timeout", 3*time.Second, "how long to wait for the supervisor")
+	root.AddCommand(statusCmd(g), versionCmd())
+	return root
+}
+
+// unknownCommand says so, with cobra's suggestion and the list of commands.
+func unknownCommand(root *cobra.Command, name string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "unknown command %q", name)
+	if s := root.SuggestionsFor(name); len(s) > 0 {
+		fmt.Fprintf(&b, " (did you mean %q?)", s[0])
+	}
+	b.WriteString("; the commands are:")
+	for _, c := range root.Commands() {
+		if c.IsAvailableCommand() {
+			fmt.Fprintf(&b, "\n  %-*s %s", c.NamePadding(), c.Name(), c.Short)
 		}
-		printStatus(stdout, st)
-		return 0
-	case "version":
-		fmt.Fprintln(stdout, "vrrpctl", version)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "vrrpctl: unknown command %q (try: status, version)\n", cmd)
-		return 2
+	}
+	b.WriteString("\nRun 'vrrpctl <command> -h' for a command's flags.")
+	return &cmdLineError{err: errors.New(b.String())}
+}
+
+// noArgs refuses arguments with the command's usage.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &cmdLineError{err: fmt.Errorf("%s takes no arguments, got %q", cmd.Name(), args[0]), usage: cmd}
+	}
+	return nil
+}
+
+func statusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "show the supervisor, its children and every VRRP instance",
+		Long: "status shows the running configuration, the supervisor's children and every\n" +
+			"VRRP instance: a table, or with --json the JSON documented in README.md.",
+		Example: "  vrrpctl status\n" +
+			"  vrrpctl status --json | jq -r '.vrrp_instances[] | select(.state == \"MASTER\") | .name'\n" +
+			"  vrrpctl status --run-dir /tmp/vrrpkit-test",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := fetchStatus(cmd.Context(), rundir.Dir(g.runDir), g.timeout)
+			if err != nil {
+				return err
+			}
+			v := ctlview.FromProto(st)
+			if g.json {
+				return ctlview.WriteJSON(cmd.OutOrStdout(), v)
+			}
+			return ctlview.WriteText(cmd.OutOrStdout(), v, time.Local)
+		},
 	}
 }
 
-func status(ctx context.Context, path string) (*pb.SupervisorStatusResponse, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no supervisor at %s: %w", path, err)
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print vrrpctl's version",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "vrrpctl", version)
+			return err
+		},
 	}
-	conn, err := ipc.Dial(ctx, path)
+}
+
+// fetchStatus asks the supervisor of dir for its status, within timeout.
+func fetchStatus(ctx context.Context, dir rundir.Dir, timeout time.Duration) (*pb.SupervisorStatusResponse, error) {
+	sock := dir.Control()
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	defer cancelTimeout()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// ipc.Dial waits for the connection until ctx is done, redialling. A
+	// missing socket or one nobody listens on will not change within the
+	// timeout, so the first connect error ends the wait, and it is that
+	// error, not "context deadline exceeded", that the user needs to see.
+	dial := func(ctx context.Context, _ string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", sock)
+		if err != nil {
+			cancel(err)
+		}
+		return c, err
+	}
+	// explain turns a failure into what the user can act on, from why ctx
+	// ended: the timeout, or a connect error (also one while redialling
+	// during the call); nil if ctx did not end.
+	explain := func(err error) error {
+		cause := context.Cause(ctx)
+		switch {
+		case errors.Is(cause, context.DeadlineExceeded):
+			return noAnswer(sock, timeout, err)
+		case cause != nil && !errors.Is(cause, context.Canceled):
+			return unreachable(sock, cause)
+		}
+		return nil
+	}
+	conn, err := ipc.Dial(ctx, sock, grpc.WithContextDialer(dial))
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", path, err)
+		if e := explain(err); e != nil {
+			return nil, e
+		}
+		return nil, fmt.Errorf("connecting to the supervisor at %s: %w", sock, err)
 	}
 	defer conn.Close()
 	st, err := pb.NewSupervisorClient(conn).Status(ctx, &pb.SupervisorStatusRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("status from %s: %w", path, err)
+		if e := explain(err); e != nil {
+			return nil, e
+		}
+		return nil, fmt.Errorf("status from the supervisor at %s: %s: %s", sock, status.Code(err), status.Convert(err).Message())
 	}
 	return st, nil
 }
 
-func printStatus(w io.Writer, st *pb.SupervisorStatusResponse) {
-	fmt.Fprintf(w, "config %s, generation %d, loaded %s\n", st.GetConfigPath(), st.GetGeneration(),
-		st.GetConfigLoadedAt().AsTime().Local().Format(time.DateTime))
-	if f := st.GetLastReloadFailure(); f != nil {
-		fmt.Fprintf(w, "last reload REFUSED at %s:\n  %s\n", f.GetAt().AsTime().Local().Format(time.DateTime), strings.Join(f.GetErrors(), "\n  "))
+// unreachable explains a failed connect(2) to the control socket.
+func unreachable(sock string, err error) error {
+	// "connect: no such file or directory", without repeating the path.
+	if op := (*net.OpError)(nil); errors.As(err, &op) {
+		err = op.Err
 	}
-	for _, c := range st.GetChildren() {
-		state := "down"
-		if c.GetRunning() {
-			state = fmt.Sprintf("pid %d", c.GetPid())
-		}
-		fmt.Fprintf(w, "%s: %s, %d restarts", c.GetName(), state, c.GetRestarts())
-		if c.GetLastExit() != "" {
-			fmt.Fprintf(w, ", last exit: %s", c.GetLastExit())
-		}
-		fmt.Fprintln(w)
+	err = fmt.Errorf("cannot reach the supervisor at %s: %w", sock, err)
+	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+		return &hintedError{err: err, hint: "The control socket is root only for now: sudo vrrpctl status"}
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tINTERFACE\tVRID\tSTATE\tPRIO\tMASTER\tSINCE\tDROPS")
-	for _, in := range st.GetInstances() {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", in.GetName(), in.GetInterface(), in.GetVrid(),
-			strings.TrimPrefix(in.GetState().String(), "VRRP_STATE_"), in.GetEffectivePriority(), in.GetMasterAddr(),
-			in.GetStateSince().AsTime().Local().Format(time.TimeOnly), drops(in.GetCounters()))
-	}
-	tw.Flush()
+	return &hintedError{err: err, hint: "Is it running? Check with: systemctl status vrrpkit\n" +
+		"If it runs with another run directory: vrrpctl --run-dir DIR status"}
 }
 
-// drops lists the drop counters ("bad_ttl=3 bad_checksum=1").
-func drops(c *pb.InstanceCounters) string {
-	var parts []string
-	for _, d := range c.GetDrops() {
-		parts = append(parts, fmt.Sprintf("%s=%d", d.GetReason(), d.GetCount()))
+// noAnswer explains a supervisor that accepted the connection but did not
+// answer in time.
+func noAnswer(sock string, timeout time.Duration, err error) error {
+	return &hintedError{
+		err: fmt.Errorf("no answer from the supervisor at %s within %v: %w", sock, timeout, err),
+		hint: "It may be busy, stuck or refusing this user (its log says which): journalctl -u vrrpkit\n" +
+			"To wait longer: vrrpctl --timeout 10s status",
 	}
-	sort.Strings(parts)
-	if len(parts) == 0 {
-		return "-"
+}
+
+// goStyleFlags rewrites "-json" and "-run-dir=x" into "--json" and
+// "--run-dir=x" for vrrpctl's own long flags, and leaves everything else
+// alone. vrrpctl used Go's flag package, which takes either spelling (and
+// the supervisor still does), so scripts saying "vrrpctl -json status" keep
+// working; pflag would read "-json" as -j -s -o -n.
+func goStyleFlags(root *cobra.Command, args []string) []string {
+	long := map[string]bool{"help": true} // cobra adds -h/--help at execution
+	add := func(fs *pflag.FlagSet) { fs.VisitAll(func(f *pflag.Flag) { long[f.Name] = true }) }
+	add(root.PersistentFlags())
+	for _, c := range root.Commands() {
+		add(c.Flags())
 	}
-	return strings.Join(parts, " ")
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			if name, _, _ := strings.Cut(a[1:], "="); len(name) > 1 && long[name] {
+				a = "-" + a
+			}
+		}
+		out = append(out, a)
+	}
+	return out
 }

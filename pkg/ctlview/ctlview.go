@@ -1,0 +1,296 @@
+// Package ctlview is what vrrpctl prints for the supervisor's status: the
+// conversion of pb.SupervisorStatusResponse into view structs, their JSON
+// and their text table.
+//
+// The JSON is for people and jq, so it does not follow protojson: keys are
+// snake_case and named after keepalived's keywords (virtual_router_id,
+// virtual_ipaddress), states are words ("MASTER"), every number is a JSON
+// number (protojson writes uint64 as a string), times are RFC 3339 in UTC
+// with nine fractional digits, and key order and spacing never change.
+// Empty lists are [], something unknown or absent is null. README.md
+// ("vrrpctl status --json") documents every key; testdata/status.golden.json
+// pins the output, so a change to it shows up in review.
+package ctlview
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// Status is the supervisor's status as vrrpctl shows it. Field order is the
+// JSON key order.
+type Status struct {
+	// Generation of the running (last accepted) configuration.
+	Generation     uint64 `json:"generation"`
+	ConfigPath     string `json:"config_path"`
+	ConfigLoadedAt *Time  `json:"config_loaded_at"`
+	// When the supervisor started, and its version.
+	StartedAt *Time  `json:"started_at"`
+	Version   string `json:"version"`
+	// The last rejected reload, if it came after the running configuration.
+	LastReloadFailure *ReloadFailure `json:"last_reload_failure"`
+	Processes         []Process      `json:"processes"`
+	VRRPInstances     []Instance     `json:"vrrp_instances"`
+}
+
+// ReloadFailure is a reload the supervisor refused; the running
+// configuration stayed.
+type ReloadFailure struct {
+	At *Time `json:"at"`
+	// "file:line: message" lines.
+	Errors []string `json:"errors"`
+}
+
+// Process is one child of the supervisor (vrrpd, checkerd).
+type Process struct {
+	Name string `json:"name"`
+	// 0 when not running.
+	PID     int32 `json:"pid"`
+	Running bool  `json:"running"`
+	// Restarts since the supervisor started.
+	Restarts uint32 `json:"restarts"`
+	// Configuration generation the process has acknowledged.
+	Generation uint64 `json:"generation"`
+	StartedAt  *Time  `json:"started_at"`
+	// How the previous run ended ("exit status 1", "signal: killed"); nil if
+	// it never ended.
+	LastExit *string `json:"last_exit"`
+}
+
+// Instance is one vrrp_instance.
+type Instance struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	// Configured priority, and the one after track_* weights (what adverts
+	// carry).
+	Priority          uint32   `json:"priority"`
+	EffectivePriority uint32   `json:"effective_priority"`
+	VirtualRouterID   uint32   `json:"virtual_router_id"`
+	Interface         string   `json:"interface"`
+	VirtualIPAddress  []string `json:"virtual_ipaddress"`
+	// The current master as last heard (this host's address when MASTER);
+	// nil when unknown.
+	MasterAddress *string  `json:"master_address"`
+	StateSince    *Time    `json:"state_since"`
+	FaultReasons  []string `json:"fault_reasons"`
+	Counters      Counters `json:"counters"`
+}
+
+// Counters are an instance's monotonic counters since it started.
+type Counters struct {
+	AdvertsSent              uint64 `json:"adverts_sent"`
+	AdvertsReceived          uint64 `json:"adverts_received"`
+	PriorityZeroSent         uint64 `json:"priority_zero_sent"`
+	PriorityZeroReceived     uint64 `json:"priority_zero_received"`
+	BecameMaster             uint64 `json:"became_master"`
+	ReleasedMaster           uint64 `json:"released_master"`
+	SendErrors               uint64 `json:"send_errors"`
+	LowerPriorityMasterHeard uint64 `json:"lower_priority_master_heard"`
+	ResumedLate              uint64 `json:"resumed_late"`
+	SocketUnknownVRID        uint64 `json:"socket_unknown_vrid"`
+	SocketBadPackets         uint64 `json:"socket_bad_packets"`
+	// Received packets dropped, by reason. A map so that jq can say
+	// .drops.bad_ttl; encoding/json writes its keys sorted.
+	Drops map[string]uint64 `json:"drops"`
+}
+
+// TimeFormat is how times appear in the JSON: RFC 3339, always UTC ("Z") and
+// always nine fractional digits, so that they sort as strings and line up.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// Time is a point in time that marshals with TimeFormat.
+type Time struct{ time.Time }
+
+// MarshalJSON implements json.Marshaler.
+func (t Time) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + t.UTC().Format(TimeFormat) + `"`), nil
+}
+
+// FromProto converts the supervisor's answer. It never returns nil lists or
+// maps, so the JSON has [] and {} rather than null for them.
+func FromProto(st *pb.SupervisorStatusResponse) *Status {
+	s := &Status{
+		Generation:     st.GetGeneration(),
+		ConfigPath:     st.GetConfigPath(),
+		ConfigLoadedAt: fromTimestamp(st.GetConfigLoadedAt()),
+		StartedAt:      fromTimestamp(st.GetStartedAt()),
+		Version:        st.GetVersion(),
+		Processes:      []Process{},
+		VRRPInstances:  []Instance{},
+	}
+	if f := st.GetLastReloadFailure(); f != nil {
+		s.LastReloadFailure = &ReloadFailure{At: fromTimestamp(f.GetAt()), Errors: strs(f.GetErrors())}
+	}
+	for _, c := range st.GetChildren() {
+		s.Processes = append(s.Processes, Process{
+			Name:       c.GetName(),
+			PID:        c.GetPid(),
+			Running:    c.GetRunning(),
+			Restarts:   c.GetRestarts(),
+			Generation: c.GetGeneration(),
+			StartedAt:  fromTimestamp(c.GetStartedAt()),
+			LastExit:   optional(c.GetLastExit()),
+		})
+	}
+	for _, in := range st.GetInstances() {
+		s.VRRPInstances = append(s.VRRPInstances, Instance{
+			Name:              in.GetName(),
+			State:             State(in.GetState()),
+			Priority:          in.GetPriority(),
+			EffectivePriority: in.GetEffectivePriority(),
+			VirtualRouterID:   in.GetVrid(),
+			Interface:         in.GetInterface(),
+			VirtualIPAddress:  virtualIPAddresses(in),
+			MasterAddress:     optional(in.GetMasterAddr()),
+			StateSince:        fromTimestamp(in.GetStateSince()),
+			FaultReasons:      strs(in.GetFaultReasons()),
+			Counters:          counters(in.GetCounters()),
+		})
+	}
+	return s
+}
+
+// virtualIPAddresses is the instance's virtual_ipaddress list. The status
+// message does not carry it yet (InstanceStatus has no such field; vrrpd's
+// event stream does, per instance, as InstanceState.addresses); until it
+// does, the key is there with an empty list so that scripts can rely on it.
+func virtualIPAddresses(*pb.InstanceStatus) []string { return []string{} }
+
+func counters(c *pb.InstanceCounters) Counters {
+	v := Counters{
+		AdvertsSent:              c.GetAdvertsSent(),
+		AdvertsReceived:          c.GetAdvertsReceived(),
+		PriorityZeroSent:         c.GetPriorityZeroSent(),
+		PriorityZeroReceived:     c.GetPriorityZeroReceived(),
+		BecameMaster:             c.GetBecameMaster(),
+		ReleasedMaster:           c.GetReleasedMaster(),
+		SendErrors:               c.GetSendErrors(),
+		LowerPriorityMasterHeard: c.GetLowerPriorityMasterHeard(),
+		ResumedLate:              c.GetResumedLate(),
+		SocketUnknownVRID:        c.GetSocketUnknownVrid(),
+		SocketBadPackets:         c.GetSocketBadPackets(),
+		Drops:                    map[string]uint64{},
+	}
+	for _, d := range c.GetDrops() {
+		// Summed: a repeated reason must not hide a count.
+		v.Drops[d.GetReason()] += d.GetCount()
+	}
+	return v
+}
+
+// State is the keepalived name of a state ("MASTER"); "UNKNOWN" for a value
+// this vrrpctl does not know (unset, or newer than it).
+func State(s pb.VrrpState) string {
+	switch s {
+	case pb.VrrpState_VRRP_STATE_INIT:
+		return "INIT"
+	case pb.VrrpState_VRRP_STATE_BACKUP:
+		return "BACKUP"
+	case pb.VrrpState_VRRP_STATE_MASTER:
+		return "MASTER"
+	case pb.VrrpState_VRRP_STATE_FAULT:
+		return "FAULT"
+	case pb.VrrpState_VRRP_STATE_STOP:
+		return "STOP"
+	}
+	return "UNKNOWN"
+}
+
+func fromTimestamp(ts *timestamppb.Timestamp) *Time {
+	if ts == nil {
+		return nil
+	}
+	return &Time{ts.AsTime()}
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func strs(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return slices.Clone(s)
+}
+
+// WriteJSON writes s as indented JSON followed by a newline.
+func WriteJSON(w io.Writer, s *Status) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	// Addresses and messages are printed for terminals and jq, not embedded
+	// in HTML: "<" stays "<".
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return fmt.Errorf("writing the status as JSON: %w", err)
+	}
+	return nil
+}
+
+// WriteText writes s as vrrpctl's table, with times in loc.
+func WriteText(w io.Writer, s *Status, loc *time.Location) error {
+	when := func(t *Time, layout string) string {
+		if t == nil {
+			return "-"
+		}
+		return t.In(loc).Format(layout)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "config %s, generation %d, loaded %s\n", s.ConfigPath, s.Generation, when(s.ConfigLoadedAt, time.DateTime))
+	if f := s.LastReloadFailure; f != nil {
+		fmt.Fprintf(&b, "last reload REFUSED at %s:\n  %s\n", when(f.At, time.DateTime), strings.Join(f.Errors, "\n  "))
+	}
+	for _, p := range s.Processes {
+		state := "down"
+		if p.Running {
+			state = fmt.Sprintf("pid %d", p.PID)
+		}
+		fmt.Fprintf(&b, "%s: %s, %d restarts", p.Name, state, p.Restarts)
+		if p.LastExit != nil {
+			fmt.Fprintf(&b, ", last exit: %s", *p.LastExit)
+		}
+		b.WriteString("\n")
+	}
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tINTERFACE\tVRID\tSTATE\tPRIO\tMASTER\tSINCE\tDROPS")
+	for _, in := range s.VRRPInstances {
+		master := "-"
+		if in.MasterAddress != nil {
+			master = *in.MasterAddress
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", in.Name, in.Interface, in.VirtualRouterID,
+			in.State, in.EffectivePriority, master, when(in.StateSince, time.TimeOnly), drops(in.Counters.Drops))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("writing the status table: %w", err)
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("writing the status: %w", err)
+	}
+	return nil
+}
+
+// drops lists drop counters by reason, sorted: "bad_checksum=1 bad_ttl=3".
+func drops(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(m))
+	for _, r := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", r, m[r]))
+	}
+	return strings.Join(parts, " ")
+}
