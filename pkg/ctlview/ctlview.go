@@ -160,11 +160,9 @@ func FromProto(st *pb.SupervisorStatusResponse) *Status {
 	return s
 }
 
-// virtualIPAddresses is the instance's virtual_ipaddress list. The status
-// message does not carry it yet (InstanceStatus has no such field; vrrpd's
-// event stream does, per instance, as InstanceState.addresses); until it
-// does, the key is there with an empty list so that scripts can rely on it.
-func virtualIPAddresses(*pb.InstanceStatus) []string { return []string{} }
+// virtualIPAddresses is the instance's virtual_ipaddress (and _excluded)
+// list in prefix form; [] when it has none, never null.
+func virtualIPAddresses(in *pb.InstanceStatus) []string { return strs(in.GetVirtualIpaddress()) }
 
 func counters(c *pb.InstanceCounters) Counters {
 	v := Counters{

@@ -45,7 +45,8 @@ func Status() *pb.SupervisorStatusResponse {
 		Instances: []*pb.InstanceStatus{
 			{
 				Name: "VI_WEB", State: pb.VrrpState_VRRP_STATE_MASTER, Priority: 150, EffectivePriority: 140,
-				MasterAddr: "192.0.2.1", Interface: "eth0", Vrid: 51,
+				VirtualIpaddress: []string{"192.0.2.100/32", "2001:db8::100/128"},
+				MasterAddr:       "192.0.2.1", Interface: "eth0", Vrid: 51,
 				StateSince: at("2026-03-14T09:20:01.25Z"),
 				Counters: &pb.InstanceCounters{
 					AdvertsSent: 1520, AdvertsReceived: 12, PriorityZeroSent: 0, PriorityZeroReceived: 1,
