@@ -37,8 +37,11 @@ func TestInteropVrrpdCrash(t *testing.T) {
 	kb := start(t, lab, keepalived, hb, conf("rb", low))
 	waitElected(t, "VI_1", high.vips, 15*time.Second, va, kb)
 	masterEntriesAtElection := kb.(*keepalivedRouter).masterEntries("VI_1")
-	// Let the supervisor's record of masters catch up (it polls every 100 ms).
-	time.Sleep(300 * time.Millisecond)
+	// The supervisor keeps its resume record from vrrpd's event stream: wait
+	// until it has seen the election.
+	if err := va.Proc().WaitLog(`msg="vrrp transition" instance=VI_1 from=BACKUP to=MASTER`, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 
 	capt := seg.Capture(vrrpFilter)
 	if err := capt.WaitPackets(3, 5*time.Second); err != nil {

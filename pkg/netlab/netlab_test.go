@@ -330,7 +330,13 @@ func TestKeepalivedFailover(t *testing.T) {
 	if err := ka.WaitLog("(VI_1) Entering MASTER STATE", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond) // b hears a couple of adverts
+	// b is a backup that has heard a's adverts (b itself sends none).
+	if err := kb.WaitLog("(VI_1) Entering BACKUP STATE", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitPackets(2, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if err := ka.Kill(); err != nil {   // no priority-0 advert: b waits Master_Down_Interval
 		t.Fatal(err)
 	}
