@@ -337,7 +337,7 @@ func TestKeepalivedFailover(t *testing.T) {
 	if err := c.WaitPackets(2, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := ka.Kill(); err != nil {   // no priority-0 advert: b waits Master_Down_Interval
+	if err := ka.Kill(); err != nil { // no priority-0 advert: b waits Master_Down_Interval
 		t.Fatal(err)
 	}
 	if err := kb.WaitLog("(VI_1) Entering MASTER STATE", 10*time.Second); err != nil {
