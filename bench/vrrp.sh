@@ -3,7 +3,9 @@
 #
 #  1. failover: excess of the takeover gap over Master_Down_Interval, with a
 #     keepalived master (priority 200) SIGKILLed and a backup (priority 100)
-#     that is either vrrpkit or keepalived; VRRPv3, advert_int 1 s and 0.1 s;
+#     that is either vrrpkit or keepalived; VRRPv3, advert_int INTERVALS
+#     (0.1, 0.5, 1 and 3 s), on a quiet machine and with stress-ng --cpu 4
+#     oversubscribing the CPUs (LOADS);
 #     measured on a capture at the bridge: (first advert of the backup) -
 #     (last advert of the old master) - (3*I + 156*I/256). RUNS trials each,
 #     median and max.
@@ -29,6 +31,8 @@ stress=${STRESS:-30}
 ninst=${INSTANCES:-200}
 freezes=${FREEZES:-4}
 parts=${PARTS:-123} # which of the three to run
+intervals=${INTERVALS:-0.1 0.5 1 3} # advert_int of the failover part
+loads=${LOADS:-quiet stress}        # and under which loads
 sup=${SUPERVISOR:-$PWD/bin/supervisor} # override to A/B another build
 vrrpd=${VRRPD:-$PWD/bin/vrrpd}
 
@@ -301,17 +305,33 @@ failover() {
 }
 
 if [[ $parts == *1* ]]; then
-echo "VRRP failover: keepalived master (priority 200) SIGKILLed, backup at priority 100, VRRPv3. Excess of"
-echo "(first advert of the backup - last advert of the master) over Master_Down_Interval at the bridge,"
-echo "$runs runs each, ms (load average at start: $load):"
-printf '  %-10s %-22s %-26s %-29s %s\n' "advert_int" "Master_Down_Interval" "vrrpkit backup median/max" "keepalived backup median/max" "ratio of medians"
-for int in 1 0.1; do
-	failover vrrpkit "$int"
-	read -r om ox <<<"$result"
-	failover keepalived "$int"
-	read -r tm tx <<<"$result"
-	printf '  %-10s %-22s %-26s %-29s %s\n' "${int}s" "$(awk -v i="$int" 'BEGIN { printf "%.3f ms", (3 * i + 156 * i / 256) * 1000 }')" \
-		"$om / $ox" "$tm / $tx" "$(awk -v a="$om" -v b="$tm" 'BEGIN { print (b > 0 ? sprintf("%.2f", a / b) : "n/a") }')"
+# failovers LOAD: the table for one load ("quiet", or "stress": stress-ng
+# --cpu 4 oversubscribing the CPUs for the whole table).
+failovers() {
+	local load=$1 stress_pid="" int om ox tm tx
+	if [[ $load == stress ]]; then
+		start "$work/stress-failover.log" - stress-ng --cpu 4 --timeout 3600s -q
+		stress_pid=$started
+	fi
+	echo "VRRP failover ($load: $([[ $load == stress ]] && echo "stress-ng --cpu 4 on $(nproc) CPUs" || echo "no load of ours")): keepalived master (priority 200)"
+	echo "SIGKILLed, backup at priority 100, VRRPv3. Excess of (first advert of the backup - last advert of the master)"
+	echo "over Master_Down_Interval at the bridge, $runs runs each, ms (load average at start: $(cut -d' ' -f1-3 /proc/loadavg)):"
+	printf '  %-10s %-22s %-26s %-29s %s\n' "advert_int" "Master_Down_Interval" "vrrpkit backup median/max" "keepalived backup median/max" "ratio of medians"
+	for int in $intervals; do
+		failover vrrpkit "$int"
+		read -r om ox <<<"$result"
+		failover keepalived "$int"
+		read -r tm tx <<<"$result"
+		printf '  %-10s %-22s %-26s %-29s %s\n' "${int}s" "$(awk -v i="$int" 'BEGIN { printf "%.3f ms", (3 * i + 156 * i / 256) * 1000 }')" \
+			"$om / $ox" "$tm / $tx" "$(awk -v a="$om" -v b="$tm" 'BEGIN { print (b > 0 ? sprintf("%.2f", a / b) : "n/a") }')"
+	done
+	if [[ -n $stress_pid ]]; then
+		stop "$stress_pid"
+	fi
+}
+for load in $loads; do
+	failovers "$load"
+	echo
 done
 fi
 

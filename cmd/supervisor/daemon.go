@@ -144,6 +144,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	// for the network before it takes MASTER. Only a vrrpd that dies under
 	// this supervisor leaves a resume set (see childEvent).
 
+	allowTimerRealtime(log)
 	specs := []supervise.Spec{{
 		Name:        childVrrpd,
 		Path:        vrrpdPath,
@@ -494,5 +495,25 @@ func (d *daemon) childEvent(ev supervise.Event) {
 	}
 	if ev.Kind != supervise.Restarting {
 		d.sendStatus()
+	}
+}
+
+// vrrpdRTPriority is the SCHED_FIFO priority vrrpd's timer thread asks for
+// (vrrpd -rt-priority; see vrrpd.SystemClock).
+const vrrpdRTPriority = 10
+
+// allowTimerRealtime raises RLIMIT_RTPRIO (setrlimit(2)) so that vrrpd,
+// which has no CAP_SYS_NICE, may put its timer thread in SCHED_FIFO: a
+// CPU-bound process of normal priority then cannot delay a takeover. The
+// limit is inherited by every child; it only permits what a process asks
+// for, and vrrpd asks for it on one thread.
+func allowTimerRealtime(log *slog.Logger) {
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_RTPRIO, &cur); err == nil && cur.Cur >= vrrpdRTPriority {
+		return
+	}
+	lim := unix.Rlimit{Cur: vrrpdRTPriority, Max: max(cur.Max, vrrpdRTPriority)}
+	if err := unix.Setrlimit(unix.RLIMIT_RTPRIO, &lim); err != nil {
+		log.Warn("vrrpd's timer thread will run at normal priority: raising RLIMIT_RTPRIO", "err", err)
 	}
 }
