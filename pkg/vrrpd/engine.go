@@ -634,7 +634,7 @@ func (e *Engine) read(s *socket) {
 	pkt.Addrs = make([]netip.Addr, 0, 255)
 	for {
 		msg, err := s.conn.ReadFrom(buf)
-		ev := rxEvent{sock: s, rx: vrrp.Received{Src: msg.Src, TTL: msg.TTL}, at: e.clock.Now()}
+		ev := rxEvent{sock: s, rx: vrrp.Received{Src: msg.Src, TTL: msg.TTL}, at: arrival(e.clock.Now(), msg.Received)}
 		switch {
 		case err == nil:
 		case errors.Is(err, vrrpnet.ErrTruncated), errors.Is(err, vrrpnet.ErrMalformed):
@@ -670,6 +670,23 @@ func (e *Engine) read(s *socket) {
 		}
 		e.deliver(&ev)
 	}
+}
+
+// arrival is when a packet arrived, on now's clock: the kernel's stamp
+// (vrrpnet.Message.Received, wall clock) moved onto now's monotonic
+// reading, so that the Master_Down_Timer runs from the advert's arrival and
+// not from when this goroutine was scheduled to read it (RFC 5798 §6.4.2
+// resets it "on receipt"). A stamp from the future or more than a second
+// old means the wall clock stepped: then now.
+func arrival(now, kernel time.Time) time.Time {
+	if kernel.IsZero() {
+		return now
+	}
+	d := now.Sub(kernel)
+	if d < 0 || d > time.Second {
+		return now
+	}
+	return now.Add(-d)
 }
 
 // deliver hands one received advert to its instance, on the reader's

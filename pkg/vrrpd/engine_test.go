@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -371,5 +372,28 @@ func TestEvents(t *testing.T) {
 	}
 	if last.GetAddress().GetHeld() || last.GetAddress().GetPrefix() != vip {
 		t.Fatalf("last event before the engine stopped: %v, want %s released", last, vip)
+	}
+}
+
+func TestArrival(t *testing.T) {
+	now := time.Now() // with a monotonic reading, as the real clock's
+	wall := now.Round(0)
+	for _, tc := range []struct {
+		name   string
+		kernel time.Time
+		want   time.Duration // before now
+	}{
+		{"no stamp", time.Time{}, 0},
+		{"300 µs ago", wall.Add(-300 * time.Microsecond), 300 * time.Microsecond},
+		{"future: the clock stepped back", wall.Add(time.Second), 0},
+		{"an hour ago: the clock stepped forward", wall.Add(-time.Hour), 0},
+	} {
+		got := arrival(now, tc.kernel)
+		if now.Sub(got) != tc.want {
+			t.Errorf("%s: arrival %v before now, want %v", tc.name, now.Sub(got), tc.want)
+		}
+		if !strings.Contains(got.String(), " m=") { // time.Time.String shows the monotonic reading
+			t.Errorf("%s: arrival lost the monotonic reading", tc.name)
+		}
 	}
 }

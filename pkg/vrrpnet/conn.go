@@ -115,6 +115,9 @@ type Message struct {
 	TTL uint8
 	// IfIndex is the index of the interface the packet arrived on.
 	IfIndex int
+	// Received is when the kernel received the packet (SO_TIMESTAMPNS): a
+	// wall-clock time without a monotonic reading; zero if not reported.
+	Received time.Time
 }
 
 // Conn is a raw VRRP socket (IP protocol 112) on one interface and one
@@ -160,12 +163,15 @@ type Conn struct {
 	wfn    func(fd uintptr) bool
 }
 
+// sizeofTimespec is the size of the SO_TIMESTAMPNS payload.
+const sizeofTimespec = int(unsafe.Sizeof(unix.Timespec{}))
+
 // Control message sizes (cmsg(3)). The receive buffer has room for both
 // cmsgs either family enables, with slack for ones added in the future.
 var (
 	pktinfo4Space = unix.CmsgSpace(unix.SizeofInet4Pktinfo)
 	pktinfo6Space = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
-	recvOOBSize   = 2 * (pktinfo6Space + unix.CmsgSpace(4))
+	recvOOBSize   = 2*(pktinfo6Space+unix.CmsgSpace(4)) + unix.CmsgSpace(sizeofTimespec)
 )
 
 // Listen opens the VRRP socket on cfg.Interface for cfg.Family and sets it
@@ -288,6 +294,12 @@ func (c *Conn) setup(fd int, cfg Config) error {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf); err != nil {
 			return c.optErr("SO_RCVBUF", err)
 		}
+	}
+	// socket(7) SO_TIMESTAMPNS: the kernel's time of arrival, so that a
+	// backup's Master_Down_Timer runs from when the advert arrived, not from
+	// when a goroutine got round to reading it.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return c.optErr("SO_TIMESTAMPNS", err)
 	}
 	var opts []sockopt
 	if c.family == 4 {
@@ -592,6 +604,9 @@ func (c *Conn) parseCmsgs(b []byte, m *Message) {
 			m.IfIndex = int(binary.NativeEndian.Uint32(data[16:]))
 		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_HOPLIMIT && len(data) >= 4:
 			m.TTL = uint8(binary.NativeEndian.Uint32(data))
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SO_TIMESTAMPNS && len(data) >= sizeofTimespec:
+			ts := (*unix.Timespec)(unsafe.Pointer(&data[0]))
+			m.Received = time.Unix(ts.Unix())
 		}
 		next := unix.CmsgSpace(l - unix.CmsgLen(0))
 		if next >= len(b) {

@@ -100,6 +100,10 @@ func checkAdvert(t testing.TB, m Message, b *peer, version uint8, src, dst netip
 	if m.IfIndex != b.ifindex {
 		t.Errorf("IfIndex %d, want %d (%s)", m.IfIndex, b.ifindex, b.ifname)
 	}
+	// The kernel's arrival stamp: before the read returned, and recent.
+	if age := time.Since(m.Received); m.Received.IsZero() || age < 0 || age > 10*time.Second {
+		t.Errorf("Received %v (%v ago), want the kernel's arrival time", m.Received, age)
+	}
 	if string(m.Payload) != string(sent) {
 		t.Errorf("payload\n got % x\nwant % x", m.Payload, sent)
 	}
