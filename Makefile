@@ -18,6 +18,13 @@ TOOLS_STAMP := $(CURDIR)/.tools/stamp
 # Stamped into the binaries as main.version (ignored by a main without it).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# grpcnotrace (grpc-go's trace_notrace.go) leaves golang.org/x/net/trace out:
+# grpc.EnableTracing is off anyway, and x/net/trace drags in html/template,
+# whose reflect Method calls keep every exported method of every reachable
+# type in the binary. vrrpd 12.4 -> 7.9 MB, supervisor 11.3 -> 8.7 MB; a Go
+# binary's pages end up resident (init code and tables spread over it), so
+# that is RSS/PSS saved per process too.
+GO_TAGS ?= grpcnotrace
 
 # Fuzz targets as pkgpath:FuzzName. A target whose package does not define it
 # yet is skipped, so the list can name targets before they exist.
@@ -47,7 +54,7 @@ PROTO_OUT   := $(PROTO_DIR)/vrrpkitv1
 .PHONY: help build test vet unit fuzz bench lint proto proto-deps install demo clean distclean
 
 help:
-	@echo 'make build      $(addprefix $(BIN_DIR)/,$(BINARIES)): static (CGO_ENABLED=0), -trimpath'
+	@echo 'make build      $(addprefix $(BIN_DIR)/,$(BINARIES)): static (CGO_ENABLED=0), -trimpath, -tags $(GO_TAGS)'
 	@echo 'make test       go vet, go test -count=1, then a $(FUZZTIME) fuzz pass per FUZZ_TARGETS'
 	@echo 'make fuzz       only the fuzz pass (FUZZTIME=5m for a long one, FUZZPARALLEL=1 on a shared box)'
 	@echo 'make bench      go benchmarks'
@@ -60,7 +67,7 @@ help:
 ## build ----------------------------------------------------------------------
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/ $(addprefix ./cmd/,$(BINARIES))
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/ $(addprefix ./cmd/,$(BINARIES))
 
 ## test -----------------------------------------------------------------------
 
