@@ -943,6 +943,10 @@ func readFuzzInput(t *testing.T, path string) string {
 // panicked. keepalived 2.2.7 -t accepts it (see oracleCases).
 var crOnlyLine = filepath.Join("testdata", "fuzz", "FuzzParse", "cr-only-line-in-vip-block")
 
+// blankKindsConf has lines of each of keepalived's blanks but the newline;
+// keepalived 2.2.7 -t accepts it too (see oracleCases).
+const blankKindsConf = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 50\n\f\v\r\n virtual_ipaddress {\n\r\n 10.0.0.1\n\t\r\f\v\n }\n}\n"
+
 // crOnlyLineConf is that input's text, for the keepalived oracle.
 const crOnlyLineConf = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 50\n priority 100\n virtual_ipaddress {\n 10.0.0.1\n \r\r }\n}\n"
 
@@ -955,7 +959,7 @@ func TestLanguageBlankOnlyLines(t *testing.T) {
 	}
 	cases := map[string]string{
 		"fuzz input":  crOnlyLineConf,
-		"blank kinds": "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 50\n\f\v\r\n virtual_ipaddress {\n\r\n 10.0.0.1\n\t\r\f\v\n }\n}\n",
+		"blank kinds": blankKindsConf,
 		"between braces": "vrrp_instance VI_1 {\r\n interface eth0\r\n virtual_router_id 50\r\n virtual_ipaddress { \r } \r\n" +
 			" virtual_ipaddress_excluded {\r\r}\n virtual_routes { \r\f }\n virtual_rules {\v}\n" +
 			" unicast_peer {\r}\n track_interface { \r }\n track_script {\r\r}\n virtual_ipaddress {\n 10.0.0.1\n\r}\r\n}\r\n",
@@ -999,6 +1003,7 @@ func inst(n int) string { return fmt.Sprintf(vrrpInst, n, n, n) }
 var oracleCases = []oracleCase{
 	{name: "minimal", valid: true, files: map[string]string{"keepalived.conf": inst(1)}},
 	{name: "cr-only-line", valid: true, files: map[string]string{"keepalived.conf": crOnlyLineConf}},
+	{name: "blank-only-lines", valid: true, files: map[string]string{"keepalived.conf": blankKindsConf}},
 	{name: "comments and one-line blocks", valid: true, files: map[string]string{"keepalived.conf": `# comment
 ! other comment
 vrrp_instance VI_1 { # trailing
