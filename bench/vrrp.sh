@@ -10,10 +10,13 @@
 #     (last advert of the old master) - (3*I + 156*I/256). RUNS trials each,
 #     median and max.
 #  2. cost: CPU % (utime+stime of every process of the daemon, children
-#     included, over MEASURE seconds of wall time) and RSS (sum of VmRSS) of
-#     200 VRRPv3 instances at 0.1 s on one interface, 1 VIP each: router A at
-#     priority 200 (master of all), router B at 100 (backup of all); vrrpkit on
-#     both, then keepalived on both.
+#     included, over MEASURE seconds of wall time), RSS (sum of VmRSS) and PSS
+#     (sum of Pss in /proc/PID/smaps_rollup) of 200 VRRPv3 instances at 0.1 s
+#     on one interface, 1 VIP each: router A at priority 200 (master of all),
+#     router B at 100 (backup of all); vrrpkit on both, then keepalived on
+#     both. PSS divides a shared page among the processes mapping it, so
+#     with A and B running one binary it halves the text; "A alone" is A's
+#     figure before B starts, what one host running one daemon would see.
 #  3. timers under load: 200 instances at 0.05 s, master vs backup of the same
 #     kind, while `stress-ng --cpu 4` oversubscribes the CPUs for STRESS
 #     seconds; counts the backup's takeovers (all spurious: the master is up).
@@ -337,41 +340,61 @@ fi
 
 # ---- 2. CPU and memory of 200 instances ----------------------------------------
 
-# snap PID: one line per process of PID's tree: "pid label ticks rss_kb",
-# ticks being utime+stime (fields 14 and 15 of /proc/PID/stat) and the label
-# its comm ("keepalived-child" for a child with its parent's name).
+# snap PID: one line per process of PID's tree: "pid label ticks rss_kb
+# pss_kb", ticks being utime+stime (fields 14 and 15 of /proc/PID/stat), the
+# label its comm ("keepalived-child" for a child with its parent's name) and
+# the memory from /proc/PID/smaps_rollup (Linux 4.14; the same figures
+# pkg/procmem reads), the whole process, whatever its threads.
+# The ip netns exec wrapper has exec'd, so the tree holds only the daemon's.
 snap() {
-	local root=$1 rc q c t r
+	local root=$1 rc q c t m
 	rc=$(cat "/proc/$root/comm")
 	for q in $(tree "$root"); do
 		c=$(cat "/proc/$q/comm" 2>/dev/null) || continue
 		[[ $q != "$root" && $c == "$rc" ]] && c=$c-child
 		t=$(sed 's/.*) //' "/proc/$q/stat" 2>/dev/null | awk '{ print $12 + $13 }') || continue
-		r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$q/status" 2>/dev/null) || continue
-		echo "$q $c $t $r"
+		m=$(awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } END { if (r != "") print r, p }' "/proc/$q/smaps_rollup" 2>/dev/null) || continue
+		[[ -n $m ]] || continue
+		echo "$q $c $t $m"
 	done
 }
 
-# usage SNAP0 SNAP1 NANOSECONDS: "cpu% rss_MB nprocs detail" of a daemon
-# between two snapshots (a process born in between counts from its start).
+# usage SNAP0 SNAP1 NANOSECONDS: "cpu% rss_MB pss_MB nprocs detail" of a
+# daemon between two snapshots (a process born in between counts from its
+# start); detail is "comm cpu% RSS/PSS" per process.
 usage() {
 	awk -v hz="$(getconf CLK_TCK)" -v w="$3" '
 		NR == FNR { t0[$1] = $3; next }
 		{
-			cpu = 100 * ($3 - t0[$1]) / hz / (w / 1e9); rss = $4 / 1024
-			tc += cpu; tr += rss; n++
-			d = d sprintf("%s%s %.2f%% %.1fMB", (n > 1 ? ", " : ""), $2, cpu, rss)
+			cpu = 100 * ($3 - t0[$1]) / hz / (w / 1e9); rss = $4 / 1024; pss = $5 / 1024
+			tc += cpu; tr += rss; tp += pss; n++
+			d = d sprintf("%s%s %.2f%% %.1f/%.1fMB", (n > 1 ? ", " : ""), $2, cpu, rss, pss)
 		}
-		END { printf "%.2f %.1f %d %s", tc, tr, n, d }' "$1" "$2"
+		END { printf "%.2f %.1f %.1f %d %s", tc, tr, tp, n, d }' "$1" "$2"
+}
+
+# memory SNAP: "rss_MB pss_MB detail" of one snapshot, detail "comm RSS/PSS"
+# per process.
+memory() {
+	awk '{
+			tr += $4 / 1024; tp += $5 / 1024; n++
+			d = d sprintf("%s%s %.1f/%.1fMB", (n > 1 ? ", " : ""), $2, $4 / 1024, $5 / 1024)
+		}
+		END { printf "%.1f %.1f %s", tr, tp, d }' "$1"
 }
 
 # cost KIND: sets $ra and $rb to the usage of KIND on router A (master of
-# all) and B (backup of all), and $rt to the backup takeovers meanwhile.
+# all) and B (backup of all), $rm to A's memory before B starts, and $rt to
+# the backup takeovers meanwhile.
 cost() {
 	local kind=$1 a b t0 t1 ma mb f=$work/cost-$1
 	daemon "$kind" "$nsa" "cost-$kind-a" 200 0.1 "$ninst"
 	a=$started
 	wait_until 60 "$kind on A to be master of $ninst" has_vips "$nsa" "$ninst"
+	# A alone: nothing else maps its binary, so PSS is the host's cost.
+	sleep 3
+	snap "$a" >"$f-a.alone"
+	rm=$(memory "$f-a.alone")
 	daemon "$kind" "$nsb" "cost-$kind-b" 100 0.1 "$ninst"
 	b=$started
 	wait_until 60 "$kind on B to be backup of $ninst" in_backup "$f-b.log" "$kind" "$ninst"
@@ -401,23 +424,28 @@ if [[ $parts == *2* ]]; then
 echo
 echo "$ninst VRRPv3 instances at advert_int 0.1s on one interface, 1 VIP each; ${measure}s after settling:"
 cost vrrpkit
-read -r ocm orm _ od <<<"$ra"
-read -r ocb orb _ odb <<<"$rb"
+read -r ocm orm opm _ od <<<"$ra"
+read -r ocb orb opb _ odb <<<"$rb"
+read -r oar oap oad <<<"$rm"
 otr=$rt
 cost keepalived
-read -r tcm trm _ td <<<"$ra"
-read -r tcb trb _ tdb <<<"$rb"
+read -r tcm trm tpm _ td <<<"$ra"
+read -r tcb trb tpb _ tdb <<<"$rb"
+read -r tar tap tad <<<"$rm"
 ttr=$rt
-printf '  %-22s %7s %8s   %s\n' "" "CPU %" "RSS MB" "per process"
-printf '  %-22s %7s %8s   %s\n' "vrrpkit as master" "$ocm" "$orm" "$od"
-printf '  %-22s %7s %8s   %s\n' "vrrpkit as backup" "$ocb" "$orb" "$odb"
-printf '  %-22s %7s %8s   %s\n' "keepalived as master" "$tcm" "$trm" "$td"
-printf '  %-22s %7s %8s   %s\n' "keepalived as backup" "$tcb" "$trb" "$tdb"
-awk -v a="$ocm" -v b="$tcm" -v c="$ocb" -v d="$tcb" -v e="$orm" -v f="$trm" -v g="$orb" -v h="$trb" '
+printf '  %-22s %7s %8s %8s   %s\n' "" "CPU %" "RSS MB" "PSS MB" "per process (CPU, RSS/PSS)"
+printf '  %-22s %7s %8s %8s   %s\n' "vrrpkit as master" "$ocm" "$orm" "$opm" "$od"
+printf '  %-22s %7s %8s %8s   %s\n' "vrrpkit as backup" "$ocb" "$orb" "$opb" "$odb"
+printf '  %-22s %7s %8s %8s   %s\n' "keepalived as master" "$tcm" "$trm" "$tpm" "$td"
+printf '  %-22s %7s %8s %8s   %s\n' "keepalived as backup" "$tcb" "$trb" "$tpb" "$tdb"
+echo "  master alone on the host (before the backup starts; PSS is what the host pays):"
+printf '  %-22s %7s %8s %8s   %s\n' "vrrpkit" "" "$oar" "$oap" "$oad"
+printf '  %-22s %7s %8s %8s   %s\n' "keepalived" "" "$tar" "$tap" "$tad"
+awk -v a="$ocm" -v b="$tcm" -v c="$ocb" -v d="$tcb" -v e="$orm" -v f="$trm" -v g="$orb" -v h="$trb" -v i="$oap" -v j="$tap" '
 	function ratio(x, y) { return y > 0 ? sprintf("%.2f", x / y) : "n/a" }
 	BEGIN {
-		printf "  ratio vrrpkit/keepalived: CPU master %s, backup %s; RSS master %s, backup %s  (below 1: vrrpkit is leaner)\n",
-			ratio(a, b), ratio(c, d), ratio(e, f), ratio(g, h)
+		printf "  ratio vrrpkit/keepalived: CPU master %s, backup %s; RSS master %s, backup %s; PSS alone %s  (below 1: vrrpkit is leaner)\n",
+			ratio(a, b), ratio(c, d), ratio(e, f), ratio(g, h), ratio(i, j)
 	}'
 if ((otr + ttr > 0)); then
 	echo "  note: backup takeovers during the measurement: vrrpkit $otr, keepalived $ttr"

@@ -13,6 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+
+	"github.com/vrrpkit/vrrpkit/pkg/procmem"
 )
 
 var version = "dev"
@@ -44,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// A smaller heap target than Go's default: procmem.Daemon has the figures.
+	log.Debug("gc", "settings", procmem.Apply(procmem.Daemon(), os.LookupEnv).String())
 	log.Error("checkerd: not implemented yet", "run_dir", *runDir, "version", version)
 	return 2
 }

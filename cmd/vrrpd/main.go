@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/procmem"
 	"github.com/vrrpkit/vrrpkit/pkg/rundir"
 	"github.com/vrrpkit/vrrpkit/pkg/vrrpd"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// A smaller heap target than Go's default: procmem.Daemon has the figures.
+	log.Debug("gc", "settings", procmem.Apply(procmem.Daemon(), os.LookupEnv).String())
 	// stderr is a pipe to the supervisor. If the supervisor dies, vrrpd gets
 	// SIGTERM and steps down; a log line written meanwhile must not kill it
 	// with SIGPIPE before its VIPs are removed.

@@ -33,6 +33,9 @@ func decodeBlock[T any](dc *decoder, n *Node, what string, tbl table[T], t T, b 
 	n.blockUsed = true
 	var known []string // built on the first unknown keyword only
 	for _, c := range n.Children {
+		if len(c.Words) == 0 {
+			continue // defensive: buildTree keeps no wordless line
+		}
 		kw := c.Keyword()
 		h, ok := tbl[kw]
 		if !ok {
@@ -388,11 +391,18 @@ func (dc *decoder) lines(n *Node) []*Node {
 	if !dc.needBlock(n) {
 		return nil
 	}
+	out := n.Children[:0:0]
 	for _, c := range n.Children {
+		if len(c.Words) == 0 {
+			// Defensive: value handlers index Words[0]; buildTree keeps
+			// no wordless line, but a Node built elsewhere might.
+			continue
+		}
 		if c.HasBlock {
 			dc.d.errorf(c.Pos, "unexpected { } block inside %s", n.Keyword())
 			c.HasBlock = false
 		}
+		out = append(out, c)
 	}
-	return n.Children
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -918,6 +919,69 @@ func TestLanguageWhitespace(t *testing.T) {
 	}
 }
 
+// readFuzzInput returns the []byte of a "go test fuzz v1" corpus file.
+func readFuzzInput(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, body, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
+	body, ok := strings.CutPrefix(body, "[]byte(")
+	if header != "go test fuzz v1" || !ok || !strings.HasSuffix(body, ")") {
+		t.Fatalf("%s: not a one-[]byte go fuzz corpus file", path)
+	}
+	s, err := strconv.Unquote(strings.TrimSuffix(body, ")"))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return s
+}
+
+// crOnlyLine is the fuzz regression input where a line of only "\r\r"
+// before a '}' reached the address decoder as a line with no word and
+// panicked. keepalived 2.2.7 -t accepts it (see oracleCases).
+var crOnlyLine = filepath.Join("testdata", "fuzz", "FuzzParse", "cr-only-line-in-vip-block")
+
+// blankKindsConf has lines of each of keepalived's blanks but the newline;
+// keepalived 2.2.7 -t accepts it too (see oracleCases).
+const blankKindsConf = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 50\n\f\v\r\n virtual_ipaddress {\n\r\n 10.0.0.1\n\t\r\f\v\n }\n}\n"
+
+// crOnlyLineConf is that input's text, for the keepalived oracle.
+const crOnlyLineConf = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 50\n priority 100\n virtual_ipaddress {\n 10.0.0.1\n \r\r }\n}\n"
+
+// TestLanguageBlankOnlyLines: a line (or a piece between braces) holding
+// only keepalived's blanks " \t\f\n\r\v" is no line, in every kind of
+// block, as alloc_strvec returning NULL makes keepalived skip it.
+func TestLanguageBlankOnlyLines(t *testing.T) {
+	if got := readFuzzInput(t, crOnlyLine); got != crOnlyLineConf {
+		t.Fatalf("%s holds %q, the oracle case %q", crOnlyLine, got, crOnlyLineConf)
+	}
+	cases := map[string]string{
+		"fuzz input":  crOnlyLineConf,
+		"blank kinds": blankKindsConf,
+		"between braces": "vrrp_instance VI_1 {\r\n interface eth0\r\n virtual_router_id 50\r\n virtual_ipaddress { \r } \r\n" +
+			" virtual_ipaddress_excluded {\r\r}\n virtual_routes { \r\f }\n virtual_rules {\v}\n" +
+			" unicast_peer {\r}\n track_interface { \r }\n track_script {\r\r}\n virtual_ipaddress {\n 10.0.0.1\n\r}\r\n}\r\n",
+		"value blocks": "virtual_server_group G {\n\r\n 10.0.0.1 80\n \r }\nvirtual_server group G {\n\r\n real_server 10.0.1.1 80 {\r\n \r\n }\n}\n" +
+			"global_defs {\n notification_email {\r}\n\r\n router_id r1\n}\n",
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg, ds := parseText(t, in, Options{Host: fakeHost{ifaces: map[string]bool{"eth0": true}}})
+			if ds.HasErrors() {
+				t.Fatalf("errors:\n%s", ds)
+			}
+			if len(cfg.VRRPInstances) > 0 {
+				vips := cfg.VRRPInstances[0].VirtualIPAddresses
+				if len(vips) != 1 || vips[0].Prefix.String() != "10.0.0.1/32" {
+					t.Errorf("virtual_ipaddress %v, want only 10.0.0.1/32", vips)
+				}
+			}
+		})
+	}
+}
+
 // oracleCase is a configuration whose verdict keepalived 2.2.7 and vrrpkit
 // must agree on.
 type oracleCase struct {
@@ -938,6 +1002,8 @@ func inst(n int) string { return fmt.Sprintf(vrrpInst, n, n, n) }
 
 var oracleCases = []oracleCase{
 	{name: "minimal", valid: true, files: map[string]string{"keepalived.conf": inst(1)}},
+	{name: "cr-only-line", valid: true, files: map[string]string{"keepalived.conf": crOnlyLineConf}},
+	{name: "blank-only-lines", valid: true, files: map[string]string{"keepalived.conf": blankKindsConf}},
 	{name: "comments and one-line blocks", valid: true, files: map[string]string{"keepalived.conf": `# comment
 ! other comment
 vrrp_instance VI_1 { # trailing

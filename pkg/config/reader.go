@@ -215,7 +215,7 @@ func (r *reader) includeProblem(pos Pos, isError bool, format string, args ...an
 // escaped with '\'), the escaping backslashes, and surrounding blanks. A
 // trailing '\' (a multi-line definition continues) is kept.
 func (r *reader) decomment(s string, pos Pos) string {
-	s = strings.TrimLeft(s, " \t")
+	s = strings.TrimLeft(s, whiteSpace)
 	var b []byte // allocated only when an escape has to be removed
 	quote := false
 	cont := false
@@ -267,7 +267,7 @@ func (r *reader) decomment(s string, pos Pos) string {
 	} else {
 		out = s[:end]
 	}
-	out = strings.TrimRight(out, " \t")
+	out = strings.TrimRight(out, whiteSpace)
 	if cont {
 		out += "\\"
 	}
@@ -726,10 +726,14 @@ func (r *reader) keep(text string, pos Pos) {
 		}
 		var piece string
 		piece, text = splitBrace(text)
-		if piece == "" {
+		words := splitWords(piece)
+		if len(words) == 0 {
+			// Only blanks (e.g. "\r\r" before a '}'): keepalived's
+			// alloc_strvec gives no vector and the line is skipped, so
+			// every later stage may take Words[0] for granted.
 			continue
 		}
-		r.out = append(r.out, line{pos: pos, text: piece, words: splitWords(piece)})
+		r.out = append(r.out, line{pos: pos, text: piece, words: words})
 	}
 }
 
@@ -737,7 +741,7 @@ func (r *reader) keep(text string, pos Pos) {
 // quotes (or the brace itself when the text starts with one) and the rest.
 func splitBrace(text string) (piece, rest string) {
 	if text[0] == '{' || text[0] == '}' {
-		return text[:1], strings.TrimLeft(text[1:], " \t")
+		return text[:1], strings.TrimLeft(text[1:], whiteSpace)
 	}
 	quote := false
 	for i := 0; i < len(text); i++ {
@@ -745,10 +749,10 @@ func splitBrace(text string) (piece, rest string) {
 		case c == '"':
 			quote = !quote
 		case !quote && (c == '{' || c == '}'):
-			return strings.TrimRight(text[:i], " \t"), text[i:]
+			return strings.TrimRight(text[:i], whiteSpace), text[i:]
 		}
 	}
-	return strings.TrimRight(text, " \t"), ""
+	return strings.TrimRight(text, whiteSpace), ""
 }
 
 // splitWords splits like keepalived's alloc_strvec: blanks separate words,
@@ -1022,6 +1026,11 @@ func unescape(s string, i int) (byte, int) {
 }
 
 // isBlank is C's isspace, keepalived's WHITE_SPACE.
+// whiteSpace is keepalived's WHITE_SPACE_STR (lib/parser.c): the blanks
+// that separate words and that a line is trimmed of. A line holding only
+// these, such as a stray "\r" from a CRLF editor, is no line at all.
+const whiteSpace = " \t\f\n\r\v"
+
 func isBlank(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }

@@ -5,7 +5,7 @@ package config
 // blocks such as virtual_ipaddress hold value lines, which are Nodes too.
 type Node struct {
 	Pos      Pos
-	Words    []string // Words[0] is the keyword
+	Words    []string // Words[0] is the keyword; never empty (buildTree drops wordless lines)
 	Text     string   // the line as read, for handlers that split it their own way
 	Children []*Node
 	HasBlock bool
@@ -60,6 +60,11 @@ func buildTree(lines []line, d *diags) *Node {
 			cur.End = l.pos
 			stack = stack[:len(stack)-1]
 		default:
+			if len(l.words) == 0 {
+				// The reader drops blank lines; a Node without a keyword
+				// would break every handler that reads Words[0].
+				continue
+			}
 			cur.Children = append(cur.Children, &Node{Pos: l.pos, Words: l.words, Text: l.text})
 		}
 	}

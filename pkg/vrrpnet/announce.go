@@ -12,25 +12,23 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 )
 
 // Frame layout constants.
 const (
-	ethHdrLen      = 14
-	ethTypeARP     = 0x0806
-	ethTypeIPv6    = 0x86dd
-	arpLen         = 28 // RFC 826, Ethernet hardware and IPv4 protocol addresses
-	arpFrameLen    = ethHdrLen + arpLen
-	ipv6HdrLen     = 40
-	naLen          = 24 // RFC 4861 §4.4: type, code, checksum, flags, target
-	tllaOptLen     = 8  // RFC 4861 §4.6.1 with a 6-byte Ethernet address
-	naFrameLen     = ethHdrLen + ipv6HdrLen + naLen + tllaOptLen
-	icmpv6NA       = 136 // RFC 4861 §4.4
-	ndOptTLLA      = 2   // RFC 4861 §4.6.1, Target Link-Layer Address
-	naFlagRouter   = 0x80
-	naFlagOverride = 0x20
+	ethHdrLen   = 14
+	ethTypeARP  = 0x0806
+	ethTypeIPv6 = 0x86dd
+	arpLen      = 28 // RFC 826, Ethernet hardware and IPv4 protocol addresses
+	arpFrameLen = ethHdrLen + arpLen
+	ipv6HdrLen  = 40
+	naLen       = 24 // RFC 4861 §4.4: type, code, checksum, flags, target
+	tllaOptLen  = 8  // RFC 4861 §4.6.1 with a 6-byte Ethernet address
+	naFrameLen  = ethHdrLen + ipv6HdrLen + naLen + tllaOptLen
 )
 
 // AnnouncerConfig says which interface [OpenAnnouncer] sends on.
@@ -50,8 +48,11 @@ type AnnouncerConfig struct {
 }
 
 // Announcer sends gratuitous ARP requests and unsolicited Neighbor
-// Advertisements on one interface through a packet(7) socket. Its methods
-// may be called concurrently; each allocates nothing.
+// Advertisements on one interface through a packet(7) socket. The ARP and
+// ICMPv6 payloads are marshalled by mdlayher/arp and mdlayher/ndp, which
+// allocate a few small objects per frame; announcements are sent on
+// transitions and garp refreshes, not per advertisement, so that is
+// accepted. Its methods may be called concurrently.
 type Announcer struct {
 	ifname string
 	hw     [6]byte
@@ -147,7 +148,10 @@ func (a *Announcer) GratuitousARP(ip netip.Addr) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.cur = appendGARP(a.frame[:0], a.hw, ip)
+	var err error
+	if a.cur, err = appendGARP(a.frame[:0], a.hw, ip); err != nil {
+		return fmt.Errorf("vrrpnet: %s: gratuitous ARP for %v: %w", a.ifname, ip, err)
+	}
 	return a.send("gratuitous ARP", ip)
 }
 
@@ -164,7 +168,10 @@ func (a *Announcer) UnsolicitedNA(ip netip.Addr) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.cur = appendUnsolicitedNA(a.frame[:0], a.hw, ip, a.router)
+	var err error
+	if a.cur, err = appendUnsolicitedNA(a.frame[:0], a.hw, ip, a.router); err != nil {
+		return fmt.Errorf("vrrpnet: %s: unsolicited NA for %v: %w", a.ifname, ip, err)
+	}
 	return a.send("unsolicited NA", ip)
 }
 
@@ -207,84 +214,72 @@ func (a *Announcer) write(fd uintptr) bool {
 	}
 }
 
-// appendGARP appends an Ethernet frame holding a gratuitous ARP request
-// for ip (RFC 826 packet format) and returns the extended slice.
-func appendGARP(b []byte, hw [6]byte, ip netip.Addr) []byte {
-	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-	ip4 := ip.As4()
-	b = append(b, bcast[:]...)
-	b = append(b, hw[:]...)
-	b = binary.BigEndian.AppendUint16(b, ethTypeARP)
-	b = append(b,
-		0, 1, // hardware type: Ethernet
-		0x08, 0x00, // protocol type: IPv4
-		6, 4, // address lengths
-		0, 1, // opcode: request
-	)
-	b = append(b, hw[:]...)    // sender hardware address
-	b = append(b, ip4[:]...)   // sender protocol address
-	b = append(b, bcast[:]...) // target hardware address
-	b = append(b, ip4[:]...)   // target protocol address
-	return b
+// appendEthernet appends an Ethernet II header (IEEE 802.3 §3.1.1, no
+// 802.1Q tag). It is written here rather than with mdlayher/ethernet,
+// whose Frame.MarshalBinary pads the payload to the 46-byte minimum: the
+// frames stay the 42 and 86 bytes keepalived's vrrp_arp.c / vrrp_ndisc.c
+// write, and the driver pads on the wire.
+func appendEthernet(b []byte, dst, src [6]byte, etherType uint16) []byte {
+	b = append(b, dst[:]...)
+	b = append(b, src[:]...)
+	return binary.BigEndian.AppendUint16(b, etherType)
 }
 
-// appendUnsolicitedNA appends an Ethernet frame holding an unsolicited
-// Neighbor Advertisement for ip (RFC 4861 §4.4) from ip to ff02::1 and
-// returns the extended slice.
-func appendUnsolicitedNA(b []byte, hw [6]byte, ip netip.Addr, router bool) []byte {
-	src := ip.As16()
-	dst := [16]byte{0: 0xff, 1: 0x02, 15: 0x01} // all-nodes, RFC 4291 §2.7.1
-	// RFC 2464 §7: 33:33 followed by the group's last 32 bits.
-	b = append(b, 0x33, 0x33, dst[12], dst[13], dst[14], dst[15])
-	b = append(b, hw[:]...)
-	b = binary.BigEndian.AppendUint16(b, ethTypeIPv6)
+// appendGARP appends an Ethernet frame holding a gratuitous ARP request
+// for ip and returns the extended slice. The ARP payload (RFC 826 format,
+// Ethernet/IPv4) is built by mdlayher/arp: opcode request, sender and
+// target protocol address ip, sender hardware address hw, target hardware
+// address broadcast, as keepalived's vrrp_arp.c fills them; RFC 5227 §3
+// "ARP Announcement" has the target hardware address ignored.
+func appendGARP(b []byte, hw [6]byte, ip netip.Addr) ([]byte, error) {
+	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	p, err := arp.NewPacket(arp.OperationRequest, hw[:], ip, bcast[:], ip)
+	if err != nil {
+		return b, fmt.Errorf("build ARP packet: %w", err)
+	}
+	payload, err := p.MarshalBinary()
+	if err != nil {
+		return b, fmt.Errorf("marshal ARP packet: %w", err)
+	}
+	b = appendEthernet(b, bcast, hw, ethTypeARP)
+	return append(b, payload...), nil
+}
 
+// allNodes is ff02::1, the link-local all-nodes group (RFC 4291 §2.7.1),
+// where an unsolicited NA goes (RFC 4861 §7.2.6).
+var allNodes = netip.AddrFrom16([16]byte{0: 0xff, 1: 0x02, 15: 0x01})
+
+// appendUnsolicitedNA appends an Ethernet frame holding an unsolicited
+// Neighbor Advertisement for ip from ip to ff02::1 and returns the
+// extended slice. The ICMPv6 message (RFC 4861 §4.4, with its RFC 4443
+// §2.3 checksum over the pseudo-header) is built by mdlayher/ndp; the
+// IPv6 and Ethernet headers are written here, because the frame goes out
+// on the packet socket: ndp.Conn is an ICMPv6 socket that cannot send from
+// a VRRP virtual MAC, and its source must be an address the kernel has
+// finished DAD on, while keepalived sends from the VIP just added.
+func appendUnsolicitedNA(b []byte, hw [6]byte, ip netip.Addr, router bool) ([]byte, error) {
+	na := &ndp.NeighborAdvertisement{
+		Router:        router,
+		Solicited:     false, // unsolicited (RFC 4861 §7.2.6)
+		Override:      true,  // replace cached entries (§7.2.6, RFC 5798 §6.4.2)
+		TargetAddress: ip,
+		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: hw[:]}},
+	}
+	icmp, err := ndp.MarshalMessageChecksum(na, ip, allNodes)
+	if err != nil {
+		return b, fmt.Errorf("marshal neighbor advertisement: %w", err)
+	}
+	if len(icmp) != naLen+tllaOptLen {
+		return b, fmt.Errorf("marshal neighbor advertisement: %d bytes, want %d", len(icmp), naLen+tllaOptLen)
+	}
+	dst := allNodes.As16()
+	// RFC 2464 §7: 33:33 followed by the group's last 32 bits.
+	b = appendEthernet(b, [6]byte{0x33, 0x33, dst[12], dst[13], dst[14], dst[15]}, hw, ethTypeIPv6)
+	src := ip.As16()
 	b = append(b, 0x60, 0, 0, 0) // version 6, traffic class 0, flow label 0
-	b = binary.BigEndian.AppendUint16(b, naLen+tllaOptLen)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(icmp)))
 	b = append(b, unix.IPPROTO_ICMPV6, 255) // next header, hop limit (RFC 4861 §7.1.2)
 	b = append(b, src[:]...)
 	b = append(b, dst[:]...)
-
-	icmp := len(b)
-	flags := byte(naFlagOverride) // Solicited is clear: unsolicited (§7.2.6)
-	if router {
-		flags |= naFlagRouter
-	}
-	b = append(b, icmpv6NA, 0, 0, 0, flags, 0, 0, 0)
-	b = append(b, src[:]...) // target address
-	b = append(b, ndOptTLLA, 1)
-	b = append(b, hw[:]...)
-
-	sum := icmpv6Checksum(src, dst, b[icmp:])
-	binary.BigEndian.PutUint16(b[icmp+2:], sum)
-	return b
-}
-
-// icmpv6Checksum is the ICMPv6 checksum of msg (its checksum field zero)
-// between src and dst: RFC 1071 over the RFC 8200 §8.1 pseudo-header and
-// the message (RFC 4443 §2.3).
-func icmpv6Checksum(src, dst [16]byte, msg []byte) uint16 {
-	var acc uint64
-	acc = sum16(acc, src[:])
-	acc = sum16(acc, dst[:])
-	acc += uint64(len(msg)) // upper-layer packet length, 32 bits
-	acc += unix.IPPROTO_ICMPV6
-	acc = sum16(acc, msg)
-	for acc > 0xffff {
-		acc = acc>>16 + acc&0xffff
-	}
-	return ^uint16(acc)
-}
-
-// sum16 adds the big-endian 16-bit words of b to acc, an odd last byte
-// padded with zero (RFC 1071).
-func sum16(acc uint64, b []byte) uint64 {
-	for len(b) >= 2 {
-		acc += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint64(b[0]) << 8
-	}
-	return acc
+	return append(b, icmp...), nil
 }

@@ -50,8 +50,13 @@
 // virtual address, the frames keepalived sends when it becomes master: a
 // gratuitous ARP request (RFC 5227 §3 "ARP Announcement", RFC 5798 §6.4.1)
 // and an unsolicited Neighbor Advertisement with the Override flag (RFC 4861
-// §7.2.6). The frames are built in a buffer owned by the Announcer, so
-// sending allocates nothing.
+// §7.2.6). The ARP payload is marshalled by github.com/mdlayher/arp and
+// the ICMPv6 message (with its checksum) by github.com/mdlayher/ndp; the
+// Ethernet and IPv6 headers around them are written into a buffer owned by
+// the Announcer and the frame goes out on the packet socket, so that a
+// virtual MAC can be the source and the VIP can be the IPv6 source while
+// still tentative, as keepalived sends them. Each frame costs a few small
+// allocations in those libraries.
 //
 // # Capabilities
 //
