@@ -149,7 +149,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 		Name:        childVrrpd,
 		Path:        vrrpdPath,
 		Args:        []string{"-run-dir", o.runDir, "-log-level", o.logLevel},
-		Env:         []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Env:         childEnv(os.LookupEnv),
 		AmbientCaps: []uintptr{unix.CAP_NET_RAW, unix.CAP_NET_ADMIN},
 		Output:      os.Stderr,
 	}}
@@ -516,4 +516,18 @@ func allowTimerRealtime(log *slog.Logger) {
 	if err := unix.Setrlimit(unix.RLIMIT_RTPRIO, &lim); err != nil {
 		log.Warn("vrrpd's timer thread will run at normal priority: raising RLIMIT_RTPRIO", "err", err)
 	}
+}
+
+// childEnv is a child's environment: a fixed PATH, and the Go runtime's
+// knobs an operator may set on the service (GOGC, GOMEMLIMIT, GODEBUG,
+// GOMAXPROCS), so that tuning the unit tunes every process. Nothing else of
+// the supervisor's environment reaches the children.
+func childEnv(lookup func(string) (string, bool)) []string {
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GODEBUG", "GOMAXPROCS"} {
+		if v, ok := lookup(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }

@@ -408,3 +408,12 @@ func TestPushDoesNotRetryRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestChildEnv(t *testing.T) {
+	env := map[string]string{"GOGC": "80", "HOME": "/root", "GODEBUG": "gctrace=1", "NOTIFY_SOCKET": "/run/x"}
+	got := childEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	want := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GOGC=80", "GODEBUG=gctrace=1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("childEnv = %q, want %q", got, want)
+	}
+}

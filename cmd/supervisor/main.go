@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/vrrpkit/vrrpkit/pkg/config"
+	"github.com/vrrpkit/vrrpkit/pkg/procmem"
 	"github.com/vrrpkit/vrrpkit/pkg/rundir"
 )
 
@@ -316,5 +317,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "supervisor: -log-level: %v\n", err)
 		return 2
 	}
-	return runDaemon(o, cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// A smaller heap target than Go's default: procmem.Daemon has the figures.
+	log.Debug("gc", "settings", procmem.Apply(procmem.Daemon(), os.LookupEnv).String())
+	return runDaemon(o, cfg, log)
 }
