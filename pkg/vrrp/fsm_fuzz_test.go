@@ -151,6 +151,14 @@ func fsmCheckInvariants(t *testing.T, m *Machine, now time.Time, before State, o
 				t.Fatalf("BecomeMaster without an advert first: %v", out)
 			}
 			cur = act.To
+		case ActionAnnounce:
+			// Only a master announces, and never as it leaves.
+			if cur != StateMaster || act.Reason != AnnounceLowerPriorityMaster && act.Reason != AnnounceResumedLate {
+				t.Fatalf("announce %v out of place: %v from %v", act, out, before)
+			}
+			if i != len(out)-1 {
+				t.Fatalf("announce %v is not the last action: %v", act, out)
+			}
 		default:
 			t.Fatalf("unknown action %v", act)
 		}
