@@ -76,8 +76,11 @@ type Clock interface {
 type Sleeper interface {
 	// Sleep returns at deadline (never: the zero time), or earlier once
 	// Wake is called. A Wake that comes while the loop is not sleeping
-	// makes the next Sleep return at once, so no wake-up is lost.
-	Sleep(deadline time.Time)
+	// makes the next Sleep return at once, so no wake-up is lost. precise
+	// asks for the deadline to be met as closely as the machine allows, at
+	// some CPU cost: the engine asks for it only when the deadline is a
+	// backup's Master_Down_Timer, whose lateness is the takeover's.
+	Sleep(deadline time.Time, precise bool)
 	// Wake may be called from any goroutine.
 	Wake()
 	Close() error

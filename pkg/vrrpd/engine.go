@@ -179,10 +179,21 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		e.fireTimersLocked()
 		d := e.nextDeadline()
+		precise := e.takeoverNextLocked()
 		e.armed = d
 		e.mu.Unlock()
-		sl.Sleep(d)
+		sl.Sleep(d, precise)
 	}
+}
+
+// takeoverNextLocked reports whether the earliest deadline is a backup's
+// Master_Down_Timer: a takeover, if no advert comes first.
+func (e *Engine) takeoverNextLocked() bool {
+	if len(e.deadlines) == 0 {
+		return false
+	}
+	in := e.deadlines[0]
+	return in.m.State() == vrrp.StateBackup && in.due.Equal(in.m.Deadline())
 }
 
 // wakeIfEarlierLocked wakes the loop when the earliest deadline is now

@@ -72,7 +72,7 @@ func newFakeSleeper() *fakeSleeper {
 	return s
 }
 
-func (s *fakeSleeper) Sleep(deadline time.Time) {
+func (s *fakeSleeper) Sleep(deadline time.Time, _ bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deadline, s.asleep = deadline, true
