@@ -37,7 +37,7 @@ parts=${PARTS:-123} # which of the three to run
 intervals=${INTERVALS:-0.1 0.5 1 3} # advert_int of the failover part
 loads=${LOADS:-quiet stress}        # and under which loads
 sup=${SUPERVISOR:-$PWD/bin/supervisor} # override to A/B another build
-vrrpd=${VRRPD:-$PWD/bin/vrrpd}
+vrrpd=${VRRPD:-} # a separate vrrpd binary; by default the supervisor runs itself as vrrpd, as installed
 
 if [[ $(id -u) != 0 ]]; then
 	echo "bench/vrrp.sh: skipped: needs root for network namespaces and raw sockets"
@@ -49,7 +49,7 @@ for tool in keepalived tcpdump stress-ng ip; do
 		exit 0
 	fi
 done
-[[ -x $sup && -x $vrrpd ]] || { echo "bench/vrrp.sh: build first (make build)" >&2; exit 1; }
+[[ -x $sup && ( -z $vrrpd || -x $vrrpd ) ]] || { echo "bench/vrrp.sh: build first (make build)" >&2; exit 1; }
 
 tag=vrb$$ # namespace prefix; not netlab's "vk<pid>..." so its Sweep leaves us alone
 sw=$tag-sw
@@ -189,7 +189,7 @@ daemon() {
 	local kind=$1 ns=$2 name=$3 base=$work/$3
 	conf "$4" "$5" "$6" >"$base.conf"
 	if [[ $kind == vrrpkit ]]; then
-		start "$base.log" "$ns" "$sup" -f "$base.conf" --run-dir "$base.run" --vrrpd "$vrrpd"
+		start "$base.log" "$ns" "$sup" -f "$base.conf" --run-dir "$base.run" ${vrrpd:+--vrrpd "$vrrpd"}
 	else
 		start "$base.log" "$ns" keepalived -n -l -D -G --vrrp -f "$base.conf" \
 			-p "$base.pid" -r "$base.vrrp.pid" -c "$base.checkers.pid"

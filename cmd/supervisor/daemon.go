@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -116,14 +115,15 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 		log.Error("securing the run directory", "dir", o.runDir, "err", err)
 		return 1
 	}
-	vrrpdPath := o.vrrpdPath
+	// Without --vrrpd, vrrpd is this very binary (see main).
+	vrrpdPath, vrrpdArgv0 := o.vrrpdPath, ""
 	if vrrpdPath == "" {
 		self, err := os.Executable()
 		if err != nil {
-			log.Error("finding vrrpd", "err", err)
+			log.Error("finding this program's executable to run vrrpd", "err", err)
 			return 1
 		}
-		vrrpdPath = filepath.Join(filepath.Dir(self), "vrrpd")
+		vrrpdPath, vrrpdArgv0 = self, childVrrpd
 	}
 	now := time.Now()
 	d := &daemon{
@@ -148,6 +148,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	specs := []supervise.Spec{{
 		Name:        childVrrpd,
 		Path:        vrrpdPath,
+		Argv0:       vrrpdArgv0,
 		Args:        []string{"-run-dir", o.runDir, "-log-level", o.logLevel},
 		Env:         childEnv(os.LookupEnv),
 		AmbientCaps: []uintptr{unix.CAP_NET_RAW, unix.CAP_NET_ADMIN},

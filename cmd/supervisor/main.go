@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -19,12 +20,24 @@ import (
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 	"github.com/vrrpkit/vrrpkit/pkg/procmem"
 	"github.com/vrrpkit/vrrpkit/pkg/rundir"
+	"github.com/vrrpkit/vrrpkit/pkg/vrrpd/vrrpdcmd"
 )
 
 // version is stamped by the Makefile (-X main.version).
 var version = "dev"
 
 func main() {
+	// The supervisor's binary is also vrrpd: unless --vrrpd names another
+	// binary, the supervisor runs vrrpd as its own executable with argv[0]
+	// "vrrpd", so that the two processes share the binary's pages (the
+	// runtime, gRPC and protobuf are most of both) instead of each paying
+	// for them. They stay two processes with their own privileges.
+	if filepath.Base(os.Args[0]) == childVrrpd {
+		// The name ps, top and pgrep show (proc(5) /proc/pid/comm), which is
+		// otherwise the executable's.
+		_ = os.WriteFile("/proc/self/comm", []byte(childVrrpd), 0)
+		os.Exit(vrrpdcmd.Main(os.Args[1:], os.Stdout, os.Stderr, version))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -105,7 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.BoolVar(&o.dump, "dump-conf", false, "print the parsed configuration as JSON and exit")
 	fs.StringVar(&o.runDir, "run-dir", rundir.Default, "`directory` for vrrpkit's sockets")
-	fs.StringVar(&o.vrrpdPath, "vrrpd", "", "`path` of vrrpd (default: beside this program)")
+	fs.StringVar(&o.vrrpdPath, "vrrpd", "", "`path` of a vrrpd binary (default: this program, run as vrrpd)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	for _, name := range []string{"v", "version"} {
 		fs.BoolVar(&o.version, name, false, "print the version and exit")

@@ -42,7 +42,6 @@ import (
 var bins struct {
 	dir        string
 	supervisor string
-	vrrpd      string
 	skip       string
 	err        error
 }
@@ -97,15 +96,15 @@ func buildBinaries() {
 		return
 	}
 	bins.dir = dir
-	cmd := exec.Command(goBin, "build", "-o", dir+"/",
-		"github.com/vrrpkit/vrrpkit/cmd/supervisor", "github.com/vrrpkit/vrrpkit/cmd/vrrpd")
+	// The supervisor's binary is vrrpd too (cmd/supervisor main), as make
+	// build ships it.
+	cmd := exec.Command(goBin, "build", "-tags", "grpcnotrace", "-o", dir+"/", "github.com/vrrpkit/vrrpkit/cmd/supervisor")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		bins.err = fmt.Errorf("go build: %v\n%s", err, out)
 		return
 	}
 	bins.supervisor = filepath.Join(dir, "supervisor")
-	bins.vrrpd = filepath.Join(dir, "vrrpd")
 }
 
 // newLab is netlab.New for the interop tests: it skips when not root, when
@@ -314,7 +313,8 @@ func startVrrpkit(t *testing.T, lab *netlab.Lab, h *netlab.Host, text string) *v
 		r.mu.Unlock()
 		os.RemoveAll(runDir)
 	})
-	r.p = h.Start(bins.supervisor, "-f", file, "--run-dir", runDir, "--vrrpd", bins.vrrpd)
+	// No --vrrpd: the supervisor runs vrrpd as its own binary, as installed.
+	r.p = h.Start(bins.supervisor, "-f", file, "--run-dir", runDir)
 	return r
 }
 

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,8 +23,11 @@ import (
 type Spec struct {
 	// Name identifies the child in events, logs and errors ("vrrpd").
 	Name string
-	// Path is the absolute path of the executable; it is also argv[0].
+	// Path is the absolute path of the executable.
 	Path string
+	// Argv0 is the child's argv[0]; empty means Path. A multi-call binary
+	// tells from it which program to be.
+	Argv0 string
 	// Args are the arguments after argv[0].
 	Args []string
 	// Env is the child's whole environment. Nil means an empty environment:
@@ -423,7 +427,7 @@ func (c *Child) runProcess(p *process, started chan<- error) {
 	}
 	cmd := &exec.Cmd{
 		Path: c.spec.Path,
-		Args: append([]string{c.spec.Path}, c.spec.Args...),
+		Args: append([]string{cmp.Or(c.spec.Argv0, c.spec.Path)}, c.spec.Args...),
 		Env:  c.spec.Env,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:     true,

@@ -1,4 +1,4 @@
-package main
+package vrrpdcmd
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ func TestRun(t *testing.T) {
 		{args: []string{"-no-such-flag"}, code: 2, err: "no-such-flag"},
 	} {
 		var stdout, stderr bytes.Buffer
-		code := run(tc.args, &stdout, &stderr)
+		code := Main(tc.args, &stdout, &stderr, "dev")
 		if code != tc.code || !strings.Contains(stdout.String(), tc.out) || !strings.Contains(stderr.String(), tc.err) {
 			t.Errorf("run(%q) = %d, stdout %q, stderr %q; want %d, stdout ~ %q, stderr ~ %q",
 				tc.args, code, stdout.String(), stderr.String(), tc.code, tc.out, tc.err)
