@@ -15,6 +15,7 @@ import (
 	"os"
 
 	"github.com/vrrpkit/vrrpkit/pkg/procmem"
+	"github.com/vrrpkit/vrrpkit/pkg/rundir"
 )
 
 var version = "dev"
@@ -27,7 +28,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("checkerd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	runDir := fs.String("run-dir", "/run/vrrpkit", "directory of the control sockets")
+	runDir := fs.String("run-dir", rundir.Default, "directory of the control sockets")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
