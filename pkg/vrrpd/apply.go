@@ -49,9 +49,13 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	// Build every instance of the new snapshot that is not unchanged, so a
 	// bad snapshot changes nothing; in-place changes use the fresh build's
 	// parsed values.
+	unchanged := make(map[string]bool, len(plan.Unchanged))
+	for _, name := range plan.Unchanged {
+		unchanged[name] = true
+	}
 	fresh := map[string]*instance{}
 	for _, c := range snap.GetInstances() {
-		if slices.Contains(plan.Unchanged, c.GetName()) {
+		if unchanged[c.GetName()] {
 			continue
 		}
 		in, err := newInstance(c)
@@ -126,46 +130,26 @@ func restartFields(ch Change) string {
 // went and takes and announces the ones that came; its adverts carry the
 // new list from the next one on.
 func (e *Engine) updateInPlace(in, next *instance) {
-	master := in.m.State() == vrrp.StateMaster
-	if master {
-		ctx, cancel := context.WithTimeout(context.Background(), addressTimeout)
-		for _, a := range in.addrs {
-			if !containsAddress(next.addrs, a) {
-				if err := e.addrs.Remove(ctx, a); err != nil {
-					e.log.Error("removing virtual address", "instance", in.name(), "address", a.String(), "err", err)
-				} else {
-					e.publishAddressLocked(in, a, false)
-				}
-			}
+	var gone, added []netstate.Address
+	for _, a := range in.addrs {
+		if !slices.Contains(next.addrs, a) {
+			gone = append(gone, a)
 		}
-		cancel()
 	}
-	added := make([]netstate.Address, 0, len(next.addrs))
 	for _, a := range next.addrs {
-		if !containsAddress(in.addrs, a) {
+		if !slices.Contains(in.addrs, a) {
 			added = append(added, a)
 		}
+	}
+	if in.m.State() == vrrp.StateMaster {
+		e.changeAddresses(in, gone, false)
+		e.changeAddresses(in, added, true)
+		repeat, _ := in.garpMaster()
+		e.announce(in, added, repeat)
 	}
 	in.cfg, in.addrs, in.vips = next.cfg, next.addrs, next.vips
 	in.pkt.Addrs = in.vips
 	in.checks.NumAddrs, in.checks.SkipAddrCheck = next.checks.NumAddrs, next.checks.SkipAddrCheck
-	if master && len(added) > 0 {
-		all := in.addrs
-		in.addrs = added
-		e.takeAddresses(in)
-		repeat, _ := in.garpMaster()
-		e.announce(in, repeat)
-		in.addrs = all
-	}
-}
-
-func containsAddress(list []netstate.Address, a netstate.Address) bool {
-	for _, x := range list {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }
 
 // stillHeld reports whether every address of an instance the previous

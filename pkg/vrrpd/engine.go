@@ -219,44 +219,40 @@ func (e *Engine) nextDeadline() time.Time {
 	return e.deadlines[0].due
 }
 
-// fireTimersLocked runs every timer that is due.
+// fireTimersLocked runs every timer that is due, in deadline order.
 func (e *Engine) fireTimersLocked() {
 	now := e.clock.Now()
-	if e.backupDownDue(now) && e.catchUpLocked() {
-		// Adverts that arrived in time were waiting to be read (the
-		// process was stalled); they may have pushed the down timers out.
-		now = e.clock.Now()
-	}
+	caughtUp := false
 	// Each instance is handled at most once per call; its new deadline is
 	// in the future.
 	for n := len(e.deadlines); n > 0 && len(e.deadlines) > 0 && !e.deadlines[0].due.After(now); n-- {
 		in := e.deadlines[0]
-		if t := in.m.Deadline(); !t.IsZero() && !now.Before(t) {
+		t := in.m.Deadline()
+		timerDue := !t.IsZero() && !now.Before(t)
+		if timerDue && !caughtUp && in.m.State() == vrrp.StateBackup {
+			caughtUp = true
+			if e.catchUpLocked() {
+				// Adverts that arrived in time were waiting to be read (the
+				// process was stalled); they may have pushed this and other
+				// down timers out: look at the heap again.
+				now = e.clock.Now()
+				n++ // this instance was not handled
+				continue
+			}
+		}
+		if timerDue {
 			e.do(in, in.m.Timer(now, e.actions[:0]), now)
 		}
-		if !in.garp.at.IsZero() && !now.Before(in.garp.at) {
-			e.announce(in, in.garp.repeat)
+		if in.garp.due(now) {
+			e.announce(in, in.addrs, in.garp.repeat)
 			in.garp = in.garpRefresh(now)
 		}
-		if !in.garpOnce.at.IsZero() && !now.Before(in.garpOnce.at) {
-			e.announce(in, in.garpOnce.repeat)
+		if in.garpOnce.due(now) {
+			e.announce(in, in.addrs, in.garpOnce.repeat)
 			in.garpOnce = garpRound{}
 		}
 		e.reschedule(in)
 	}
-}
-
-// backupDownDue reports whether a backup's Master_Down_Timer is due.
-func (e *Engine) backupDownDue(now time.Time) bool {
-	for _, in := range e.deadlines {
-		if in.due.After(now) {
-			continue
-		}
-		if in.m.State() == vrrp.StateBackup && !in.m.Deadline().After(now) {
-			return true
-		}
-	}
-	return false
 }
 
 // catchUpLocked lets the readers handle the adverts still in the sockets
@@ -388,23 +384,23 @@ func (e *Engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 			e.sendAdvert(in, a.Priority)
 		case vrrp.ActionBecomeMaster:
 			e.transition(in, a, now)
-			e.takeAddresses(in)
+			e.changeAddresses(in, in.addrs, true)
 			in.counters.becameMaster++
 			in.masterAddr = in.src
 			repeat, _ := in.garpMaster()
-			e.announce(in, repeat)
+			e.announce(in, in.addrs, repeat)
 			in.garp, in.garpOnce = in.garpAfterMaster(now), garpRound{}
 		case vrrp.ActionAnnounce:
 			first, second := in.reannounce(now, a.Reason)
 			e.log.Info("re-announcing virtual addresses", "instance", in.name(), "reason", a.Reason.String(), "repeat", first)
-			e.announce(in, first)
+			e.announce(in, in.addrs, first)
 			in.garpOnce = second
 		case vrrp.ActionBecomeBackup, vrrp.ActionEnterFault, vrrp.ActionStop:
 			wasMaster := a.From == vrrp.StateMaster
 			e.transition(in, a, now)
 			in.garp, in.garpOnce = garpRound{}, garpRound{}
 			if wasMaster {
-				e.releaseAddresses(in)
+				e.changeAddresses(in, in.addrs, false)
 				in.counters.releasedMaster++
 			}
 			if a.Kind != vrrp.ActionBecomeBackup {
@@ -483,38 +479,32 @@ func (e *Engine) sendAdvert(in *instance, prio uint8) {
 // addressTimeout bounds one netlink address change.
 const addressTimeout = 2 * time.Second
 
-func (e *Engine) takeAddresses(in *instance) {
+// changeAddresses adds (add) or removes the instance's addresses in list,
+// publishing each change that took.
+func (e *Engine) changeAddresses(in *instance, list []netstate.Address, add bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), addressTimeout)
 	defer cancel()
-	for _, a := range in.addrs {
-		if err := e.addrs.Add(ctx, a); err != nil {
-			e.log.Error("adding virtual address", "instance", in.name(), "address", a.String(), "err", err)
+	change, what := e.addrs.Remove, "removing virtual address"
+	if add {
+		change, what = e.addrs.Add, "adding virtual address"
+	}
+	for _, a := range list {
+		if err := change(ctx, a); err != nil {
+			e.log.Error(what, "instance", in.name(), "address", a.String(), "err", err)
 			continue
 		}
-		e.publishAddressLocked(in, a, true)
+		e.publishAddressLocked(in, a, add)
 	}
 }
 
-func (e *Engine) releaseAddresses(in *instance) {
-	ctx, cancel := context.WithTimeout(context.Background(), addressTimeout)
-	defer cancel()
-	for _, a := range in.addrs {
-		if err := e.addrs.Remove(ctx, a); err != nil {
-			e.log.Error("removing virtual address", "instance", in.name(), "address", a.String(), "err", err)
-			continue
-		}
-		e.publishAddressLocked(in, a, false)
-	}
-}
-
-// announce sends repeat rounds of gratuitous ARP / unsolicited NA for every
-// address the instance holds (RFC 5798 §6.4.1, keepalived's garp_*).
-func (e *Engine) announce(in *instance, repeat int) {
+// announce sends repeat rounds of gratuitous ARP / unsolicited NA for the
+// addresses in list (RFC 5798 §6.4.1, keepalived's garp_*).
+func (e *Engine) announce(in *instance, list []netstate.Address, repeat int) {
 	if in.sock == nil || in.sock.ann == nil {
 		return
 	}
 	for i := 0; i < repeat; i++ {
-		for _, a := range in.addrs {
+		for _, a := range list {
 			ip := a.Prefix.Addr()
 			var err error
 			if ip.Is4() {

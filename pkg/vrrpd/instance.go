@@ -63,10 +63,11 @@ type instance struct {
 
 // garpRound is a scheduled round of gratuitous ARP / unsolicited NA.
 type garpRound struct {
-	at      time.Time // zero: none
-	repeat  int       // messages per address
-	refresh bool      // a garp_master_refresh round: the series goes on
+	at     time.Time // zero: none
+	repeat int       // messages per address
 }
+
+func (g garpRound) due(now time.Time) bool { return !g.at.IsZero() && !now.Before(g.at) }
 
 // counters are an instance's monotonic counters; plain fields, so that
 // counting on the packet path allocates nothing.
@@ -238,7 +239,7 @@ func (in *instance) garpRefresh(now time.Time) garpRound {
 	if every <= 0 {
 		return garpRound{}
 	}
-	return garpRound{at: now.Add(every), repeat: max(int(g.GetMasterRefreshRepeat()), 1), refresh: true}
+	return garpRound{at: now.Add(every), repeat: max(int(g.GetMasterRefreshRepeat()), 1)}
 }
 
 // reannounce is a re-announce's first round and its one-off second:
