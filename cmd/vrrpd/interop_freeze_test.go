@@ -35,6 +35,7 @@ func TestInteropFrozenMaster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { mon.Stop() }) // on every exit path
 			if err := eventually(5*time.Second, func() (bool, string) {
 				return mon.AnsweredSince(500 * time.Millisecond), "the client's pings are not answered"
 			}); err != nil {

@@ -19,6 +19,8 @@ type PingMonitor struct {
 	conn   *net.IPConn
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	sender chan struct{} // closed when the sender has stopped
+	stop   sync.Once
 
 	mu       sync.Mutex
 	sent     []time.Time // by seq-1
@@ -49,11 +51,12 @@ func (h *Host) PingMonitor(addr netip.Addr, every time.Duration) (*PingMonitor, 
 	}
 	id := binary.BigEndian.Uint16(idb[:])
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &PingMonitor{every: every, conn: conn, cancel: cancel}
+	m := &PingMonitor{every: every, conn: conn, cancel: cancel, sender: make(chan struct{})}
 	dst := &net.IPAddr{IP: addr.AsSlice()}
 	m.wg.Add(2)
 	go func() { // sender
 		defer m.wg.Done()
+		defer close(m.sender)
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for seq := 1; ; seq++ {
@@ -131,6 +134,12 @@ func (m *PingMonitor) AnsweredSince(d time.Duration) bool {
 	return n > 0
 }
 
+func (m *PingMonitor) lastAnswered() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.answered) > 0 && m.answered[len(m.answered)-1]
+}
+
 // PingOutage is one run of unanswered requests.
 type PingOutage struct {
 	// From is when the first unanswered request was sent; Length is from
@@ -140,14 +149,21 @@ type PingOutage struct {
 	Lost   int
 }
 
-// Stop ends the monitor (waiting a moment for the last replies) and returns
-// the longest outage, the number of requests sent and answered. A run still
-// unanswered at the end counts up to the last request.
+// Stop ends the monitor and returns the longest outage, the number of
+// requests sent and answered. It waits up to pingTimeout for the reply to
+// the last request; a run still unanswered at the end counts up to the
+// last request. Calling it again (a test's cleanup) returns the same
+// figures.
 func (m *PingMonitor) Stop() (worst PingOutage, sent, answered int) {
-	time.Sleep(3 * m.every) // replies in flight
-	m.cancel()
-	m.conn.Close()
-	m.wg.Wait()
+	m.stop.Do(func() {
+		m.cancel()
+		<-m.sender
+		for deadline := time.Now().Add(pingTimeout); time.Now().Before(deadline) && !m.lastAnswered(); {
+			time.Sleep(m.every / 4)
+		}
+		m.conn.Close()
+		m.wg.Wait()
+	})
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	start := -1
