@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/vrrpkit/vrrpkit/pkg/ctlview"
@@ -242,7 +243,9 @@ func fetchStatus(ctx context.Context, dir rundir.Dir, timeout time.Duration) (*p
 	explain := func(err error) error {
 		cause := context.Cause(ctx)
 		switch {
-		case errors.Is(cause, context.DeadlineExceeded):
+		// gRPC sends the deadline along, so the call can end with
+		// DeadlineExceeded an instant before ctx's own timer does.
+		case errors.Is(cause, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
 			return noAnswer(sock, timeout, err)
 		case cause != nil && !errors.Is(cause, context.Canceled):
 			return unreachable(sock, cause)
