@@ -9,8 +9,11 @@
 package snapshot
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/config"
@@ -46,8 +49,51 @@ func Build(cfg *config.Config, path string, generation uint64) *pb.ConfigSnapsho
 		s.Global.VrrpMcastGroup6 = g.VRRPMcastGroup6.String()
 	}
 	gd := effectiveGlobals(g)
+	tr := indexTrackers(cfg)
+	groups := map[string]*config.SyncGroup{}
+	for _, sg := range cfg.VRRPSyncGroups {
+		groups[sg.Name] = sg
+		out := &pb.VrrpSyncGroup{
+			Name: sg.Name, DefinedAt: sg.Pos.String(), Instances: sg.Group, Notify: notifyOf(&sg.Notify),
+			GlobalTracking: sg.GlobalTracking, SyncGroupTrackingWeight: sg.SyncGroupTrackingWeight,
+			TrackScript:  trackRefs(sg.TrackScripts, tr.script, !sg.SyncGroupTrackingWeight),
+			TrackFile:    trackRefs(sg.TrackFiles, tr.file, !sg.SyncGroupTrackingWeight),
+			TrackProcess: trackRefs(sg.TrackProcesses, tr.process, !sg.SyncGroupTrackingWeight),
+		}
+		for _, t := range sg.TrackInterfaces {
+			w := t.Weight
+			if !sg.SyncGroupTrackingWeight {
+				w = 0
+			}
+			out.TrackInterface = append(out.TrackInterface, &pb.TrackInterface{Name: t.Name, Weight: int32(w)})
+		}
+		s.SyncGroups = append(s.SyncGroups, out)
+	}
 	for _, v := range cfg.VRRPInstances {
-		s.Instances = append(s.Instances, instance(g, &gd, v))
+		in := instance(g, &gd, v)
+		zero := false
+		if sg := groups[v.SyncGroup]; sg != nil {
+			in.SyncGroup = sg.Name
+			zero = !sg.SyncGroupTrackingWeight
+			if zero {
+				for _, t := range in.TrackInterface {
+					t.Weight = 0
+				}
+			}
+		}
+		in.TrackScript = trackRefs(v.TrackScripts, tr.script, zero)
+		in.TrackFile = trackRefs(v.TrackFiles, tr.file, zero)
+		in.TrackProcess = trackRefs(v.TrackProcesses, tr.process, zero)
+		s.Instances = append(s.Instances, in)
+	}
+	for _, sc := range cfg.VRRPScripts {
+		s.Scripts = append(s.Scripts, scriptOf(sc))
+	}
+	for _, f := range cfg.VRRPTrackFiles {
+		s.TrackFiles = append(s.TrackFiles, trackFileOf(f))
+	}
+	for _, p := range cfg.VRRPTrackProcesses {
+		s.TrackProcesses = append(s.TrackProcesses, trackProcessOf(p))
 	}
 	return s
 }
@@ -178,6 +224,31 @@ func instance(g *config.GlobalDefs, gd *globals, v *config.VRRPInstance) *pb.Vrr
 	for _, t := range v.TrackInterfaces {
 		in.TrackInterface = append(in.TrackInterface, &pb.TrackInterface{Name: t.Name, Weight: int32(t.Weight)})
 	}
+	in.Notify = notifyOf(&v.Notify)
+	if v.UseVMAC != nil {
+		in.UseVmac, in.VmacInterface, in.VmacAddr = true, v.UseVMAC.Name, v.UseVMAC.Addr
+		if in.VmacInterface == "" {
+			// keepalived's generated name (vrrp/vrrp_vmac.c: vmac_prefix "vrrp." + VRID,
+			// "vrrp6." for IPv6 instances).
+			prefix := "vrrp."
+			if g.VMACPrefix != "" {
+				prefix = g.VMACPrefix + "."
+			}
+			if in.Ipv6 {
+				prefix = strings.TrimSuffix(prefix, ".") + "6."
+			}
+			in.VmacInterface = prefix + strconv.Itoa(int(v.VirtualRouterID))
+		}
+	}
+	in.VmacXmitBase = v.VMACXmitBase
+	for _, r := range v.VirtualRoutes {
+		in.VirtualRoutes = append(in.VirtualRoutes, routeOf(r))
+	}
+	for _, r := range v.VirtualRules {
+		in.VirtualRules = append(in.VirtualRules, ruleOf(r))
+	}
+	in.UnicastFaultNoPeer = v.UnicastFaultNoPeer
+	in.NotifyPriorityChanges = pickB(v.NotifyPriorityChanges, g.VRRPNotifyPriorityChanges)
 	return in
 }
 
@@ -209,4 +280,199 @@ func pickB(v *bool, def bool) bool {
 		return *v
 	}
 	return def
+}
+
+// trackRefs resolves track_script / track_file / track_process entries to
+// effective weights: an entry's own `weight N [reverse]` overrides the
+// tracker's (vrrp/vrrp_parser.c: vrrp_track_scr_handler and friends). In a
+// sync group, keepalived ignores members' weights unless the group sets
+// sync_group_tracking_weight: the tracker then only faults the instance
+// (vrrp/vrrp_sync.c: vrrp_sync_set_group, "ignoring weights").
+func trackRefs(refs []config.TrackedRef, weightOf func(name string) (int, bool, bool), zeroWeights bool) []*pb.TrackScript {
+	var out []*pb.TrackScript
+	for _, r := range refs {
+		w, rev, ok := weightOf(r.Name)
+		if !ok {
+			continue // validation reported it
+		}
+		if r.Weight != nil {
+			w, rev = *r.Weight, r.Reverse
+		}
+		if zeroWeights {
+			w, rev = 0, false
+		}
+		out = append(out, &pb.TrackScript{Name: r.Name, Weight: int32(w), Reverse: rev})
+	}
+	return out
+}
+
+// trackers indexes the tracker definitions of cfg by name.
+type trackers struct {
+	scripts   map[string]*config.VRRPScript
+	files     map[string]*config.TrackFileDef
+	processes map[string]*config.TrackProcess
+}
+
+func indexTrackers(cfg *config.Config) trackers {
+	t := trackers{scripts: map[string]*config.VRRPScript{}, files: map[string]*config.TrackFileDef{}, processes: map[string]*config.TrackProcess{}}
+	for _, s := range cfg.VRRPScripts {
+		t.scripts[s.Name] = s
+	}
+	for _, f := range cfg.VRRPTrackFiles {
+		t.files[f.Name] = f
+	}
+	for _, p := range cfg.VRRPTrackProcesses {
+		t.processes[p.Name] = p
+	}
+	return t
+}
+
+func (t trackers) script(name string) (int, bool, bool) {
+	s, ok := t.scripts[name]
+	if !ok {
+		return 0, false, false
+	}
+	return s.Weight, s.Reverse, true
+}
+
+func (t trackers) file(name string) (int, bool, bool) {
+	f, ok := t.files[name]
+	if !ok {
+		return 0, false, false
+	}
+	return f.Weight, f.Reverse, true
+}
+
+func (t trackers) process(name string) (int, bool, bool) {
+	p, ok := t.processes[name]
+	if !ok {
+		return 0, false, false
+	}
+	return p.Weight, p.Reverse, true
+}
+
+// commandLine joins a script's words back into one line for status and
+// logs; the supervisor runs config.Script.Args, never this string.
+func commandLine(s *config.Script) string {
+	if s == nil {
+		return ""
+	}
+	return strings.Join(s.Args, " ")
+}
+
+func notifyOf(n *config.Notify) *pb.Notify {
+	out := &pb.Notify{
+		Master:           commandLine(n.Master),
+		Backup:           commandLine(n.Backup),
+		Fault:            commandLine(n.Fault),
+		Stop:             commandLine(n.Stop),
+		Any:              commandLine(n.Any),
+		MasterRxLowerPri: commandLine(n.MasterRxLowerPri),
+	}
+	if proto.Equal(out, &pb.Notify{}) {
+		return nil
+	}
+	return out
+}
+
+func scriptOf(s *config.VRRPScript) *pb.VrrpScript {
+	out := &pb.VrrpScript{
+		Name:          s.Name,
+		DefinedAt:     s.Pos.String(),
+		Script:        commandLine(s.Script),
+		Interval:      durationpb.New(s.Interval.Std()),
+		Timeout:       durationpb.New(s.Timeout.Std()),
+		Weight:        int32(s.Weight),
+		WeightReverse: s.Reverse,
+		Rise:          s.Rise,
+		Fall:          s.Fall,
+		User:          s.User,
+		Group:         s.Group,
+		InitFail:      s.InitFail,
+	}
+	if s.Script != nil && out.User == "" {
+		out.User, out.Group = s.Script.User, s.Script.Group
+	}
+	// keepalived: a timeout of 0 means the interval (vrrp/vrrp_parser.c:
+	// vrrp_script_timeout_handler's default, set in vrrp_script_end_handler).
+	if s.Timeout == 0 {
+		out.Timeout = durationpb.New(s.Interval.Std())
+	}
+	return out
+}
+
+func trackFileOf(f *config.TrackFileDef) *pb.VrrpTrackFile {
+	out := &pb.VrrpTrackFile{Name: f.Name, DefinedAt: f.Pos.String(), Path: f.File, Weight: int32(f.Weight), WeightReverse: f.Reverse}
+	if f.InitFile != nil {
+		out.InitFile, out.InitValue, out.InitOverwrite = true, int32(f.InitFile.Value), f.InitFile.Overwrite
+	}
+	return out
+}
+
+func trackProcessOf(p *config.TrackProcess) *pb.VrrpTrackProcess {
+	return &pb.VrrpTrackProcess{
+		Name: p.Name, DefinedAt: p.Pos.String(), Process: p.Process, ParamMatch: p.ParamMatch,
+		Weight: int32(p.Weight), WeightReverse: p.Reverse, Quorum: p.Quorum, QuorumMax: p.QuorumMax,
+		DelayDown: durationpb.New(max(p.Delay, p.TerminateDelay).Std()), DelayUp: durationpb.New(max(p.Delay, p.ForkDelay).Std()),
+		FullCommand: p.FullCommand,
+	}
+}
+
+// routeTables are iproute2's reserved table names (rt_tables(5)); other
+// names are read from /etc/iproute2/rt_tables by the caller of tableID.
+var routeTables = map[string]uint32{"unspec": 0, "default": 253, "main": 254, "local": 255}
+
+// tableID resolves a table name or number; 0 means main (unset).
+func tableID(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	if id, ok := routeTables[s]; ok {
+		return id
+	}
+	n, _ := strconv.ParseUint(s, 0, 32)
+	return uint32(n)
+}
+
+func routeOf(r config.Route) *pb.Route {
+	out := &pb.Route{
+		DefinedAt: r.Pos.String(), Type: r.Type, Dev: r.Dev, Table: tableID(r.Table), Scope: r.Scope,
+		NoTrack: r.NoTrack, Ipv6: r.To.Addr().Is6(),
+	}
+	if r.To.IsValid() {
+		out.To = r.To.String()
+	}
+	if r.Via.IsValid() {
+		out.Via = r.Via.String()
+	}
+	if r.Src.IsValid() {
+		out.Src = r.Src.String()
+	}
+	if r.Metric != nil {
+		out.Metric = *r.Metric
+	}
+	return out
+}
+
+func ruleOf(r config.Rule) *pb.Rule {
+	out := &pb.Rule{DefinedAt: r.Pos.String(), Table: tableID(r.Table), Iif: r.Iif, Oif: r.Oif, Action: r.Action, NoTrack: r.NoTrack}
+	if r.From.IsValid() {
+		out.From, out.Ipv6 = r.From.String(), r.From.Addr().Is6()
+	}
+	if r.To.IsValid() {
+		out.To, out.Ipv6 = r.To.String(), r.To.Addr().Is6()
+	}
+	if r.Preference != nil {
+		out.Priority = *r.Preference
+	}
+	if r.Fwmark != "" {
+		mark, mask, _ := strings.Cut(r.Fwmark, "/")
+		m, _ := strconv.ParseUint(mark, 0, 32)
+		out.Fwmark = uint32(m)
+		if mask != "" {
+			k, _ := strconv.ParseUint(mask, 0, 32)
+			out.Fwmask = uint32(k)
+		}
+	}
+	return out
 }

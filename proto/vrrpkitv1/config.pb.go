@@ -152,9 +152,11 @@ type ConfigSnapshot struct {
 	// vrrpd that finds such an instance's addresses still on the interface
 	// resumes as master and advertises at once, before any backup's
 	// Master_Down_Interval runs out: a vrrpd crash moves no VIP.
-	ResumeMaster  []string `protobuf:"bytes,8,rep,name=resume_master,json=resumeMaster,proto3" json:"resume_master,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ResumeMaster   []string            `protobuf:"bytes,8,rep,name=resume_master,json=resumeMaster,proto3" json:"resume_master,omitempty"`
+	TrackFiles     []*VrrpTrackFile    `protobuf:"bytes,9,rep,name=track_files,json=trackFiles,proto3" json:"track_files,omitempty"`
+	TrackProcesses []*VrrpTrackProcess `protobuf:"bytes,10,rep,name=track_processes,json=trackProcesses,proto3" json:"track_processes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ConfigSnapshot) Reset() {
@@ -239,6 +241,20 @@ func (x *ConfigSnapshot) GetScripts() []*VrrpScript {
 func (x *ConfigSnapshot) GetResumeMaster() []string {
 	if x != nil {
 		return x.ResumeMaster
+	}
+	return nil
+}
+
+func (x *ConfigSnapshot) GetTrackFiles() []*VrrpTrackFile {
+	if x != nil {
+		return x.TrackFiles
+	}
+	return nil
+}
+
+func (x *ConfigSnapshot) GetTrackProcesses() []*VrrpTrackProcess {
+	if x != nil {
+		return x.TrackProcesses
 	}
 	return nil
 }
@@ -396,8 +412,25 @@ type VrrpInstance struct {
 	// higher_prio_send_advert: a master that hears a higher-priority master
 	// sends one advert before it steps down to backup.
 	HigherPrioSendAdvert bool `protobuf:"varint,30,opt,name=higher_prio_send_advert,json=higherPrioSendAdvert,proto3" json:"higher_prio_send_advert,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// track_file and track_process references (TrackScript's shape: the
+	// tracker's name and the effective weight).
+	TrackFile    []*TrackScript `protobuf:"bytes,31,rep,name=track_file,json=trackFile,proto3" json:"track_file,omitempty"`
+	TrackProcess []*TrackScript `protobuf:"bytes,32,rep,name=track_process,json=trackProcess,proto3" json:"track_process,omitempty"`
+	// virtual_routes / virtual_rules: held while MASTER, like the VIPs.
+	VirtualRoutes []*Route `protobuf:"bytes,33,rep,name=virtual_routes,json=virtualRoutes,proto3" json:"virtual_routes,omitempty"`
+	VirtualRules  []*Rule  `protobuf:"bytes,34,rep,name=virtual_rules,json=virtualRules,proto3" json:"virtual_rules,omitempty"`
+	// unicast_fault_no_peer: an instance with unicast peers configured but
+	// none usable goes to FAULT instead of multicasting.
+	UnicastFaultNoPeer bool `protobuf:"varint,35,opt,name=unicast_fault_no_peer,json=unicastFaultNoPeer,proto3" json:"unicast_fault_no_peer,omitempty"`
+	// use_vmac's optional MAC (use_vmac_addr); "" means 00:00:5e:00:0X:VRID.
+	VmacAddr string `protobuf:"bytes,36,opt,name=vmac_addr,json=vmacAddr,proto3" json:"vmac_addr,omitempty"`
+	// The vrrp_sync_group this instance belongs to ("" none).
+	SyncGroup string `protobuf:"bytes,37,opt,name=sync_group,json=syncGroup,proto3" json:"sync_group,omitempty"`
+	// vrrp_notify_priority_changes / notify_priority_changes: the event stream
+	// (and so the notify FIFO) reports effective priority changes.
+	NotifyPriorityChanges bool `protobuf:"varint,38,opt,name=notify_priority_changes,json=notifyPriorityChanges,proto3" json:"notify_priority_changes,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *VrrpInstance) Reset() {
@@ -640,6 +673,321 @@ func (x *VrrpInstance) GetHigherPrioSendAdvert() bool {
 	return false
 }
 
+func (x *VrrpInstance) GetTrackFile() []*TrackScript {
+	if x != nil {
+		return x.TrackFile
+	}
+	return nil
+}
+
+func (x *VrrpInstance) GetTrackProcess() []*TrackScript {
+	if x != nil {
+		return x.TrackProcess
+	}
+	return nil
+}
+
+func (x *VrrpInstance) GetVirtualRoutes() []*Route {
+	if x != nil {
+		return x.VirtualRoutes
+	}
+	return nil
+}
+
+func (x *VrrpInstance) GetVirtualRules() []*Rule {
+	if x != nil {
+		return x.VirtualRules
+	}
+	return nil
+}
+
+func (x *VrrpInstance) GetUnicastFaultNoPeer() bool {
+	if x != nil {
+		return x.UnicastFaultNoPeer
+	}
+	return false
+}
+
+func (x *VrrpInstance) GetVmacAddr() string {
+	if x != nil {
+		return x.VmacAddr
+	}
+	return ""
+}
+
+func (x *VrrpInstance) GetSyncGroup() string {
+	if x != nil {
+		return x.SyncGroup
+	}
+	return ""
+}
+
+func (x *VrrpInstance) GetNotifyPriorityChanges() bool {
+	if x != nil {
+		return x.NotifyPriorityChanges
+	}
+	return false
+}
+
+// Route is one line of virtual_routes or static_routes, resolved to what
+// netlink needs. Unset fields are the kernel's defaults.
+type Route struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DefinedAt     string                 `protobuf:"bytes,1,opt,name=defined_at,json=definedAt,proto3" json:"defined_at,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`        // prefix, e.g. "10.1.0.0/16" or "default" resolved to 0.0.0.0/0
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`    // "" (unicast), "blackhole", "unreachable", "prohibit", "throw"
+	Via           string                 `protobuf:"bytes,4,opt,name=via,proto3" json:"via,omitempty"`      // gateway address
+	Src           string                 `protobuf:"bytes,5,opt,name=src,proto3" json:"src,omitempty"`      // preferred source
+	Dev           string                 `protobuf:"bytes,6,opt,name=dev,proto3" json:"dev,omitempty"`      // "" means the instance's interface (none for static routes)
+	Table         uint32                 `protobuf:"varint,7,opt,name=table,proto3" json:"table,omitempty"` // 0 means main
+	Metric        uint32                 `protobuf:"varint,8,opt,name=metric,proto3" json:"metric,omitempty"`
+	Scope         string                 `protobuf:"bytes,9,opt,name=scope,proto3" json:"scope,omitempty"` // "", "global", "link", "host", "site" or a number
+	NoTrack       bool                   `protobuf:"varint,10,opt,name=no_track,json=noTrack,proto3" json:"no_track,omitempty"`
+	Ipv6          bool                   `protobuf:"varint,11,opt,name=ipv6,proto3" json:"ipv6,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Route) Reset() {
+	*x = Route{}
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Route) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Route) ProtoMessage() {}
+
+func (x *Route) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Route.ProtoReflect.Descriptor instead.
+func (*Route) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Route) GetDefinedAt() string {
+	if x != nil {
+		return x.DefinedAt
+	}
+	return ""
+}
+
+func (x *Route) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Route) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Route) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+func (x *Route) GetSrc() string {
+	if x != nil {
+		return x.Src
+	}
+	return ""
+}
+
+func (x *Route) GetDev() string {
+	if x != nil {
+		return x.Dev
+	}
+	return ""
+}
+
+func (x *Route) GetTable() uint32 {
+	if x != nil {
+		return x.Table
+	}
+	return 0
+}
+
+func (x *Route) GetMetric() uint32 {
+	if x != nil {
+		return x.Metric
+	}
+	return 0
+}
+
+func (x *Route) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *Route) GetNoTrack() bool {
+	if x != nil {
+		return x.NoTrack
+	}
+	return false
+}
+
+func (x *Route) GetIpv6() bool {
+	if x != nil {
+		return x.Ipv6
+	}
+	return false
+}
+
+// Rule is one line of virtual_rules or static_rules.
+type Rule struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DefinedAt     string                 `protobuf:"bytes,1,opt,name=defined_at,json=definedAt,proto3" json:"defined_at,omitempty"`
+	From          string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"` // prefix or ""
+	To            string                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`     // prefix or ""
+	Table         uint32                 `protobuf:"varint,4,opt,name=table,proto3" json:"table,omitempty"`
+	Priority      uint32                 `protobuf:"varint,5,opt,name=priority,proto3" json:"priority,omitempty"` // preference; 0 means unset
+	Fwmark        uint32                 `protobuf:"varint,6,opt,name=fwmark,proto3" json:"fwmark,omitempty"`
+	Fwmask        uint32                 `protobuf:"varint,7,opt,name=fwmask,proto3" json:"fwmask,omitempty"`
+	Iif           string                 `protobuf:"bytes,8,opt,name=iif,proto3" json:"iif,omitempty"`
+	Oif           string                 `protobuf:"bytes,9,opt,name=oif,proto3" json:"oif,omitempty"`
+	Action        string                 `protobuf:"bytes,10,opt,name=action,proto3" json:"action,omitempty"` // "" (lookup table), "blackhole", "unreachable", "prohibit", "goto"
+	NoTrack       bool                   `protobuf:"varint,11,opt,name=no_track,json=noTrack,proto3" json:"no_track,omitempty"`
+	Ipv6          bool                   `protobuf:"varint,12,opt,name=ipv6,proto3" json:"ipv6,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rule) Reset() {
+	*x = Rule{}
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rule) ProtoMessage() {}
+
+func (x *Rule) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rule.ProtoReflect.Descriptor instead.
+func (*Rule) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Rule) GetDefinedAt() string {
+	if x != nil {
+		return x.DefinedAt
+	}
+	return ""
+}
+
+func (x *Rule) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Rule) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Rule) GetTable() uint32 {
+	if x != nil {
+		return x.Table
+	}
+	return 0
+}
+
+func (x *Rule) GetPriority() uint32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *Rule) GetFwmark() uint32 {
+	if x != nil {
+		return x.Fwmark
+	}
+	return 0
+}
+
+func (x *Rule) GetFwmask() uint32 {
+	if x != nil {
+		return x.Fwmask
+	}
+	return 0
+}
+
+func (x *Rule) GetIif() string {
+	if x != nil {
+		return x.Iif
+	}
+	return ""
+}
+
+func (x *Rule) GetOif() string {
+	if x != nil {
+		return x.Oif
+	}
+	return ""
+}
+
+func (x *Rule) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Rule) GetNoTrack() bool {
+	if x != nil {
+		return x.NoTrack
+	}
+	return false
+}
+
+func (x *Rule) GetIpv6() bool {
+	if x != nil {
+		return x.Ipv6
+	}
+	return false
+}
+
 // VirtualAddress is one line of virtual_ipaddress.
 type VirtualAddress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -661,7 +1009,7 @@ type VirtualAddress struct {
 
 func (x *VirtualAddress) Reset() {
 	*x = VirtualAddress{}
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[3]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +1021,7 @@ func (x *VirtualAddress) String() string {
 func (*VirtualAddress) ProtoMessage() {}
 
 func (x *VirtualAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[3]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +1034,7 @@ func (x *VirtualAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualAddress.ProtoReflect.Descriptor instead.
 func (*VirtualAddress) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *VirtualAddress) GetPrefix() string {
@@ -760,7 +1108,7 @@ type GarpSettings struct {
 
 func (x *GarpSettings) Reset() {
 	*x = GarpSettings{}
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +1120,7 @@ func (x *GarpSettings) String() string {
 func (*GarpSettings) ProtoMessage() {}
 
 func (x *GarpSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +1133,7 @@ func (x *GarpSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GarpSettings.ProtoReflect.Descriptor instead.
 func (*GarpSettings) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GarpSettings) GetMasterDelay() *durationpb.Duration {
@@ -856,7 +1204,7 @@ type TrackInterface struct {
 
 func (x *TrackInterface) Reset() {
 	*x = TrackInterface{}
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +1216,7 @@ func (x *TrackInterface) String() string {
 func (*TrackInterface) ProtoMessage() {}
 
 func (x *TrackInterface) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +1229,7 @@ func (x *TrackInterface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackInterface.ProtoReflect.Descriptor instead.
 func (*TrackInterface) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TrackInterface) GetName() string {
@@ -912,7 +1260,7 @@ type TrackScript struct {
 
 func (x *TrackScript) Reset() {
 	*x = TrackScript{}
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1272,7 @@ func (x *TrackScript) String() string {
 func (*TrackScript) ProtoMessage() {}
 
 func (x *TrackScript) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1285,7 @@ func (x *TrackScript) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackScript.ProtoReflect.Descriptor instead.
 func (*TrackScript) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TrackScript) GetName() string {
@@ -985,7 +1333,7 @@ type VrrpScript struct {
 
 func (x *VrrpScript) Reset() {
 	*x = VrrpScript{}
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1345,7 @@ func (x *VrrpScript) String() string {
 func (*VrrpScript) ProtoMessage() {}
 
 func (x *VrrpScript) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1358,7 @@ func (x *VrrpScript) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VrrpScript.ProtoReflect.Descriptor instead.
 func (*VrrpScript) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *VrrpScript) GetName() string {
@@ -1097,6 +1445,244 @@ func (x *VrrpScript) GetInitFail() bool {
 	return false
 }
 
+// VrrpTrackFile is a vrrp_track_file block; checkerd watches the file.
+type VrrpTrackFile struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	DefinedAt string                 `protobuf:"bytes,2,opt,name=defined_at,json=definedAt,proto3" json:"defined_at,omitempty"`
+	Path      string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	// The block's weight (default 1) and `weight N reverse`.
+	Weight        int32 `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	WeightReverse bool  `protobuf:"varint,5,opt,name=weight_reverse,json=weightReverse,proto3" json:"weight_reverse,omitempty"`
+	// init_file [VALUE] [overwrite]: create the file with VALUE if it is
+	// missing (or always, with overwrite).
+	InitFile      bool  `protobuf:"varint,6,opt,name=init_file,json=initFile,proto3" json:"init_file,omitempty"`
+	InitValue     int32 `protobuf:"varint,7,opt,name=init_value,json=initValue,proto3" json:"init_value,omitempty"`
+	InitOverwrite bool  `protobuf:"varint,8,opt,name=init_overwrite,json=initOverwrite,proto3" json:"init_overwrite,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VrrpTrackFile) Reset() {
+	*x = VrrpTrackFile{}
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VrrpTrackFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VrrpTrackFile) ProtoMessage() {}
+
+func (x *VrrpTrackFile) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VrrpTrackFile.ProtoReflect.Descriptor instead.
+func (*VrrpTrackFile) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *VrrpTrackFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VrrpTrackFile) GetDefinedAt() string {
+	if x != nil {
+		return x.DefinedAt
+	}
+	return ""
+}
+
+func (x *VrrpTrackFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *VrrpTrackFile) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *VrrpTrackFile) GetWeightReverse() bool {
+	if x != nil {
+		return x.WeightReverse
+	}
+	return false
+}
+
+func (x *VrrpTrackFile) GetInitFile() bool {
+	if x != nil {
+		return x.InitFile
+	}
+	return false
+}
+
+func (x *VrrpTrackFile) GetInitValue() int32 {
+	if x != nil {
+		return x.InitValue
+	}
+	return 0
+}
+
+func (x *VrrpTrackFile) GetInitOverwrite() bool {
+	if x != nil {
+		return x.InitOverwrite
+	}
+	return false
+}
+
+// VrrpTrackProcess is a vrrp_track_process block; checkerd counts the
+// matching processes.
+type VrrpTrackProcess struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	DefinedAt string                 `protobuf:"bytes,2,opt,name=defined_at,json=definedAt,proto3" json:"defined_at,omitempty"`
+	// process NAME [ARGS...]: the name (comm, or argv[0] with full_command)
+	// and, with param_match, the arguments to match.
+	Process []string `protobuf:"bytes,3,rep,name=process,proto3" json:"process,omitempty"`
+	// param_match: "" (no argument matching, unless ARGS given: exact),
+	// "exact", "partial" or "initial".
+	ParamMatch    string `protobuf:"bytes,4,opt,name=param_match,json=paramMatch,proto3" json:"param_match,omitempty"`
+	Weight        int32  `protobuf:"varint,5,opt,name=weight,proto3" json:"weight,omitempty"`
+	WeightReverse bool   `protobuf:"varint,6,opt,name=weight_reverse,json=weightReverse,proto3" json:"weight_reverse,omitempty"`
+	// Up while quorum <= matching processes <= quorum_max (0: no maximum).
+	Quorum    uint32 `protobuf:"varint,7,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	QuorumMax uint32 `protobuf:"varint,8,opt,name=quorum_max,json=quorumMax,proto3" json:"quorum_max,omitempty"`
+	// delay / terminate_delay / fork_delay: how long a change must last
+	// before it is reported (terminate: the count dropping; fork: rising).
+	DelayDown *durationpb.Duration `protobuf:"bytes,9,opt,name=delay_down,json=delayDown,proto3" json:"delay_down,omitempty"`
+	DelayUp   *durationpb.Duration `protobuf:"bytes,10,opt,name=delay_up,json=delayUp,proto3" json:"delay_up,omitempty"`
+	// full_command: match against argv[0] instead of the 15-byte comm.
+	FullCommand   bool `protobuf:"varint,11,opt,name=full_command,json=fullCommand,proto3" json:"full_command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VrrpTrackProcess) Reset() {
+	*x = VrrpTrackProcess{}
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VrrpTrackProcess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VrrpTrackProcess) ProtoMessage() {}
+
+func (x *VrrpTrackProcess) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VrrpTrackProcess.ProtoReflect.Descriptor instead.
+func (*VrrpTrackProcess) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *VrrpTrackProcess) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VrrpTrackProcess) GetDefinedAt() string {
+	if x != nil {
+		return x.DefinedAt
+	}
+	return ""
+}
+
+func (x *VrrpTrackProcess) GetProcess() []string {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *VrrpTrackProcess) GetParamMatch() string {
+	if x != nil {
+		return x.ParamMatch
+	}
+	return ""
+}
+
+func (x *VrrpTrackProcess) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *VrrpTrackProcess) GetWeightReverse() bool {
+	if x != nil {
+		return x.WeightReverse
+	}
+	return false
+}
+
+func (x *VrrpTrackProcess) GetQuorum() uint32 {
+	if x != nil {
+		return x.Quorum
+	}
+	return 0
+}
+
+func (x *VrrpTrackProcess) GetQuorumMax() uint32 {
+	if x != nil {
+		return x.QuorumMax
+	}
+	return 0
+}
+
+func (x *VrrpTrackProcess) GetDelayDown() *durationpb.Duration {
+	if x != nil {
+		return x.DelayDown
+	}
+	return nil
+}
+
+func (x *VrrpTrackProcess) GetDelayUp() *durationpb.Duration {
+	if x != nil {
+		return x.DelayUp
+	}
+	return nil
+}
+
+func (x *VrrpTrackProcess) GetFullCommand() bool {
+	if x != nil {
+		return x.FullCommand
+	}
+	return false
+}
+
 // Notify holds notify scripts; each is a command line as written in the config.
 // "" means none. vrrpd asks the supervisor to run them on transitions.
 type Notify struct {
@@ -1117,7 +1703,7 @@ type Notify struct {
 
 func (x *Notify) Reset() {
 	*x = Notify{}
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[8]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1715,7 @@ func (x *Notify) String() string {
 func (*Notify) ProtoMessage() {}
 
 func (x *Notify) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[8]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1728,7 @@ func (x *Notify) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notify.ProtoReflect.Descriptor instead.
 func (*Notify) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Notify) GetMaster() string {
@@ -1212,14 +1798,20 @@ type VrrpSyncGroup struct {
 	TrackInterface []*TrackInterface `protobuf:"bytes,5,rep,name=track_interface,json=trackInterface,proto3" json:"track_interface,omitempty"`
 	TrackScript    []*TrackScript    `protobuf:"bytes,6,rep,name=track_script,json=trackScript,proto3" json:"track_script,omitempty"`
 	// global_tracking: instances' own tracking applies to the whole group.
-	GlobalTracking bool `protobuf:"varint,7,opt,name=global_tracking,json=globalTracking,proto3" json:"global_tracking,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	GlobalTracking bool           `protobuf:"varint,7,opt,name=global_tracking,json=globalTracking,proto3" json:"global_tracking,omitempty"`
+	TrackFile      []*TrackScript `protobuf:"bytes,8,rep,name=track_file,json=trackFile,proto3" json:"track_file,omitempty"`
+	TrackProcess   []*TrackScript `protobuf:"bytes,9,rep,name=track_process,json=trackProcess,proto3" json:"track_process,omitempty"`
+	// sync_group_tracking_weight: members' tracking weights apply although
+	// the instance is in a group (keepalived otherwise ignores them, with a
+	// warning).
+	SyncGroupTrackingWeight bool `protobuf:"varint,10,opt,name=sync_group_tracking_weight,json=syncGroupTrackingWeight,proto3" json:"sync_group_tracking_weight,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *VrrpSyncGroup) Reset() {
 	*x = VrrpSyncGroup{}
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[9]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1823,7 @@ func (x *VrrpSyncGroup) String() string {
 func (*VrrpSyncGroup) ProtoMessage() {}
 
 func (x *VrrpSyncGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_config_proto_msgTypes[9]
+	mi := &file_vrrpkit_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1836,7 @@ func (x *VrrpSyncGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VrrpSyncGroup.ProtoReflect.Descriptor instead.
 func (*VrrpSyncGroup) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_vrrpkit_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *VrrpSyncGroup) GetName() string {
@@ -1296,12 +1888,33 @@ func (x *VrrpSyncGroup) GetGlobalTracking() bool {
 	return false
 }
 
+func (x *VrrpSyncGroup) GetTrackFile() []*TrackScript {
+	if x != nil {
+		return x.TrackFile
+	}
+	return nil
+}
+
+func (x *VrrpSyncGroup) GetTrackProcess() []*TrackScript {
+	if x != nil {
+		return x.TrackProcess
+	}
+	return nil
+}
+
+func (x *VrrpSyncGroup) GetSyncGroupTrackingWeight() bool {
+	if x != nil {
+		return x.SyncGroupTrackingWeight
+	}
+	return false
+}
+
 var File_vrrpkit_v1_config_proto protoreflect.FileDescriptor
 
 const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"\x17vrrpkit/v1/config.proto\x12\n" +
-	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf1\x02\n" +
+	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf4\x03\n" +
 	"\x0eConfigSnapshot\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -1314,7 +1927,11 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\vsync_groups\x18\x06 \x03(\v2\x19.vrrpkit.v1.VrrpSyncGroupR\n" +
 	"syncGroups\x120\n" +
 	"\ascripts\x18\a \x03(\v2\x16.vrrpkit.v1.VrrpScriptR\ascripts\x12#\n" +
-	"\rresume_master\x18\b \x03(\tR\fresumeMaster\"\x9c\x02\n" +
+	"\rresume_master\x18\b \x03(\tR\fresumeMaster\x12:\n" +
+	"\vtrack_files\x18\t \x03(\v2\x19.vrrpkit.v1.VrrpTrackFileR\n" +
+	"trackFiles\x12E\n" +
+	"\x0ftrack_processes\x18\n" +
+	" \x03(\v2\x1c.vrrpkit.v1.VrrpTrackProcessR\x0etrackProcesses\"\x9c\x02\n" +
 	"\n" +
 	"GlobalDefs\x12\x1b\n" +
 	"\trouter_id\x18\x01 \x01(\tR\brouterId\x12\x1f\n" +
@@ -1325,8 +1942,7 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x11vrrp_mcast_group4\x18\x05 \x01(\tR\x0fvrrpMcastGroup4\x12*\n" +
 	"\x11vrrp_mcast_group6\x18\x06 \x01(\tR\x0fvrrpMcastGroup6\x12\x1f\n" +
 	"\vvrrp_strict\x18\a \x01(\bR\n" +
-	"vrrpStrict\"\xa7\n" +
-	"\n" +
+	"vrrpStrict\"\xb5\r\n" +
 	"\fVrrpInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -1361,7 +1977,46 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x13skip_check_adv_addr\x18\x1b \x01(\bR\x10skipCheckAdvAddr\x12>\n" +
 	"\rstartup_delay\x18\x1c \x01(\v2\x19.google.protobuf.DurationR\fstartupDelay\x12/\n" +
 	"\x14lower_prio_no_advert\x18\x1d \x01(\bR\x11lowerPrioNoAdvert\x125\n" +
-	"\x17higher_prio_send_advert\x18\x1e \x01(\bR\x14higherPrioSendAdvert\"\x9f\x01\n" +
+	"\x17higher_prio_send_advert\x18\x1e \x01(\bR\x14higherPrioSendAdvert\x126\n" +
+	"\n" +
+	"track_file\x18\x1f \x03(\v2\x17.vrrpkit.v1.TrackScriptR\ttrackFile\x12<\n" +
+	"\rtrack_process\x18  \x03(\v2\x17.vrrpkit.v1.TrackScriptR\ftrackProcess\x128\n" +
+	"\x0evirtual_routes\x18! \x03(\v2\x11.vrrpkit.v1.RouteR\rvirtualRoutes\x125\n" +
+	"\rvirtual_rules\x18\" \x03(\v2\x10.vrrpkit.v1.RuleR\fvirtualRules\x121\n" +
+	"\x15unicast_fault_no_peer\x18# \x01(\bR\x12unicastFaultNoPeer\x12\x1b\n" +
+	"\tvmac_addr\x18$ \x01(\tR\bvmacAddr\x12\x1d\n" +
+	"\n" +
+	"sync_group\x18% \x01(\tR\tsyncGroup\x126\n" +
+	"\x17notify_priority_changes\x18& \x01(\bR\x15notifyPriorityChanges\"\xf3\x01\n" +
+	"\x05Route\x12\x1d\n" +
+	"\n" +
+	"defined_at\x18\x01 \x01(\tR\tdefinedAt\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x10\n" +
+	"\x03via\x18\x04 \x01(\tR\x03via\x12\x10\n" +
+	"\x03src\x18\x05 \x01(\tR\x03src\x12\x10\n" +
+	"\x03dev\x18\x06 \x01(\tR\x03dev\x12\x14\n" +
+	"\x05table\x18\a \x01(\rR\x05table\x12\x16\n" +
+	"\x06metric\x18\b \x01(\rR\x06metric\x12\x14\n" +
+	"\x05scope\x18\t \x01(\tR\x05scope\x12\x19\n" +
+	"\bno_track\x18\n" +
+	" \x01(\bR\anoTrack\x12\x12\n" +
+	"\x04ipv6\x18\v \x01(\bR\x04ipv6\"\x96\x02\n" +
+	"\x04Rule\x12\x1d\n" +
+	"\n" +
+	"defined_at\x18\x01 \x01(\tR\tdefinedAt\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12\x14\n" +
+	"\x05table\x18\x04 \x01(\rR\x05table\x12\x1a\n" +
+	"\bpriority\x18\x05 \x01(\rR\bpriority\x12\x16\n" +
+	"\x06fwmark\x18\x06 \x01(\rR\x06fwmark\x12\x16\n" +
+	"\x06fwmask\x18\a \x01(\rR\x06fwmask\x12\x10\n" +
+	"\x03iif\x18\b \x01(\tR\x03iif\x12\x10\n" +
+	"\x03oif\x18\t \x01(\tR\x03oif\x12\x16\n" +
+	"\x06action\x18\n" +
+	" \x01(\tR\x06action\x12\x19\n" +
+	"\bno_track\x18\v \x01(\bR\anoTrack\x12\x12\n" +
+	"\x04ipv6\x18\f \x01(\bR\x04ipv6\"\x9f\x01\n" +
 	"\x0eVirtualAddress\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x10\n" +
 	"\x03dev\x18\x02 \x01(\tR\x03dev\x12\x14\n" +
@@ -1401,7 +2056,35 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x04user\x18\n" +
 	" \x01(\tR\x04user\x12\x14\n" +
 	"\x05group\x18\v \x01(\tR\x05group\x12\x1b\n" +
-	"\tinit_fail\x18\f \x01(\bR\binitFail\"\xcd\x01\n" +
+	"\tinit_fail\x18\f \x01(\bR\binitFail\"\xf8\x01\n" +
+	"\rVrrpTrackFile\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"defined_at\x18\x02 \x01(\tR\tdefinedAt\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x16\n" +
+	"\x06weight\x18\x04 \x01(\x05R\x06weight\x12%\n" +
+	"\x0eweight_reverse\x18\x05 \x01(\bR\rweightReverse\x12\x1b\n" +
+	"\tinit_file\x18\x06 \x01(\bR\binitFile\x12\x1d\n" +
+	"\n" +
+	"init_value\x18\a \x01(\x05R\tinitValue\x12%\n" +
+	"\x0einit_overwrite\x18\b \x01(\bR\rinitOverwrite\"\x89\x03\n" +
+	"\x10VrrpTrackProcess\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"defined_at\x18\x02 \x01(\tR\tdefinedAt\x12\x18\n" +
+	"\aprocess\x18\x03 \x03(\tR\aprocess\x12\x1f\n" +
+	"\vparam_match\x18\x04 \x01(\tR\n" +
+	"paramMatch\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\x05R\x06weight\x12%\n" +
+	"\x0eweight_reverse\x18\x06 \x01(\bR\rweightReverse\x12\x16\n" +
+	"\x06quorum\x18\a \x01(\rR\x06quorum\x12\x1d\n" +
+	"\n" +
+	"quorum_max\x18\b \x01(\rR\tquorumMax\x128\n" +
+	"\n" +
+	"delay_down\x18\t \x01(\v2\x19.google.protobuf.DurationR\tdelayDown\x124\n" +
+	"\bdelay_up\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\adelayUp\x12!\n" +
+	"\ffull_command\x18\v \x01(\bR\vfullCommand\"\xcd\x01\n" +
 	"\x06Notify\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12\x16\n" +
 	"\x06backup\x18\x02 \x01(\tR\x06backup\x12\x14\n" +
@@ -1410,7 +2093,7 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x03any\x18\x05 \x01(\tR\x03any\x12-\n" +
 	"\x13master_rx_lower_pri\x18\x06 \x01(\tR\x10masterRxLowerPri\x12\x12\n" +
 	"\x04user\x18\a \x01(\tR\x04user\x12\x14\n" +
-	"\x05group\x18\b \x01(\tR\x05group\"\xb6\x02\n" +
+	"\x05group\x18\b \x01(\tR\x05group\"\xe9\x03\n" +
 	"\rVrrpSyncGroup\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -1419,7 +2102,12 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x06notify\x18\x04 \x01(\v2\x12.vrrpkit.v1.NotifyR\x06notify\x12C\n" +
 	"\x0ftrack_interface\x18\x05 \x03(\v2\x1a.vrrpkit.v1.TrackInterfaceR\x0etrackInterface\x12:\n" +
 	"\ftrack_script\x18\x06 \x03(\v2\x17.vrrpkit.v1.TrackScriptR\vtrackScript\x12'\n" +
-	"\x0fglobal_tracking\x18\a \x01(\bR\x0eglobalTracking*\x95\x01\n" +
+	"\x0fglobal_tracking\x18\a \x01(\bR\x0eglobalTracking\x126\n" +
+	"\n" +
+	"track_file\x18\b \x03(\v2\x17.vrrpkit.v1.TrackScriptR\ttrackFile\x12<\n" +
+	"\rtrack_process\x18\t \x03(\v2\x17.vrrpkit.v1.TrackScriptR\ftrackProcess\x12;\n" +
+	"\x1async_group_tracking_weight\x18\n" +
+	" \x01(\bR\x17syncGroupTrackingWeight*\x95\x01\n" +
 	"\tVrrpState\x12\x1a\n" +
 	"\x16VRRP_STATE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fVRRP_STATE_INIT\x10\x01\x12\x15\n" +
@@ -1445,53 +2133,67 @@ func file_vrrpkit_v1_config_proto_rawDescGZIP() []byte {
 }
 
 var file_vrrpkit_v1_config_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vrrpkit_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_vrrpkit_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_vrrpkit_v1_config_proto_goTypes = []any{
 	(VrrpState)(0),              // 0: vrrpkit.v1.VrrpState
 	(AuthType)(0),               // 1: vrrpkit.v1.AuthType
 	(*ConfigSnapshot)(nil),      // 2: vrrpkit.v1.ConfigSnapshot
 	(*GlobalDefs)(nil),          // 3: vrrpkit.v1.GlobalDefs
 	(*VrrpInstance)(nil),        // 4: vrrpkit.v1.VrrpInstance
-	(*VirtualAddress)(nil),      // 5: vrrpkit.v1.VirtualAddress
-	(*GarpSettings)(nil),        // 6: vrrpkit.v1.GarpSettings
-	(*TrackInterface)(nil),      // 7: vrrpkit.v1.TrackInterface
-	(*TrackScript)(nil),         // 8: vrrpkit.v1.TrackScript
-	(*VrrpScript)(nil),          // 9: vrrpkit.v1.VrrpScript
-	(*Notify)(nil),              // 10: vrrpkit.v1.Notify
-	(*VrrpSyncGroup)(nil),       // 11: vrrpkit.v1.VrrpSyncGroup
-	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
+	(*Route)(nil),               // 5: vrrpkit.v1.Route
+	(*Rule)(nil),                // 6: vrrpkit.v1.Rule
+	(*VirtualAddress)(nil),      // 7: vrrpkit.v1.VirtualAddress
+	(*GarpSettings)(nil),        // 8: vrrpkit.v1.GarpSettings
+	(*TrackInterface)(nil),      // 9: vrrpkit.v1.TrackInterface
+	(*TrackScript)(nil),         // 10: vrrpkit.v1.TrackScript
+	(*VrrpScript)(nil),          // 11: vrrpkit.v1.VrrpScript
+	(*VrrpTrackFile)(nil),       // 12: vrrpkit.v1.VrrpTrackFile
+	(*VrrpTrackProcess)(nil),    // 13: vrrpkit.v1.VrrpTrackProcess
+	(*Notify)(nil),              // 14: vrrpkit.v1.Notify
+	(*VrrpSyncGroup)(nil),       // 15: vrrpkit.v1.VrrpSyncGroup
+	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
 }
 var file_vrrpkit_v1_config_proto_depIdxs = []int32{
 	3,  // 0: vrrpkit.v1.ConfigSnapshot.global:type_name -> vrrpkit.v1.GlobalDefs
 	4,  // 1: vrrpkit.v1.ConfigSnapshot.instances:type_name -> vrrpkit.v1.VrrpInstance
-	11, // 2: vrrpkit.v1.ConfigSnapshot.sync_groups:type_name -> vrrpkit.v1.VrrpSyncGroup
-	9,  // 3: vrrpkit.v1.ConfigSnapshot.scripts:type_name -> vrrpkit.v1.VrrpScript
-	12, // 4: vrrpkit.v1.VrrpInstance.advert_int:type_name -> google.protobuf.Duration
-	5,  // 5: vrrpkit.v1.VrrpInstance.virtual_ipaddress:type_name -> vrrpkit.v1.VirtualAddress
-	5,  // 6: vrrpkit.v1.VrrpInstance.virtual_ipaddress_excluded:type_name -> vrrpkit.v1.VirtualAddress
-	12, // 7: vrrpkit.v1.VrrpInstance.preempt_delay:type_name -> google.protobuf.Duration
-	1,  // 8: vrrpkit.v1.VrrpInstance.auth_type:type_name -> vrrpkit.v1.AuthType
-	0,  // 9: vrrpkit.v1.VrrpInstance.state_hint:type_name -> vrrpkit.v1.VrrpState
-	6,  // 10: vrrpkit.v1.VrrpInstance.garp:type_name -> vrrpkit.v1.GarpSettings
-	7,  // 11: vrrpkit.v1.VrrpInstance.track_interface:type_name -> vrrpkit.v1.TrackInterface
-	8,  // 12: vrrpkit.v1.VrrpInstance.track_script:type_name -> vrrpkit.v1.TrackScript
-	10, // 13: vrrpkit.v1.VrrpInstance.notify:type_name -> vrrpkit.v1.Notify
-	12, // 14: vrrpkit.v1.VrrpInstance.startup_delay:type_name -> google.protobuf.Duration
-	12, // 15: vrrpkit.v1.GarpSettings.master_delay:type_name -> google.protobuf.Duration
-	12, // 16: vrrpkit.v1.GarpSettings.master_refresh:type_name -> google.protobuf.Duration
-	12, // 17: vrrpkit.v1.GarpSettings.lower_prio_delay:type_name -> google.protobuf.Duration
-	12, // 18: vrrpkit.v1.GarpSettings.interval:type_name -> google.protobuf.Duration
-	12, // 19: vrrpkit.v1.GarpSettings.na_interval:type_name -> google.protobuf.Duration
-	12, // 20: vrrpkit.v1.VrrpScript.interval:type_name -> google.protobuf.Duration
-	12, // 21: vrrpkit.v1.VrrpScript.timeout:type_name -> google.protobuf.Duration
-	10, // 22: vrrpkit.v1.VrrpSyncGroup.notify:type_name -> vrrpkit.v1.Notify
-	7,  // 23: vrrpkit.v1.VrrpSyncGroup.track_interface:type_name -> vrrpkit.v1.TrackInterface
-	8,  // 24: vrrpkit.v1.VrrpSyncGroup.track_script:type_name -> vrrpkit.v1.TrackScript
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	15, // 2: vrrpkit.v1.ConfigSnapshot.sync_groups:type_name -> vrrpkit.v1.VrrpSyncGroup
+	11, // 3: vrrpkit.v1.ConfigSnapshot.scripts:type_name -> vrrpkit.v1.VrrpScript
+	12, // 4: vrrpkit.v1.ConfigSnapshot.track_files:type_name -> vrrpkit.v1.VrrpTrackFile
+	13, // 5: vrrpkit.v1.ConfigSnapshot.track_processes:type_name -> vrrpkit.v1.VrrpTrackProcess
+	16, // 6: vrrpkit.v1.VrrpInstance.advert_int:type_name -> google.protobuf.Duration
+	7,  // 7: vrrpkit.v1.VrrpInstance.virtual_ipaddress:type_name -> vrrpkit.v1.VirtualAddress
+	7,  // 8: vrrpkit.v1.VrrpInstance.virtual_ipaddress_excluded:type_name -> vrrpkit.v1.VirtualAddress
+	16, // 9: vrrpkit.v1.VrrpInstance.preempt_delay:type_name -> google.protobuf.Duration
+	1,  // 10: vrrpkit.v1.VrrpInstance.auth_type:type_name -> vrrpkit.v1.AuthType
+	0,  // 11: vrrpkit.v1.VrrpInstance.state_hint:type_name -> vrrpkit.v1.VrrpState
+	8,  // 12: vrrpkit.v1.VrrpInstance.garp:type_name -> vrrpkit.v1.GarpSettings
+	9,  // 13: vrrpkit.v1.VrrpInstance.track_interface:type_name -> vrrpkit.v1.TrackInterface
+	10, // 14: vrrpkit.v1.VrrpInstance.track_script:type_name -> vrrpkit.v1.TrackScript
+	14, // 15: vrrpkit.v1.VrrpInstance.notify:type_name -> vrrpkit.v1.Notify
+	16, // 16: vrrpkit.v1.VrrpInstance.startup_delay:type_name -> google.protobuf.Duration
+	10, // 17: vrrpkit.v1.VrrpInstance.track_file:type_name -> vrrpkit.v1.TrackScript
+	10, // 18: vrrpkit.v1.VrrpInstance.track_process:type_name -> vrrpkit.v1.TrackScript
+	5,  // 19: vrrpkit.v1.VrrpInstance.virtual_routes:type_name -> vrrpkit.v1.Route
+	6,  // 20: vrrpkit.v1.VrrpInstance.virtual_rules:type_name -> vrrpkit.v1.Rule
+	16, // 21: vrrpkit.v1.GarpSettings.master_delay:type_name -> google.protobuf.Duration
+	16, // 22: vrrpkit.v1.GarpSettings.master_refresh:type_name -> google.protobuf.Duration
+	16, // 23: vrrpkit.v1.GarpSettings.lower_prio_delay:type_name -> google.protobuf.Duration
+	16, // 24: vrrpkit.v1.GarpSettings.interval:type_name -> google.protobuf.Duration
+	16, // 25: vrrpkit.v1.GarpSettings.na_interval:type_name -> google.protobuf.Duration
+	16, // 26: vrrpkit.v1.VrrpScript.interval:type_name -> google.protobuf.Duration
+	16, // 27: vrrpkit.v1.VrrpScript.timeout:type_name -> google.protobuf.Duration
+	16, // 28: vrrpkit.v1.VrrpTrackProcess.delay_down:type_name -> google.protobuf.Duration
+	16, // 29: vrrpkit.v1.VrrpTrackProcess.delay_up:type_name -> google.protobuf.Duration
+	14, // 30: vrrpkit.v1.VrrpSyncGroup.notify:type_name -> vrrpkit.v1.Notify
+	9,  // 31: vrrpkit.v1.VrrpSyncGroup.track_interface:type_name -> vrrpkit.v1.TrackInterface
+	10, // 32: vrrpkit.v1.VrrpSyncGroup.track_script:type_name -> vrrpkit.v1.TrackScript
+	10, // 33: vrrpkit.v1.VrrpSyncGroup.track_file:type_name -> vrrpkit.v1.TrackScript
+	10, // 34: vrrpkit.v1.VrrpSyncGroup.track_process:type_name -> vrrpkit.v1.TrackScript
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_config_proto_init() }
@@ -1505,7 +2207,7 @@ func file_vrrpkit_v1_config_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_config_proto_rawDesc), len(file_vrrpkit_v1_config_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

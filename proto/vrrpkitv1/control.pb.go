@@ -9,6 +9,7 @@ package vrrpkitv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -21,6 +22,107 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+type TrackerKind int32
+
+const (
+	TrackerKind_TRACKER_KIND_UNSPECIFIED TrackerKind = 0
+	TrackerKind_TRACKER_KIND_SCRIPT      TrackerKind = 1 // vrrp_script / track_script
+	TrackerKind_TRACKER_KIND_FILE        TrackerKind = 2 // vrrp_track_file / track_file
+	TrackerKind_TRACKER_KIND_PROCESS     TrackerKind = 3 // vrrp_track_process / track_process
+	TrackerKind_TRACKER_KIND_INTERFACE   TrackerKind = 4 // track_interface (vrrpd follows links itself)
+)
+
+// Enum value maps for TrackerKind.
+var (
+	TrackerKind_name = map[int32]string{
+		0: "TRACKER_KIND_UNSPECIFIED",
+		1: "TRACKER_KIND_SCRIPT",
+		2: "TRACKER_KIND_FILE",
+		3: "TRACKER_KIND_PROCESS",
+		4: "TRACKER_KIND_INTERFACE",
+	}
+	TrackerKind_value = map[string]int32{
+		"TRACKER_KIND_UNSPECIFIED": 0,
+		"TRACKER_KIND_SCRIPT":      1,
+		"TRACKER_KIND_FILE":        2,
+		"TRACKER_KIND_PROCESS":     3,
+		"TRACKER_KIND_INTERFACE":   4,
+	}
+)
+
+func (x TrackerKind) Enum() *TrackerKind {
+	p := new(TrackerKind)
+	*p = x
+	return p
+}
+
+func (x TrackerKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TrackerKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_vrrpkit_v1_control_proto_enumTypes[0].Descriptor()
+}
+
+func (TrackerKind) Type() protoreflect.EnumType {
+	return &file_vrrpkit_v1_control_proto_enumTypes[0]
+}
+
+func (x TrackerKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TrackerKind.Descriptor instead.
+func (TrackerKind) EnumDescriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+type ScriptKind int32
+
+const (
+	ScriptKind_SCRIPT_KIND_UNSPECIFIED ScriptKind = 0
+	ScriptKind_SCRIPT_KIND_VRRP_SCRIPT ScriptKind = 1
+)
+
+// Enum value maps for ScriptKind.
+var (
+	ScriptKind_name = map[int32]string{
+		0: "SCRIPT_KIND_UNSPECIFIED",
+		1: "SCRIPT_KIND_VRRP_SCRIPT",
+	}
+	ScriptKind_value = map[string]int32{
+		"SCRIPT_KIND_UNSPECIFIED": 0,
+		"SCRIPT_KIND_VRRP_SCRIPT": 1,
+	}
+)
+
+func (x ScriptKind) Enum() *ScriptKind {
+	p := new(ScriptKind)
+	*p = x
+	return p
+}
+
+func (x ScriptKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ScriptKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_vrrpkit_v1_control_proto_enumTypes[1].Descriptor()
+}
+
+func (ScriptKind) Type() protoreflect.EnumType {
+	return &file_vrrpkit_v1_control_proto_enumTypes[1]
+}
+
+func (x ScriptKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ScriptKind.Descriptor instead.
+func (ScriptKind) EnumDescriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{1}
+}
 
 type ApplyConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -229,7 +331,10 @@ type InstanceStatus struct {
 	// When the instance entered `state`.
 	StateSince *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=state_since,json=stateSince,proto3" json:"state_since,omitempty"`
 	// Why it is in FAULT (tracked interface or script names), if it is.
-	FaultReasons  []string `protobuf:"bytes,10,rep,name=fault_reasons,json=faultReasons,proto3" json:"fault_reasons,omitempty"`
+	FaultReasons []string `protobuf:"bytes,10,rep,name=fault_reasons,json=faultReasons,proto3" json:"fault_reasons,omitempty"`
+	// Every tracker of the instance (and of its sync group) and what it adds.
+	Tracking      []*TrackedStatus `protobuf:"bytes,13,rep,name=tracking,proto3" json:"tracking,omitempty"`
+	SyncGroup     string           `protobuf:"bytes,14,opt,name=sync_group,json=syncGroup,proto3" json:"sync_group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -341,6 +446,522 @@ func (x *InstanceStatus) GetFaultReasons() []string {
 	return nil
 }
 
+func (x *InstanceStatus) GetTracking() []*TrackedStatus {
+	if x != nil {
+		return x.Tracking
+	}
+	return nil
+}
+
+func (x *InstanceStatus) GetSyncGroup() string {
+	if x != nil {
+		return x.SyncGroup
+	}
+	return ""
+}
+
+// TrackedStatus is one tracker as an instance sees it.
+type TrackedStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  TrackerKind            `protobuf:"varint,1,opt,name=kind,proto3,enum=vrrpkit.v1.TrackerKind" json:"kind,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Configured weight (0: FAULT on failure).
+	Weight int32 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	Up     bool  `protobuf:"varint,4,opt,name=up,proto3" json:"up,omitempty"`
+	// What it adds to the priority now (negative lowers it).
+	Delta int32 `protobuf:"varint,5,opt,name=delta,proto3" json:"delta,omitempty"`
+	// From the tracker's last result ("exit status 1", "timed out after 2s").
+	Detail        string `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackedStatus) Reset() {
+	*x = TrackedStatus{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackedStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackedStatus) ProtoMessage() {}
+
+func (x *TrackedStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackedStatus.ProtoReflect.Descriptor instead.
+func (*TrackedStatus) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TrackedStatus) GetKind() TrackerKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TrackerKind_TRACKER_KIND_UNSPECIFIED
+}
+
+func (x *TrackedStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TrackedStatus) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *TrackedStatus) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *TrackedStatus) GetDelta() int32 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+func (x *TrackedStatus) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+type HealthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthRequest) Reset() {
+	*x = HealthRequest{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthRequest) ProtoMessage() {}
+
+func (x *HealthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
+func (*HealthRequest) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{5}
+}
+
+// HealthEvent is one message of Checkerd.Health.
+type HealthEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	At    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	// The configuration generation checkerd ran when it produced this. vrrpd
+	// ignores results older than the generation it runs.
+	Generation uint64 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*HealthEvent_Snapshot
+	//	*HealthEvent_Result
+	Event         isHealthEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthEvent) Reset() {
+	*x = HealthEvent{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthEvent) ProtoMessage() {}
+
+func (x *HealthEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthEvent.ProtoReflect.Descriptor instead.
+func (*HealthEvent) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HealthEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *HealthEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *HealthEvent) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *HealthEvent) GetEvent() isHealthEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *HealthEvent) GetSnapshot() *HealthSnapshot {
+	if x != nil {
+		if x, ok := x.Event.(*HealthEvent_Snapshot); ok {
+			return x.Snapshot
+		}
+	}
+	return nil
+}
+
+func (x *HealthEvent) GetResult() *TrackerResult {
+	if x != nil {
+		if x, ok := x.Event.(*HealthEvent_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+type isHealthEvent_Event interface {
+	isHealthEvent_Event()
+}
+
+type HealthEvent_Snapshot struct {
+	Snapshot *HealthSnapshot `protobuf:"bytes,4,opt,name=snapshot,proto3,oneof"`
+}
+
+type HealthEvent_Result struct {
+	Result *TrackerResult `protobuf:"bytes,5,opt,name=result,proto3,oneof"`
+}
+
+func (*HealthEvent_Snapshot) isHealthEvent_Event() {}
+
+func (*HealthEvent_Result) isHealthEvent_Event() {}
+
+type HealthSnapshot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*TrackerResult       `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthSnapshot) Reset() {
+	*x = HealthSnapshot{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthSnapshot) ProtoMessage() {}
+
+func (x *HealthSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthSnapshot.ProtoReflect.Descriptor instead.
+func (*HealthSnapshot) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HealthSnapshot) GetResults() []*TrackerResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// TrackerResult is a tracker's current result.
+type TrackerResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  TrackerKind            `protobuf:"varint,1,opt,name=kind,proto3,enum=vrrpkit.v1.TrackerKind" json:"kind,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Scripts: up after `rise` successes, down after `fall` failures (and
+	// at start unless init_fail). Processes: quorum met. Files: always true
+	// when the file reads as a number; value holds it.
+	Up bool `protobuf:"varint,3,opt,name=up,proto3" json:"up,omitempty"`
+	// track_file: the file's integer (0 if missing or unreadable, as
+	// keepalived reads it).
+	Value int64 `protobuf:"varint,4,opt,name=value,proto3" json:"value,omitempty"`
+	// What the last run or read said, for logs and status.
+	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackerResult) Reset() {
+	*x = TrackerResult{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackerResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackerResult) ProtoMessage() {}
+
+func (x *TrackerResult) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackerResult.ProtoReflect.Descriptor instead.
+func (*TrackerResult) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TrackerResult) GetKind() TrackerKind {
+	if x != nil {
+		return x.Kind
+	}
+	return TrackerKind_TRACKER_KIND_UNSPECIFIED
+}
+
+func (x *TrackerResult) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TrackerResult) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *TrackerResult) GetValue() int64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *TrackerResult) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+type RunScriptRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Generation uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	Kind       ScriptKind             `protobuf:"varint,2,opt,name=kind,proto3,enum=vrrpkit.v1.ScriptKind" json:"kind,omitempty"`
+	// The vrrp_script name (later: a check's "virtual_server/real_server"
+	// reference).
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunScriptRequest) Reset() {
+	*x = RunScriptRequest{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunScriptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunScriptRequest) ProtoMessage() {}
+
+func (x *RunScriptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunScriptRequest.ProtoReflect.Descriptor instead.
+func (*RunScriptRequest) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RunScriptRequest) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *RunScriptRequest) GetKind() ScriptKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ScriptKind_SCRIPT_KIND_UNSPECIFIED
+}
+
+func (x *RunScriptRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RunScriptResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The exit status (0..255) when the script exited; -1 otherwise.
+	ExitStatus int32 `protobuf:"varint,1,opt,name=exit_status,json=exitStatus,proto3" json:"exit_status,omitempty"`
+	// The signal that ended it (e.g. 9 after a timeout); 0 if none.
+	Signal   int32 `protobuf:"varint,2,opt,name=signal,proto3" json:"signal,omitempty"`
+	TimedOut bool  `protobuf:"varint,3,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
+	// The script could not be started (missing, not executable, refused by
+	// enable_script_security, unknown user): why. exit_status is -1.
+	Error         string               `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Duration      *durationpb.Duration `protobuf:"bytes,5,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunScriptResponse) Reset() {
+	*x = RunScriptResponse{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunScriptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunScriptResponse) ProtoMessage() {}
+
+func (x *RunScriptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunScriptResponse.ProtoReflect.Descriptor instead.
+func (*RunScriptResponse) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RunScriptResponse) GetExitStatus() int32 {
+	if x != nil {
+		return x.ExitStatus
+	}
+	return 0
+}
+
+func (x *RunScriptResponse) GetSignal() int32 {
+	if x != nil {
+		return x.Signal
+	}
+	return 0
+}
+
+func (x *RunScriptResponse) GetTimedOut() bool {
+	if x != nil {
+		return x.TimedOut
+	}
+	return false
+}
+
+func (x *RunScriptResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RunScriptResponse) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
 // InstanceCounters are an instance's monotonic counters. Drops are kept
 // apart from the rest, one entry per reason, so a reader never has to guess
 // from a name which counters are drops.
@@ -375,7 +996,7 @@ type InstanceCounters struct {
 
 func (x *InstanceCounters) Reset() {
 	*x = InstanceCounters{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +1008,7 @@ func (x *InstanceCounters) String() string {
 func (*InstanceCounters) ProtoMessage() {}
 
 func (x *InstanceCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +1021,7 @@ func (x *InstanceCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceCounters.ProtoReflect.Descriptor instead.
 func (*InstanceCounters) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InstanceCounters) GetAdvertsSent() uint64 {
@@ -498,7 +1119,7 @@ type DropCount struct {
 
 func (x *DropCount) Reset() {
 	*x = DropCount{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +1131,7 @@ func (x *DropCount) String() string {
 func (*DropCount) ProtoMessage() {}
 
 func (x *DropCount) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +1144,7 @@ func (x *DropCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCount.ProtoReflect.Descriptor instead.
 func (*DropCount) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DropCount) GetReason() string {
@@ -548,7 +1169,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +1181,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +1194,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 // VrrpEvent is one message of Vrrpd.Events.
@@ -596,7 +1217,7 @@ type VrrpEvent struct {
 
 func (x *VrrpEvent) Reset() {
 	*x = VrrpEvent{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +1229,7 @@ func (x *VrrpEvent) String() string {
 func (*VrrpEvent) ProtoMessage() {}
 
 func (x *VrrpEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +1242,7 @@ func (x *VrrpEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VrrpEvent.ProtoReflect.Descriptor instead.
 func (*VrrpEvent) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *VrrpEvent) GetSeq() uint64 {
@@ -712,7 +1333,7 @@ type EventSnapshot struct {
 
 func (x *EventSnapshot) Reset() {
 	*x = EventSnapshot{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +1345,7 @@ func (x *EventSnapshot) String() string {
 func (*EventSnapshot) ProtoMessage() {}
 
 func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +1358,7 @@ func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventSnapshot.ProtoReflect.Descriptor instead.
 func (*EventSnapshot) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EventSnapshot) GetInstances() []*InstanceState {
@@ -760,7 +1381,7 @@ type InstanceState struct {
 
 func (x *InstanceState) Reset() {
 	*x = InstanceState{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +1393,7 @@ func (x *InstanceState) String() string {
 func (*InstanceState) ProtoMessage() {}
 
 func (x *InstanceState) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +1406,7 @@ func (x *InstanceState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceState.ProtoReflect.Descriptor instead.
 func (*InstanceState) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *InstanceState) GetName() string {
@@ -833,7 +1454,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1466,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1479,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StateTransition) GetInstance() string {
@@ -911,7 +1532,7 @@ type AddressChange struct {
 
 func (x *AddressChange) Reset() {
 	*x = AddressChange{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1544,7 @@ func (x *AddressChange) String() string {
 func (*AddressChange) ProtoMessage() {}
 
 func (x *AddressChange) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1557,7 @@ func (x *AddressChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddressChange.ProtoReflect.Descriptor instead.
 func (*AddressChange) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AddressChange) GetInstance() string {
@@ -977,7 +1598,7 @@ type SupervisorStatusRequest struct {
 
 func (x *SupervisorStatusRequest) Reset() {
 	*x = SupervisorStatusRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1610,7 @@ func (x *SupervisorStatusRequest) String() string {
 func (*SupervisorStatusRequest) ProtoMessage() {}
 
 func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1623,7 @@ func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusRequest.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SupervisorStatusRequest) GetInstances() []string {
@@ -1032,7 +1653,7 @@ type SupervisorStatusResponse struct {
 
 func (x *SupervisorStatusResponse) Reset() {
 	*x = SupervisorStatusResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1665,7 @@ func (x *SupervisorStatusResponse) String() string {
 func (*SupervisorStatusResponse) ProtoMessage() {}
 
 func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1678,7 @@ func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusResponse.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SupervisorStatusResponse) GetGeneration() uint64 {
@@ -1126,7 +1747,7 @@ type ReloadFailure struct {
 
 func (x *ReloadFailure) Reset() {
 	*x = ReloadFailure{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1759,7 @@ func (x *ReloadFailure) String() string {
 func (*ReloadFailure) ProtoMessage() {}
 
 func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1772,7 @@ func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadFailure.ProtoReflect.Descriptor instead.
 func (*ReloadFailure) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReloadFailure) GetAt() *timestamppb.Timestamp {
@@ -1188,7 +1809,7 @@ type ChildStatus struct {
 
 func (x *ChildStatus) Reset() {
 	*x = ChildStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1821,7 @@ func (x *ChildStatus) String() string {
 func (*ChildStatus) ProtoMessage() {}
 
 func (x *ChildStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1834,7 @@ func (x *ChildStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildStatus.ProtoReflect.Descriptor instead.
 func (*ChildStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ChildStatus) GetName() string {
@@ -1270,7 +1891,7 @@ var File_vrrpkit_v1_control_proto protoreflect.FileDescriptor
 const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"\x18vrrpkit/v1/control.proto\x12\n" +
-	"vrrpkit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17vrrpkit/v1/config.proto\"\xb9\x01\n" +
+	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17vrrpkit/v1/config.proto\"\xb9\x01\n" +
 	"\x13ApplyConfigResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -1286,7 +1907,7 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x128\n" +
-	"\tinstances\x18\x02 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\"\xbe\x03\n" +
+	"\tinstances\x18\x02 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\"\x94\x04\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.vrrpkit.v1.VrrpStateR\x05state\x12\x1a\n" +
@@ -1301,7 +1922,48 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\vstate_since\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"stateSince\x12#\n" +
 	"\rfault_reasons\x18\n" +
-	" \x03(\tR\ffaultReasonsJ\x04\b\x06\x10\a\"\xa0\x04\n" +
+	" \x03(\tR\ffaultReasons\x125\n" +
+	"\btracking\x18\r \x03(\v2\x19.vrrpkit.v1.TrackedStatusR\btracking\x12\x1d\n" +
+	"\n" +
+	"sync_group\x18\x0e \x01(\tR\tsyncGroupJ\x04\b\x06\x10\a\"\xa6\x01\n" +
+	"\rTrackedStatus\x12+\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x17.vrrpkit.v1.TrackerKindR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06weight\x18\x03 \x01(\x05R\x06weight\x12\x0e\n" +
+	"\x02up\x18\x04 \x01(\bR\x02up\x12\x14\n" +
+	"\x05delta\x18\x05 \x01(\x05R\x05delta\x12\x16\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\"\x0f\n" +
+	"\rHealthRequest\"\xe3\x01\n" +
+	"\vHealthEvent\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x03 \x01(\x04R\n" +
+	"generation\x128\n" +
+	"\bsnapshot\x18\x04 \x01(\v2\x1a.vrrpkit.v1.HealthSnapshotH\x00R\bsnapshot\x123\n" +
+	"\x06result\x18\x05 \x01(\v2\x19.vrrpkit.v1.TrackerResultH\x00R\x06resultB\a\n" +
+	"\x05event\"E\n" +
+	"\x0eHealthSnapshot\x123\n" +
+	"\aresults\x18\x01 \x03(\v2\x19.vrrpkit.v1.TrackerResultR\aresults\"\x8e\x01\n" +
+	"\rTrackerResult\x12+\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x17.vrrpkit.v1.TrackerKindR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02up\x18\x03 \x01(\bR\x02up\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\x03R\x05value\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\"r\n" +
+	"\x10RunScriptRequest\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\x12*\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x16.vrrpkit.v1.ScriptKindR\x04kind\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\xb6\x01\n" +
+	"\x11RunScriptResponse\x12\x1f\n" +
+	"\vexit_status\x18\x01 \x01(\x05R\n" +
+	"exitStatus\x12\x16\n" +
+	"\x06signal\x18\x02 \x01(\x05R\x06signal\x12\x1b\n" +
+	"\ttimed_out\x18\x03 \x01(\bR\btimedOut\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x125\n" +
+	"\bduration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xa0\x04\n" +
 	"\x10InstanceCounters\x12!\n" +
 	"\fadverts_sent\x18\x01 \x01(\x04R\vadvertsSent\x12)\n" +
 	"\x10adverts_received\x18\x02 \x01(\x04R\x0fadvertsReceived\x12,\n" +
@@ -1379,11 +2041,26 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\brestarts\x18\x05 \x01(\rR\brestarts\x129\n" +
 	"\n" +
 	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1b\n" +
-	"\tlast_exit\x18\a \x01(\tR\blastExit2\xd2\x01\n" +
+	"\tlast_exit\x18\a \x01(\tR\blastExit*\x91\x01\n" +
+	"\vTrackerKind\x12\x1c\n" +
+	"\x18TRACKER_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13TRACKER_KIND_SCRIPT\x10\x01\x12\x15\n" +
+	"\x11TRACKER_KIND_FILE\x10\x02\x12\x18\n" +
+	"\x14TRACKER_KIND_PROCESS\x10\x03\x12\x1a\n" +
+	"\x16TRACKER_KIND_INTERFACE\x10\x04*F\n" +
+	"\n" +
+	"ScriptKind\x12\x1b\n" +
+	"\x17SCRIPT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17SCRIPT_KIND_VRRP_SCRIPT\x10\x012\xd2\x01\n" +
 	"\x05Vrrpd\x12J\n" +
 	"\vApplyConfig\x12\x1a.vrrpkit.v1.ConfigSnapshot\x1a\x1f.vrrpkit.v1.ApplyConfigResponse\x12?\n" +
 	"\x06Status\x12\x19.vrrpkit.v1.StatusRequest\x1a\x1a.vrrpkit.v1.StatusResponse\x12<\n" +
-	"\x06Events\x12\x19.vrrpkit.v1.EventsRequest\x1a\x15.vrrpkit.v1.VrrpEvent0\x012a\n" +
+	"\x06Events\x12\x19.vrrpkit.v1.EventsRequest\x1a\x15.vrrpkit.v1.VrrpEvent0\x012\x96\x01\n" +
+	"\bCheckerd\x12J\n" +
+	"\vApplyConfig\x12\x1a.vrrpkit.v1.ConfigSnapshot\x1a\x1f.vrrpkit.v1.ApplyConfigResponse\x12>\n" +
+	"\x06Health\x12\x19.vrrpkit.v1.HealthRequest\x1a\x17.vrrpkit.v1.HealthEvent0\x012X\n" +
+	"\fScriptRunner\x12H\n" +
+	"\tRunScript\x12\x1c.vrrpkit.v1.RunScriptRequest\x1a\x1d.vrrpkit.v1.RunScriptResponse2a\n" +
 	"\n" +
 	"Supervisor\x12S\n" +
 	"\x06Status\x12#.vrrpkit.v1.SupervisorStatusRequest\x1a$.vrrpkit.v1.SupervisorStatusResponseB6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
@@ -1400,62 +2077,88 @@ func file_vrrpkit_v1_control_proto_rawDescGZIP() []byte {
 	return file_vrrpkit_v1_control_proto_rawDescData
 }
 
-var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_vrrpkit_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_vrrpkit_v1_control_proto_goTypes = []any{
-	(*ApplyConfigResponse)(nil),      // 0: vrrpkit.v1.ApplyConfigResponse
-	(*StatusRequest)(nil),            // 1: vrrpkit.v1.StatusRequest
-	(*StatusResponse)(nil),           // 2: vrrpkit.v1.StatusResponse
-	(*InstanceStatus)(nil),           // 3: vrrpkit.v1.InstanceStatus
-	(*InstanceCounters)(nil),         // 4: vrrpkit.v1.InstanceCounters
-	(*DropCount)(nil),                // 5: vrrpkit.v1.DropCount
-	(*EventsRequest)(nil),            // 6: vrrpkit.v1.EventsRequest
-	(*VrrpEvent)(nil),                // 7: vrrpkit.v1.VrrpEvent
-	(*EventSnapshot)(nil),            // 8: vrrpkit.v1.EventSnapshot
-	(*InstanceState)(nil),            // 9: vrrpkit.v1.InstanceState
-	(*StateTransition)(nil),          // 10: vrrpkit.v1.StateTransition
-	(*AddressChange)(nil),            // 11: vrrpkit.v1.AddressChange
-	(*SupervisorStatusRequest)(nil),  // 12: vrrpkit.v1.SupervisorStatusRequest
-	(*SupervisorStatusResponse)(nil), // 13: vrrpkit.v1.SupervisorStatusResponse
-	(*ReloadFailure)(nil),            // 14: vrrpkit.v1.ReloadFailure
-	(*ChildStatus)(nil),              // 15: vrrpkit.v1.ChildStatus
-	(VrrpState)(0),                   // 16: vrrpkit.v1.VrrpState
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
-	(*ConfigSnapshot)(nil),           // 18: vrrpkit.v1.ConfigSnapshot
+	(TrackerKind)(0),                 // 0: vrrpkit.v1.TrackerKind
+	(ScriptKind)(0),                  // 1: vrrpkit.v1.ScriptKind
+	(*ApplyConfigResponse)(nil),      // 2: vrrpkit.v1.ApplyConfigResponse
+	(*StatusRequest)(nil),            // 3: vrrpkit.v1.StatusRequest
+	(*StatusResponse)(nil),           // 4: vrrpkit.v1.StatusResponse
+	(*InstanceStatus)(nil),           // 5: vrrpkit.v1.InstanceStatus
+	(*TrackedStatus)(nil),            // 6: vrrpkit.v1.TrackedStatus
+	(*HealthRequest)(nil),            // 7: vrrpkit.v1.HealthRequest
+	(*HealthEvent)(nil),              // 8: vrrpkit.v1.HealthEvent
+	(*HealthSnapshot)(nil),           // 9: vrrpkit.v1.HealthSnapshot
+	(*TrackerResult)(nil),            // 10: vrrpkit.v1.TrackerResult
+	(*RunScriptRequest)(nil),         // 11: vrrpkit.v1.RunScriptRequest
+	(*RunScriptResponse)(nil),        // 12: vrrpkit.v1.RunScriptResponse
+	(*InstanceCounters)(nil),         // 13: vrrpkit.v1.InstanceCounters
+	(*DropCount)(nil),                // 14: vrrpkit.v1.DropCount
+	(*EventsRequest)(nil),            // 15: vrrpkit.v1.EventsRequest
+	(*VrrpEvent)(nil),                // 16: vrrpkit.v1.VrrpEvent
+	(*EventSnapshot)(nil),            // 17: vrrpkit.v1.EventSnapshot
+	(*InstanceState)(nil),            // 18: vrrpkit.v1.InstanceState
+	(*StateTransition)(nil),          // 19: vrrpkit.v1.StateTransition
+	(*AddressChange)(nil),            // 20: vrrpkit.v1.AddressChange
+	(*SupervisorStatusRequest)(nil),  // 21: vrrpkit.v1.SupervisorStatusRequest
+	(*SupervisorStatusResponse)(nil), // 22: vrrpkit.v1.SupervisorStatusResponse
+	(*ReloadFailure)(nil),            // 23: vrrpkit.v1.ReloadFailure
+	(*ChildStatus)(nil),              // 24: vrrpkit.v1.ChildStatus
+	(VrrpState)(0),                   // 25: vrrpkit.v1.VrrpState
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 27: google.protobuf.Duration
+	(*ConfigSnapshot)(nil),           // 28: vrrpkit.v1.ConfigSnapshot
 }
 var file_vrrpkit_v1_control_proto_depIdxs = []int32{
-	3,  // 0: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	16, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
-	4,  // 2: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
-	17, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
-	5,  // 4: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
-	17, // 5: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
-	8,  // 6: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
-	10, // 7: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
-	11, // 8: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
-	9,  // 9: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
-	16, // 10: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
-	16, // 11: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
-	16, // 12: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
-	17, // 13: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
-	14, // 14: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
-	15, // 15: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
-	3,  // 16: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	17, // 17: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	17, // 18: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
-	17, // 19: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
-	18, // 20: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	1,  // 21: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
-	6,  // 22: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
-	12, // 23: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
-	0,  // 24: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	2,  // 25: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
-	7,  // 26: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
-	13, // 27: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
-	24, // [24:28] is the sub-list for method output_type
-	20, // [20:24] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	5,  // 0: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
+	25, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
+	13, // 2: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
+	26, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
+	6,  // 4: vrrpkit.v1.InstanceStatus.tracking:type_name -> vrrpkit.v1.TrackedStatus
+	0,  // 5: vrrpkit.v1.TrackedStatus.kind:type_name -> vrrpkit.v1.TrackerKind
+	26, // 6: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
+	9,  // 7: vrrpkit.v1.HealthEvent.snapshot:type_name -> vrrpkit.v1.HealthSnapshot
+	10, // 8: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
+	10, // 9: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
+	0,  // 10: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
+	1,  // 11: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
+	27, // 12: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
+	14, // 13: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
+	26, // 14: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
+	17, // 15: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
+	19, // 16: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
+	20, // 17: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
+	18, // 18: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
+	25, // 19: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
+	25, // 20: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
+	25, // 21: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
+	26, // 22: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
+	23, // 23: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
+	24, // 24: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
+	5,  // 25: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
+	26, // 26: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	26, // 27: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
+	26, // 28: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
+	28, // 29: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	3,  // 30: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
+	15, // 31: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
+	28, // 32: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	7,  // 33: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
+	11, // 34: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
+	21, // 35: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
+	2,  // 36: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	4,  // 37: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
+	16, // 38: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
+	2,  // 39: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	8,  // 40: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
+	12, // 41: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
+	22, // 42: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
+	36, // [36:43] is the sub-list for method output_type
+	29, // [29:36] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_control_proto_init() }
@@ -1464,7 +2167,11 @@ func file_vrrpkit_v1_control_proto_init() {
 		return
 	}
 	file_vrrpkit_v1_config_proto_init()
-	file_vrrpkit_v1_control_proto_msgTypes[7].OneofWrappers = []any{
+	file_vrrpkit_v1_control_proto_msgTypes[6].OneofWrappers = []any{
+		(*HealthEvent_Snapshot)(nil),
+		(*HealthEvent_Result)(nil),
+	}
+	file_vrrpkit_v1_control_proto_msgTypes[14].OneofWrappers = []any{
 		(*VrrpEvent_Snapshot)(nil),
 		(*VrrpEvent_Transition)(nil),
 		(*VrrpEvent_Address)(nil),
@@ -1474,13 +2181,14 @@ func file_vrrpkit_v1_control_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_control_proto_rawDesc), len(file_vrrpkit_v1_control_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   16,
+			NumEnums:      2,
+			NumMessages:   23,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   4,
 		},
 		GoTypes:           file_vrrpkit_v1_control_proto_goTypes,
 		DependencyIndexes: file_vrrpkit_v1_control_proto_depIdxs,
+		EnumInfos:         file_vrrpkit_v1_control_proto_enumTypes,
 		MessageInfos:      file_vrrpkit_v1_control_proto_msgTypes,
 	}.Build()
 	File_vrrpkit_v1_control_proto = out.File

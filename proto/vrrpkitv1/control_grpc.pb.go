@@ -229,6 +229,292 @@ var Vrrpd_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	Checkerd_ApplyConfig_FullMethodName = "/vrrpkit.v1.Checkerd/ApplyConfig"
+	Checkerd_Health_FullMethodName      = "/vrrpkit.v1.Checkerd/Health"
+)
+
+// CheckerdClient is the client API for Checkerd service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Checkerd is served by checkerd on <run-dir>/checkerd.sock (the supervisor
+// creates the listening socket and hands it to checkerd, which cannot write
+// to the run directory). The supervisor applies configs; vrrpd follows
+// Health.
+type CheckerdClient interface {
+	// ApplyConfig: as Vrrpd.ApplyConfig. Trackers are diffed by kind and name:
+	// an unchanged tracker keeps its state and schedule.
+	ApplyConfig(ctx context.Context, in *ConfigSnapshot, opts ...grpc.CallOption) (*ApplyConfigResponse, error)
+	// Health streams tracker results: first a snapshot of every tracker, then
+	// one message per change of a tracker's result, in order. A client that
+	// reconnects gets a new snapshot.
+	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HealthEvent], error)
+}
+
+type checkerdClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewCheckerdClient(cc grpc.ClientConnInterface) CheckerdClient {
+	return &checkerdClient{cc}
+}
+
+func (c *checkerdClient) ApplyConfig(ctx context.Context, in *ConfigSnapshot, opts ...grpc.CallOption) (*ApplyConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApplyConfigResponse)
+	err := c.cc.Invoke(ctx, Checkerd_ApplyConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *checkerdClient) Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HealthEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Checkerd_ServiceDesc.Streams[0], Checkerd_Health_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[HealthRequest, HealthEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Checkerd_HealthClient = grpc.ServerStreamingClient[HealthEvent]
+
+// CheckerdServer is the server API for Checkerd service.
+// All implementations must embed UnimplementedCheckerdServer
+// for forward compatibility.
+//
+// Checkerd is served by checkerd on <run-dir>/checkerd.sock (the supervisor
+// creates the listening socket and hands it to checkerd, which cannot write
+// to the run directory). The supervisor applies configs; vrrpd follows
+// Health.
+type CheckerdServer interface {
+	// ApplyConfig: as Vrrpd.ApplyConfig. Trackers are diffed by kind and name:
+	// an unchanged tracker keeps its state and schedule.
+	ApplyConfig(context.Context, *ConfigSnapshot) (*ApplyConfigResponse, error)
+	// Health streams tracker results: first a snapshot of every tracker, then
+	// one message per change of a tracker's result, in order. A client that
+	// reconnects gets a new snapshot.
+	Health(*HealthRequest, grpc.ServerStreamingServer[HealthEvent]) error
+	mustEmbedUnimplementedCheckerdServer()
+}
+
+// UnimplementedCheckerdServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedCheckerdServer struct{}
+
+func (UnimplementedCheckerdServer) ApplyConfig(context.Context, *ConfigSnapshot) (*ApplyConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApplyConfig not implemented")
+}
+func (UnimplementedCheckerdServer) Health(*HealthRequest, grpc.ServerStreamingServer[HealthEvent]) error {
+	return status.Error(codes.Unimplemented, "method Health not implemented")
+}
+func (UnimplementedCheckerdServer) mustEmbedUnimplementedCheckerdServer() {}
+func (UnimplementedCheckerdServer) testEmbeddedByValue()                  {}
+
+// UnsafeCheckerdServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to CheckerdServer will
+// result in compilation errors.
+type UnsafeCheckerdServer interface {
+	mustEmbedUnimplementedCheckerdServer()
+}
+
+func RegisterCheckerdServer(s grpc.ServiceRegistrar, srv CheckerdServer) {
+	// If the following call panics, it indicates UnimplementedCheckerdServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Checkerd_ServiceDesc, srv)
+}
+
+func _Checkerd_ApplyConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfigSnapshot)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CheckerdServer).ApplyConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Checkerd_ApplyConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CheckerdServer).ApplyConfig(ctx, req.(*ConfigSnapshot))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Checkerd_Health_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(HealthRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CheckerdServer).Health(m, &grpc.GenericServerStream[HealthRequest, HealthEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Checkerd_HealthServer = grpc.ServerStreamingServer[HealthEvent]
+
+// Checkerd_ServiceDesc is the grpc.ServiceDesc for Checkerd service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Checkerd_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "vrrpkit.v1.Checkerd",
+	HandlerType: (*CheckerdServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ApplyConfig",
+			Handler:    _Checkerd_ApplyConfig_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Health",
+			Handler:       _Checkerd_Health_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "vrrpkit/v1/control.proto",
+}
+
+const (
+	ScriptRunner_RunScript_FullMethodName = "/vrrpkit.v1.ScriptRunner/RunScript"
+)
+
+// ScriptRunnerClient is the client API for ScriptRunner service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ScriptRunner is served by the supervisor on <run-dir>/scripts.sock, to its
+// children only. A child never sends a command line: it names a script of
+// the configuration it runs (kind, name, generation), and the supervisor
+// runs what its own copy of that generation says, as the configured user.
+// So a child that is compromised can make the supervisor run only what the
+// administrator configured.
+type ScriptRunnerClient interface {
+	// RunScript runs one script to completion (or its timeout) and reports how
+	// it ended. FAILED_PRECONDITION: the generation is not the running one;
+	// NOT_FOUND: no such script in it.
+	RunScript(ctx context.Context, in *RunScriptRequest, opts ...grpc.CallOption) (*RunScriptResponse, error)
+}
+
+type scriptRunnerClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewScriptRunnerClient(cc grpc.ClientConnInterface) ScriptRunnerClient {
+	return &scriptRunnerClient{cc}
+}
+
+func (c *scriptRunnerClient) RunScript(ctx context.Context, in *RunScriptRequest, opts ...grpc.CallOption) (*RunScriptResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunScriptResponse)
+	err := c.cc.Invoke(ctx, ScriptRunner_RunScript_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ScriptRunnerServer is the server API for ScriptRunner service.
+// All implementations must embed UnimplementedScriptRunnerServer
+// for forward compatibility.
+//
+// ScriptRunner is served by the supervisor on <run-dir>/scripts.sock, to its
+// children only. A child never sends a command line: it names a script of
+// the configuration it runs (kind, name, generation), and the supervisor
+// runs what its own copy of that generation says, as the configured user.
+// So a child that is compromised can make the supervisor run only what the
+// administrator configured.
+type ScriptRunnerServer interface {
+	// RunScript runs one script to completion (or its timeout) and reports how
+	// it ended. FAILED_PRECONDITION: the generation is not the running one;
+	// NOT_FOUND: no such script in it.
+	RunScript(context.Context, *RunScriptRequest) (*RunScriptResponse, error)
+	mustEmbedUnimplementedScriptRunnerServer()
+}
+
+// UnimplementedScriptRunnerServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedScriptRunnerServer struct{}
+
+func (UnimplementedScriptRunnerServer) RunScript(context.Context, *RunScriptRequest) (*RunScriptResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunScript not implemented")
+}
+func (UnimplementedScriptRunnerServer) mustEmbedUnimplementedScriptRunnerServer() {}
+func (UnimplementedScriptRunnerServer) testEmbeddedByValue()                      {}
+
+// UnsafeScriptRunnerServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ScriptRunnerServer will
+// result in compilation errors.
+type UnsafeScriptRunnerServer interface {
+	mustEmbedUnimplementedScriptRunnerServer()
+}
+
+func RegisterScriptRunnerServer(s grpc.ServiceRegistrar, srv ScriptRunnerServer) {
+	// If the following call panics, it indicates UnimplementedScriptRunnerServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ScriptRunner_ServiceDesc, srv)
+}
+
+func _ScriptRunner_RunScript_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunScriptRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ScriptRunnerServer).RunScript(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ScriptRunner_RunScript_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ScriptRunnerServer).RunScript(ctx, req.(*RunScriptRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ScriptRunner_ServiceDesc is the grpc.ServiceDesc for ScriptRunner service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ScriptRunner_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "vrrpkit.v1.ScriptRunner",
+	HandlerType: (*ScriptRunnerServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RunScript",
+			Handler:    _ScriptRunner_RunScript_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "vrrpkit/v1/control.proto",
+}
+
+const (
 	Supervisor_Status_FullMethodName = "/vrrpkit.v1.Supervisor/Status"
 )
 
