@@ -23,8 +23,10 @@ import (
 
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/notify"
 	"github.com/vrrpkit/vrrpkit/pkg/resume"
 	"github.com/vrrpkit/vrrpkit/pkg/rundir"
+	"github.com/vrrpkit/vrrpkit/pkg/scriptrun"
 	"github.com/vrrpkit/vrrpkit/pkg/snapshot"
 	"github.com/vrrpkit/vrrpkit/pkg/supervise"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
@@ -44,6 +46,10 @@ type daemon struct {
 
 	// resume is fed by the follower of the running vrrpd's event stream.
 	resume resume.Record
+	// scripts runs every script; notifier turns vrrpd's events into
+	// notify scripts, FIFO lines and mail.
+	scripts  *scripts
+	notifier *notify.Dispatcher
 
 	mu      sync.Mutex
 	current *pb.ConfigSnapshot
@@ -156,6 +162,12 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 		},
 	}
 	d.current = snapshot.Build(cfg, o.file, d.gen)
+	d.scripts = &scripts{log: log, runner: &scriptrun.Runner{Log: log}}
+	d.scripts.load(cfg, d.gen)
+	d.notifier = notify.New(notify.Options{Log: log, Runner: d.scripts})
+	if err := d.notifier.Apply(cfg, d.gen); err != nil {
+		log.Error("notify", "err", err)
+	}
 	// A fresh start has nothing to resume: like keepalived, vrrpd then waits
 	// for the network before it takes MASTER. Only a vrrpd that dies under
 	// this supervisor leaves a resume set (see childEvent).
@@ -215,6 +227,15 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
+	if o.checkerdPath != "none" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.serveScripts(ctx, checker); err != nil && ctx.Err() == nil {
+				log.Error("script runner socket; checkerd cannot run vrrp_script", "err", err)
+			}
+		}()
+	}
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
@@ -243,6 +264,13 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	stop()
 	wg.Wait()
 	d.stopFollower()
+	// The children are gone, and with them every event: let the last
+	// notify_stop scripts and mails finish.
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := d.notifier.Close(cctx); err != nil {
+		log.Warn("notify scripts still running at exit", "err", err)
+	}
+	cancel()
 	failed := false
 	for i, err := range errs {
 		if err != nil && err != context.Canceled {
@@ -360,7 +388,14 @@ func (d *daemon) reload(ctx context.Context) {
 	d.loadedAt = time.Now()
 	d.gen++
 	d.current = snapshot.Build(cfg, d.opts.file, d.gen)
+	gen := d.gen
 	d.mu.Unlock()
+	d.scripts.load(cfg, gen)
+	// Before vrrpd hears of the generation: removed instances' notify_deleted
+	// and new instances' scripts follow the new file.
+	if err := d.notifier.Apply(cfg, gen); err != nil {
+		d.log.Error("notify", "err", err)
+	}
 	d.log.Info("reload accepted", "generation", d.gen)
 	d.push(ctx)
 	if _, ok := d.children[childCheckerd]; ok {
@@ -378,6 +413,11 @@ func (d *daemon) push(ctx context.Context) {
 		snap.ResumeMaster = slices.Clone(d.resumeSet)
 	}
 	run := d.run
+	// Follow the new vrrpd's events before it gets its configuration, so
+	// that its first transitions (INIT -> BACKUP: notify_backup) are seen.
+	if d.stopFollow == nil && d.children[childVrrpd].running {
+		d.startFollowerLocked(ctx)
+	}
 	d.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	wait := 5 * time.Millisecond // vrrpd is starting: its socket appears within milliseconds
@@ -454,14 +494,7 @@ func (d *daemon) noteApplied(ctx context.Context, run uint64, snap *pb.ConfigSna
 		d.resumePending = false
 	}
 	if current && d.stopFollow == nil {
-		fctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		d.stopFollow, d.followDone = cancel, done
-		f := &resume.Follower{Path: d.dir.Vrrpd(), Record: &d.resume, OnEvent: d.vrrpEvent, Logger: d.log, DialOptions: []grpc.DialOption{fastRedial}}
-		go func() {
-			defer close(done)
-			f.Run(fctx)
-		}()
+		d.startFollowerLocked(ctx)
 	}
 	d.mu.Unlock()
 	if first {
@@ -474,6 +507,7 @@ func (d *daemon) noteApplied(ctx context.Context, run uint64, snap *pb.ConfigSna
 // vrrpEvent logs what vrrpd reports (notify scripts will hang off it) and
 // keeps STATUS= current.
 func (d *daemon) vrrpEvent(ev *pb.VrrpEvent) {
+	d.notifier.Event(ev)
 	switch e := ev.GetEvent().(type) {
 	case *pb.VrrpEvent_Transition:
 		tr := e.Transition
@@ -488,6 +522,19 @@ func (d *daemon) vrrpEvent(ev *pb.VrrpEvent) {
 }
 
 func stateName(s pb.VrrpState) string { return strings.TrimPrefix(s.String(), "VRRP_STATE_") }
+
+// startFollowerLocked starts following the current vrrpd's events. d.mu
+// held.
+func (d *daemon) startFollowerLocked(ctx context.Context) {
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	d.stopFollow, d.followDone = cancel, done
+	f := &resume.Follower{Path: d.dir.Vrrpd(), Record: &d.resume, OnEvent: d.vrrpEvent, Logger: d.log, DialOptions: []grpc.DialOption{fastRedial}}
+	go func() {
+		defer close(done)
+		f.Run(fctx)
+	}()
+}
 
 // stopFollower ends the follower of vrrpd's events and waits for it.
 func (d *daemon) stopFollower() {
@@ -547,6 +594,11 @@ func (d *daemon) childEvent(ev supervise.Event) {
 			d.stopFollower()
 			masters := d.resume.Masters()
 			d.mu.Lock()
+			if d.resumePending {
+				// It died before it ran a configuration (its follower saw
+				// only an empty snapshot): the set it was given still holds.
+				masters = d.resumeSet
+			}
 			d.resumeSet = masters
 			d.mu.Unlock()
 			d.log.Info("vrrpd gone; its masters go to the next vrrpd as resume_master", "resume_master", masters)

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/vrrpkit/vrrpkit/pkg/config"
+	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/notify"
+	"github.com/vrrpkit/vrrpkit/pkg/scriptrun"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// scripts is the supervisor as script runner (design.md, "Processes": the
+// one process that can take another uid): it keeps the parsed
+// configuration of the running generation and of the one before it (a
+// child still runs that one until its push completes), and runs what they
+// say, as their script_user.
+type scripts struct {
+	log *slog.Logger
+	// runner runs every script; commands carry their user, resolved here
+	// from the generation they belong to.
+	runner *scriptrun.Runner
+
+	mu   sync.Mutex
+	gens []loadedConfig // newest last, at most two
+}
+
+type loadedConfig struct {
+	gen         uint64
+	cfg         *config.Config
+	user, group string // script_user / script_group, or keepalived's default
+}
+
+// withUser gives cmd the generation's default user if it names none.
+func (l loadedConfig) withUser(cmd scriptrun.Command) scriptrun.Command {
+	if cmd.User == "" {
+		cmd.User, cmd.Group = l.user, l.group
+	}
+	cmd.Security = cmd.Security || l.cfg.GlobalDefs.EnableScriptSecurity
+	return cmd
+}
+
+// load makes cfg generation gen's, with a runner whose defaults are its
+// global_defs script_user / script_group (keepalived's default user when
+// unset).
+func (s *scripts) load(cfg *config.Config, gen uint64) {
+	g := &cfg.GlobalDefs
+	user, group := g.ScriptUser, g.ScriptGroup
+	if user == "" {
+		u, err := scriptrun.ResolveDefaultUser(nil, g.EnableScriptSecurity, s.log)
+		if err != nil {
+			// Scripts naming no user will fail to start, each with this
+			// reason (keepalived refuses to run them too).
+			s.log.Error("scripts", "err", err)
+			u = scriptrun.DefaultScriptUser
+		}
+		user = u
+	}
+	s.mu.Lock()
+	s.gens = append(s.gens, loadedConfig{gen: gen, cfg: cfg, user: user, group: group})
+	if len(s.gens) > 2 {
+		s.gens = s.gens[len(s.gens)-2:]
+	}
+	s.mu.Unlock()
+}
+
+func (s *scripts) at(gen uint64) (loadedConfig, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.gens {
+		if l.gen == gen {
+			return l, true
+		}
+	}
+	return loadedConfig{}, false
+}
+
+func (s *scripts) newest() loadedConfig {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gens[len(s.gens)-1]
+}
+
+// lookup is scriptrun.Lookup over the kept generations.
+func (s *scripts) lookup(gen uint64, kind pb.ScriptKind, name string) (scriptrun.Command, error) {
+	l, ok := s.at(gen)
+	if !ok {
+		return scriptrun.Command{}, scriptrun.ErrStaleGeneration
+	}
+	if kind != pb.ScriptKind_SCRIPT_KIND_VRRP_SCRIPT {
+		return scriptrun.Command{}, fmt.Errorf("%w: kind %v", scriptrun.ErrUnknownScript, kind)
+	}
+	for _, vs := range l.cfg.VRRPScripts {
+		if vs.Name != name || vs.Script == nil {
+			continue
+		}
+		cmd := scriptrun.Command{
+			Name:     "vrrp_script " + name,
+			Args:     vs.Script.Args,
+			User:     vs.Script.User,
+			Group:    vs.Script.Group,
+			Timeout:  vs.Timeout.Std(),
+			Security: l.cfg.GlobalDefs.EnableScriptSecurity,
+		}
+		if vs.User != "" {
+			cmd.User, cmd.Group = vs.User, vs.Group
+		}
+		// keepalived: no timeout means the interval (snapshot.scriptOf).
+		if cmd.Timeout == 0 {
+			cmd.Timeout = vs.Interval.Std()
+		}
+		return l.withUser(cmd), nil
+	}
+	return scriptrun.Command{}, scriptrun.ErrUnknownScript
+}
+
+// Run is notify.Runner: a notify script runs with the newest generation's
+// defaults.
+func (s *scripts) Run(ctx context.Context, cmd scriptrun.Command) scriptrun.Result {
+	return s.runner.Run(ctx, s.newest().withUser(cmd))
+}
+
+var _ notify.Runner = (*scripts)(nil)
+
+// serveScripts serves ScriptRunner on <run-dir>/scripts.sock to checkerd
+// (and root) until ctx ends. The socket is 0660 root:<checker group>, and
+// every connection's peer is checked.
+func (d *daemon) serveScripts(ctx context.Context, checker checkerIdentity) error {
+	path := d.dir.Scripts()
+	ln, err := ipc.ListenConfig{Mode: 0o660, Allow: ipc.AllowUIDs(0, checker.uid), Logger: d.log}.Listen(path)
+	if err != nil {
+		return err
+	}
+	if err := os.Chown(path, 0, int(checker.gid)); err != nil {
+		ln.Close()
+		return fmt.Errorf("handing %s to checkerd's group: %w", path, err)
+	}
+	srv := ipc.NewServer()
+	pb.RegisterScriptRunnerServer(srv, scriptrun.NewServer(d.scripts.runner, d.scripts.lookup))
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() { // owned by serveScripts: ends when Serve has returned
+		select {
+		case <-ctx.Done():
+			srv.Stop()
+		case <-stopped:
+		}
+	}()
+	return srv.Serve(ln)
+}
