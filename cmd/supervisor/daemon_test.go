@@ -46,6 +46,12 @@ type fakeVrrpd struct {
 	dir string
 	mu  sync.Mutex
 	cur *pb.ConfigSnapshot
+	// applied is closed by the first ApplyConfig: Events waits for it, so
+	// that its snapshot and transitions are those of a configured vrrpd
+	// (the real one sends an empty snapshot first, then the transitions of
+	// the instances as they start).
+	applied   chan struct{}
+	closeOnce sync.Once
 }
 
 func fakeVrrpdMain(args []string) int {
@@ -61,7 +67,7 @@ func fakeVrrpdMain(args []string) int {
 		return 1
 	}
 	srv := ipc.NewServer()
-	pb.RegisterVrrpdServer(srv, &fakeVrrpd{dir: *dir})
+	pb.RegisterVrrpdServer(srv, &fakeVrrpd{dir: *dir, applied: make(chan struct{})})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -87,10 +93,16 @@ func (f *fakeVrrpd) ApplyConfig(_ context.Context, s *pb.ConfigSnapshot) (*pb.Ap
 	f.mu.Lock()
 	f.cur = s
 	f.mu.Unlock()
+	f.closeOnce.Do(func() { close(f.applied) })
 	return &pb.ApplyConfigResponse{Generation: s.GetGeneration()}, nil
 }
 
 func (f *fakeVrrpd) Events(_ *pb.EventsRequest, stream pb.Vrrpd_EventsServer) error {
+	select {
+	case <-f.applied:
+	case <-stream.Context().Done():
+		return nil
+	}
 	f.mu.Lock()
 	cur := f.cur
 	f.mu.Unlock()
