@@ -73,9 +73,11 @@ type FRR struct {
 // protodown while it is not master instead of removing the VIPs (FRR's
 // doc/user/vrrp.rst, "System Configuration"). The IPv6 macvlan gets a random
 // link-local address: FRR sends IPv6 adverts from it, and one derived from
-// the shared MAC would be the same on every router. The host's
-// arp_ignore is set to 1, so eth0 does not answer ARP for a VIP that sits on
-// a macvlan in protodown.
+// the shared MAC would be the same on every router. The host's arp_ignore
+// is set to 1, so eth0 does not answer ARP for a VIP that sits on a macvlan,
+// and arp_announce to 2: otherwise the ARP requests eth0 sends to answer a
+// client pinging the VIP carry the VIP as sender address with eth0's MAC,
+// and the client's neighbour entry for the VIP moves off the virtual MAC.
 //
 // The test is skipped if FRR is not installed or has no user frr; it fails
 // if FRR does not come up. The daemons log to their [Proc.Log] at debug
@@ -284,8 +286,10 @@ func (h *Host) frrMacvlans(routers []FRRRouter) error {
 	}
 	if err := inNetns(h.netns, func() error {
 		return writeSysctls(map[string]string{
-			"net/ipv4/conf/all/arp_ignore":     "1",
-			"net/ipv4/conf/default/arp_ignore": "1",
+			"net/ipv4/conf/all/arp_ignore":       "1",
+			"net/ipv4/conf/default/arp_ignore":   "1",
+			"net/ipv4/conf/all/arp_announce":     "2",
+			"net/ipv4/conf/default/arp_announce": "2",
 		})
 	}); err != nil {
 		return err

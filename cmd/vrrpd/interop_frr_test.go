@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vrrpkit/vrrpkit/pkg/netlab"
+)
+
+// frrImpl names FRRouting's vrrpd as the peer implementation.
+const frrImpl impl = "frr"
+
+// frrInterval is the advertisement interval of the FRR interop tests: the
+// one the keepalived interop tests use for speed. FRR takes down to 10 ms
+// (`advertisement-interval (10-40950)`, milliseconds in steps of 10), but
+// 100 ms is what keepalived, and so vrrpkit, is checked at, and it keeps
+// Master_Down_Interval well above scheduling noise on a loaded machine.
+const frrInterval = 100 * time.Millisecond
+
+// TestInteropFRR runs vrrpkit and FRRouting's vrrpd (Debian's frr 8.4) as
+// the two routers of one VRRPv3 virtual router, over IPv4 and over IPv6, in
+// both roles: the higher priority wins the election and the other settles as
+// backup, each having accepted the other's adverts (FRR shows the master's
+// advertisement interval it learnt, vrrpkit counts the adverts it received
+// and dropped none); the client reaches the VIP at the master's MAC. Then
+// the master stops dead (vrrpkit's processes SIGKILLed, FRR's frozen with
+// SIGSTOP, the link taken down as a power cut would) and the backup sends
+// its first advert within Master_Down_Interval (+ failoverExcessMax) of the
+// master's last one on the wire, and the client reaches the VIP at the new
+// master's MAC.
+func TestInteropFRR(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(netlab.FRRVrrpd); err != nil {
+		t.Skipf("interop: FRR's vrrpd is not installed: %v", err)
+	}
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		for _, m := range []impl{vrrpkit, frrImpl} {
+			t.Run(fmt.Sprintf("%s/%s-master", fam, m), func(t *testing.T) {
+				t.Parallel()
+				testFRRFailover(t, fam == "ipv6", m)
+			})
+		}
+	}
+}
+
+// frrPeer is FRR's side of a test: the instance and the virtual router.
+type frrPeer struct {
+	f    *netlab.FRR
+	vrid int
+	ipv6 bool
+}
+
+func (p frrPeer) state() func() (bool, string) { return p.stateIs("MASTER") }
+
+func (p frrPeer) stateIs(want string) func() (bool, string) {
+	return func() (bool, string) {
+		got, err := p.f.State(p.vrid, p.ipv6)
+		if err != nil {
+			return false, err.Error()
+		}
+		return got == want, fmt.Sprintf("FRR on %s: vrid %d is %q, want %q", p.f.Host(), p.vrid, got, want)
+	}
+}
+
+func testFRRFailover(t *testing.T, ipv6 bool, masterImpl impl) {
+	lab := newLab(t)
+	lan := lab.Segment("lan")
+	client := lab.Host("client", lan)
+	hk := lab.Host("vk", lan)  // vrrpkit
+	hf := lab.Host("frr", lan) // FRR
+	const vrid = 51
+	const highPrio, lowPrio = 200, 100
+	vkPrio, frrPrio := highPrio, lowPrio
+	if masterImpl == frrImpl {
+		vkPrio, frrPrio = lowPrio, highPrio
+	}
+
+	vip := lan.VIP4(1)
+	if ipv6 {
+		vip = lan.VIP6(1)
+	}
+	capture := lan.Capture(vrrpFilter)
+	vk := startVrrpkit(t, lab, hk, conf("vk", inst{vrid: vrid, prio: vkPrio, version: 3, interval: frrInterval, vips: []netip.Addr{vip}}))
+	fr := frrPeer{
+		f:    hf.FRR(netlab.FRRRouter{VRID: vrid, Priority: frrPrio, Version: 3, Interval: frrInterval, VIPs: []netip.Addr{vip}}),
+		vrid: vrid, ipv6: ipv6,
+	}
+
+	// Where each side's adverts come from and which MAC answers for the
+	// VIP: vrrpkit, like keepalived without use_vmac, sends from eth0 and
+	// answers with eth0's MAC; FRR sends IPv6 adverts from its macvlan's
+	// link-local address and answers with the virtual MAC.
+	vkSrc, frSrc := hk.IPv4(), hf.IPv4()
+	if ipv6 {
+		vkSrc = hk.LinkLocal()
+		var err error
+		if frSrc, err = fr.f.Source(vrid, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vkMAC, frMAC := hk.MAC(), netlab.FRRVirtualMAC(vrid, ipv6)
+
+	var masterHost, backupHost *netlab.Host
+	var masterSrc, backupSrc netip.Addr
+	var masterMAC, backupMAC net.HardwareAddr
+	var backupUp func() (bool, string)
+	elected := func() (bool, string) {
+		if masterImpl == vrrpkit {
+			if ok, why := stateIs(vk, "VI_1", "MASTER")(); !ok {
+				return false, why
+			}
+			return fr.stateIs("BACKUP")()
+		}
+		if ok, why := fr.stateIs("MASTER")(); !ok {
+			return false, why
+		}
+		return stateIs(vk, "VI_1", "BACKUP")()
+	}
+	if masterImpl == vrrpkit {
+		masterHost, backupHost = hk, hf
+		masterSrc, backupSrc = vkSrc, frSrc
+		masterMAC, backupMAC = vkMAC, frMAC
+		backupUp = fr.state()
+	} else {
+		masterHost, backupHost = hf, hk
+		masterSrc, backupSrc = frSrc, vkSrc
+		masterMAC, backupMAC = frMAC, vkMAC
+		backupUp = stateIs(vk, "VI_1", "MASTER")
+	}
+	// Both start as backups; the master wins after its own down timer.
+	if err := eventually(10*time.Second, elected); err != nil {
+		t.Fatalf("election: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx, vip, 2); err != nil {
+		t.Fatalf("before failover: %v", err)
+	}
+	if mac, err := client.Neighbor(vip); err != nil || !bytes.Equal(mac, masterMAC) {
+		t.Fatalf("before failover: client's neighbour entry for %v is %v (%v), want the %s master's %v", vip, mac, err, masterImpl, masterMAC)
+	}
+	// Let the backup hear a few adverts after the election, then check
+	// that each side took the other's.
+	time.Sleep(3 * frrInterval)
+	checkFRRInterop(t, vk, fr)
+
+	var mon *netlab.PingMonitor
+	if !ipv6 {
+		var err error
+		if mon, err = client.PingMonitor(vip, 20*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { mon.Stop() }) // on every exit path
+	}
+
+	if masterImpl == vrrpkit {
+		vk.Crash(t)
+	} else if err := fr.f.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	linkDown(t, masterHost)
+	mdi := masterDownInterval(lowPrio, frrInterval)
+	if err := eventually(mdi+5*time.Second, backupUp); err != nil {
+		t.Fatalf("failover: %v", err)
+	}
+	err := eventually(5*time.Second, func() (bool, string) {
+		mac, err := client.Neighbor(vip)
+		if err != nil {
+			return false, err.Error()
+		}
+		return bytes.Equal(mac, backupMAC), fmt.Sprintf("client's neighbour entry for %v is %v, want the new master's %v (old %v)", vip, mac, backupMAC, masterMAC)
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if err := client.Ping(ctx, vip, 2); err != nil {
+		t.Errorf("after failover: %v", err)
+	}
+	if mon != nil {
+		if err := eventually(5*time.Second, func() (bool, string) {
+			return mon.AnsweredSince(300 * time.Millisecond), "the client's pings to the VIP are not answered"
+		}); err != nil {
+			t.Error(err)
+		}
+		worst, sent, answered := mon.Stop()
+		t.Logf("client: %d of %d pings answered, worst outage %s (%d lost)", answered, sent, ms(worst.Length), worst.Lost)
+	}
+
+	list := adverts(t, capture)
+	lastOld, firstNew, ok := takeover(list, masterSrc, backupSrc)
+	if !ok {
+		t.Fatalf("capture: no advert from %v (%s on %s) after the last one from %v (%d VRRP packets)",
+			backupSrc, other4(masterImpl), backupHost, masterSrc, len(list))
+	}
+	gap := firstNew.Sub(lastOld)
+	excess := gap - mdi
+	t.Logf("%s %s master stopped, %s backup (priority %d) took over: gap %s, Master_Down_Interval %s, excess %s",
+		family(ipv6), masterImpl, other4(masterImpl), lowPrio, ms(gap), ms(mdi), ms(excess))
+	if excess >= failoverExcessMax || excess < -20*time.Millisecond {
+		t.Errorf("%s backup's first advert came %s after the master's last, Master_Down_Interval is %s: excess %s, want within [-20 ms, %s)",
+			other4(masterImpl), ms(gap), ms(mdi), ms(excess), ms(failoverExcessMax))
+	}
+	checkFRRWire(t, capture, vrid, ipv6, []netip.Addr{vkSrc, frSrc})
+}
+
+// other4 is the other implementation of an FRR test.
+func other4(i impl) impl {
+	if i == vrrpkit {
+		return frrImpl
+	}
+	return vrrpkit
+}
+
+func family(ipv6 bool) string {
+	if ipv6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// checkFRRInterop checks that each side accepts the other's adverts: FRR's
+// backup learnt the master's interval (RFC 5798 §6.4.2, Master_Adver_Interval)
+// and counts adverts received; vrrpd counts adverts received and dropped
+// none.
+func checkFRRInterop(t *testing.T, vk *vrrpkitRouter, fr frrPeer) {
+	t.Helper()
+	st, err := fr.f.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 {
+		t.Fatalf("FRR shows %d virtual routers, want 1: %+v", len(st), st)
+	}
+	fs := st[0].V4
+	if fr.ipv6 {
+		fs = st[0].V6
+	}
+	if fs.State == "Backup" {
+		if fs.Stats.AdverRx == 0 || fs.MasterAdverMs != int(frrInterval/time.Millisecond) {
+			t.Errorf("FRR backup: %d adverts received, master's interval %d ms; want > 0 and %d ms (vrrpkit's)",
+				fs.Stats.AdverRx, fs.MasterAdverMs, frrInterval/time.Millisecond)
+		}
+	} else if fs.Stats.AdverTx == 0 {
+		t.Errorf("FRR master: no adverts sent (%+v)", fs)
+	}
+	in, err := vk.Instance("VI_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := in.GetCounters()
+	if in.GetState().String() == "VRRP_STATE_BACKUP" && c.GetAdvertsReceived() == 0 {
+		t.Errorf("vrrpkit backup received no adverts from FRR (counters %v)", c)
+	}
+	if len(c.GetDrops()) > 0 || c.GetSocketBadPackets() > 0 || c.GetSocketUnknownVrid() > 0 {
+		t.Errorf("vrrpkit dropped packets: %v", c)
+	}
+	out, err := fr.f.Vrrpd().Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// vrrpd logs a packet it rejects as "Datagram invalid: <why>" (a bad
+	// checksum, version, address count ...; vrrpd/vrrp.c, vrrp_read).
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "Datagram invalid") {
+			t.Errorf("FRR vrrpd rejected a packet: %s", line)
+		}
+	}
+}
+
+// checkFRRWire checks the adverts of both implementations on the wire:
+// VRRPv3, the virtual router's VRID, Max Adver Int 10 centiseconds, one
+// address, a checksum tshark calls good (it covers the IPv6 pseudo-header,
+// RFC 5798 §5.2.8), TTL/hop limit 255 (§5.1.1.3, §5.1.2.3), and an IPv6
+// link-local source (§5.1.2.1).
+func checkFRRWire(t *testing.T, c *netlab.Capture, vrid int, ipv6 bool, srcs []netip.Addr) {
+	t.Helper()
+	rows, err := c.Fields("vrrp", "ip.src", "ipv6.src", "vrrp.version", "vrrp.virt_rtr_id",
+		"vrrp.short_adver_int", "vrrp.addr_count", "vrrp.checksum.status", "ip.ttl", "ipv6.hlim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[netip.Addr]int{}
+	for _, r := range rows {
+		s := r[0]
+		if ipv6 {
+			s = r[1]
+		}
+		src, err := netip.ParseAddr(s)
+		if err != nil {
+			t.Errorf("advert row %q: source: %v", r, err)
+			continue
+		}
+		seen[src]++
+		ttl := r[7]
+		if ipv6 {
+			ttl = r[8]
+		}
+		want := []string{"3", fmt.Sprint(vrid), fmt.Sprint(int(frrInterval / (10 * time.Millisecond))), "1", "1", "255"}
+		got := []string{r[2], r[3], r[4], r[5], r[6], ttl}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("advert from %v: version, vrid, interval (cs), address count, checksum status (1 = good), TTL = %v, want %v", src, got, want)
+		}
+		if ipv6 && !src.IsLinkLocalUnicast() {
+			t.Errorf("IPv6 advert from %v: want a link-local source", src)
+		}
+	}
+	for _, s := range srcs {
+		if seen[s] == 0 {
+			t.Errorf("capture: no advert from %v (sources seen: %v)", s, seen)
+		}
+	}
+}
