@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,8 +58,6 @@ type frrPeer struct {
 	ipv6 bool
 }
 
-func (p frrPeer) state() func() (bool, string) { return p.stateIs("MASTER") }
-
 func (p frrPeer) stateIs(want string) func() (bool, string) {
 	return func() (bool, string) {
 		got, err := p.f.State(p.vrid, p.ipv6)
@@ -69,28 +68,55 @@ func (p frrPeer) stateIs(want string) func() (bool, string) {
 	}
 }
 
-func testFRRFailover(t *testing.T, ipv6 bool, masterImpl impl) {
+// frrPair is a lab with a client, vrrpkit on host vk and FRR on host frr,
+// one VRRPv3 virtual router between them, elected.
+type frrPair struct {
+	lab        *netlab.Lab
+	capture    *netlab.Capture
+	client     *netlab.Host
+	ipv6       bool
+	vip        netip.Addr
+	vk         *vrrpkitRouter
+	fr         frrPeer
+	masterImpl impl
+
+	// Of the master and the backup: host, advert source, the MAC that
+	// answers for the VIP.
+	masterHost, backupHost *netlab.Host
+	masterSrc, backupSrc   netip.Addr
+	masterMAC, backupMAC   net.HardwareAddr
+	// backupUp reports whether the backup has become master.
+	backupUp func() (bool, string)
+}
+
+const (
+	frrVRID                 = 51
+	frrHighPrio, frrLowPrio = 200, 100
+)
+
+// newFRRPair starts both routers, the implementation masterImpl with the
+// higher priority, and waits for the election and for the client to reach
+// the VIP at the master's MAC.
+func newFRRPair(t *testing.T, ipv6 bool, masterImpl impl) *frrPair {
+	t.Helper()
 	lab := newLab(t)
 	lan := lab.Segment("lan")
-	client := lab.Host("client", lan)
+	p := &frrPair{lab: lab, client: lab.Host("client", lan), ipv6: ipv6, masterImpl: masterImpl}
 	hk := lab.Host("vk", lan)  // vrrpkit
 	hf := lab.Host("frr", lan) // FRR
-	const vrid = 51
-	const highPrio, lowPrio = 200, 100
-	vkPrio, frrPrio := highPrio, lowPrio
+	vkPrio, frrPrio := frrHighPrio, frrLowPrio
 	if masterImpl == frrImpl {
-		vkPrio, frrPrio = lowPrio, highPrio
+		vkPrio, frrPrio = frrLowPrio, frrHighPrio
 	}
-
-	vip := lan.VIP4(1)
+	p.vip = lan.VIP4(1)
 	if ipv6 {
-		vip = lan.VIP6(1)
+		p.vip = lan.VIP6(1)
 	}
-	capture := lan.Capture(vrrpFilter)
-	vk := startVrrpkit(t, lab, hk, conf("vk", inst{vrid: vrid, prio: vkPrio, version: 3, interval: frrInterval, vips: []netip.Addr{vip}}))
-	fr := frrPeer{
-		f:    hf.FRR(netlab.FRRRouter{VRID: vrid, Priority: frrPrio, Version: 3, Interval: frrInterval, VIPs: []netip.Addr{vip}}),
-		vrid: vrid, ipv6: ipv6,
+	p.capture = lan.Capture(vrrpFilter)
+	p.vk = startVrrpkit(t, lab, hk, conf("vk", inst{vrid: frrVRID, prio: vkPrio, version: 3, interval: frrInterval, vips: []netip.Addr{p.vip}}))
+	p.fr = frrPeer{
+		f:    hf.FRR(netlab.FRRRouter{VRID: frrVRID, Priority: frrPrio, Version: 3, Interval: frrInterval, VIPs: []netip.Addr{p.vip}}),
+		vrid: frrVRID, ipv6: ipv6,
 	}
 
 	// Where each side's adverts come from and which MAC answers for the
@@ -101,89 +127,96 @@ func testFRRFailover(t *testing.T, ipv6 bool, masterImpl impl) {
 	if ipv6 {
 		vkSrc = hk.LinkLocal()
 		var err error
-		if frSrc, err = fr.f.Source(vrid, true); err != nil {
+		if frSrc, err = p.fr.f.Source(frrVRID, true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	vkMAC, frMAC := hk.MAC(), netlab.FRRVirtualMAC(vrid, ipv6)
-
-	var masterHost, backupHost *netlab.Host
-	var masterSrc, backupSrc netip.Addr
-	var masterMAC, backupMAC net.HardwareAddr
-	var backupUp func() (bool, string)
-	elected := func() (bool, string) {
-		if masterImpl == vrrpkit {
-			if ok, why := stateIs(vk, "VI_1", "MASTER")(); !ok {
-				return false, why
-			}
-			return fr.stateIs("BACKUP")()
-		}
-		if ok, why := fr.stateIs("MASTER")(); !ok {
-			return false, why
-		}
-		return stateIs(vk, "VI_1", "BACKUP")()
-	}
+	vkMAC, frMAC := hk.MAC(), netlab.FRRVirtualMAC(frrVRID, ipv6)
+	var elected func() (bool, string)
 	if masterImpl == vrrpkit {
-		masterHost, backupHost = hk, hf
-		masterSrc, backupSrc = vkSrc, frSrc
-		masterMAC, backupMAC = vkMAC, frMAC
-		backupUp = fr.state()
+		p.masterHost, p.backupHost = hk, hf
+		p.masterSrc, p.backupSrc = vkSrc, frSrc
+		p.masterMAC, p.backupMAC = vkMAC, frMAC
+		p.backupUp = p.fr.stateIs("MASTER")
+		elected = both(stateIs(p.vk, "VI_1", "MASTER"), p.fr.stateIs("BACKUP"))
 	} else {
-		masterHost, backupHost = hf, hk
-		masterSrc, backupSrc = frSrc, vkSrc
-		masterMAC, backupMAC = frMAC, vkMAC
-		backupUp = stateIs(vk, "VI_1", "MASTER")
+		p.masterHost, p.backupHost = hf, hk
+		p.masterSrc, p.backupSrc = frSrc, vkSrc
+		p.masterMAC, p.backupMAC = frMAC, vkMAC
+		p.backupUp = stateIs(p.vk, "VI_1", "MASTER")
+		elected = both(p.fr.stateIs("MASTER"), stateIs(p.vk, "VI_1", "BACKUP"))
 	}
 	// Both start as backups; the master wins after its own down timer.
 	if err := eventually(10*time.Second, elected); err != nil {
 		t.Fatalf("election: %v", err)
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := client.Ping(ctx, vip, 2); err != nil {
+	if err := p.client.Ping(ctx, p.vip, 2); err != nil {
 		t.Fatalf("before failover: %v", err)
 	}
-	if mac, err := client.Neighbor(vip); err != nil || !bytes.Equal(mac, masterMAC) {
-		t.Fatalf("before failover: client's neighbour entry for %v is %v (%v), want the %s master's %v", vip, mac, err, masterImpl, masterMAC)
+	if mac, err := p.client.Neighbor(p.vip); err != nil || !bytes.Equal(mac, p.masterMAC) {
+		t.Fatalf("before failover: client's neighbour entry for %v is %v (%v), want the %s master's %v", p.vip, mac, err, masterImpl, p.masterMAC)
 	}
 	// Let the backup hear a few adverts after the election, then check
 	// that each side took the other's.
 	time.Sleep(3 * frrInterval)
-	checkFRRInterop(t, vk, fr)
+	checkFRRInterop(t, p.vk, p.fr)
+	return p
+}
 
+func both(a, b func() (bool, string)) func() (bool, string) {
+	return func() (bool, string) {
+		if ok, why := a(); !ok {
+			return false, why
+		}
+		return b()
+	}
+}
+
+// clientFollows checks that the client reaches the VIP at the new master's
+// MAC.
+func (p *frrPair) clientFollows(t *testing.T) {
+	t.Helper()
+	err := eventually(5*time.Second, func() (bool, string) {
+		mac, err := p.client.Neighbor(p.vip)
+		if err != nil {
+			return false, err.Error()
+		}
+		return bytes.Equal(mac, p.backupMAC), fmt.Sprintf("client's neighbour entry for %v is %v, want the new master's %v (old %v)", p.vip, mac, p.backupMAC, p.masterMAC)
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.client.Ping(ctx, p.vip, 2); err != nil {
+		t.Errorf("after failover: %v", err)
+	}
+}
+
+func testFRRFailover(t *testing.T, ipv6 bool, masterImpl impl) {
+	p := newFRRPair(t, ipv6, masterImpl)
 	var mon *netlab.PingMonitor
-	if !ipv6 {
+	if !ipv6 { // PingMonitor is IPv4 only
 		var err error
-		if mon, err = client.PingMonitor(vip, 20*time.Millisecond); err != nil {
+		if mon, err = p.client.PingMonitor(p.vip, 20*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { mon.Stop() }) // on every exit path
 	}
 
 	if masterImpl == vrrpkit {
-		vk.Crash(t)
-	} else if err := fr.f.Freeze(); err != nil {
+		p.vk.Crash(t)
+	} else if err := p.fr.f.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	linkDown(t, masterHost)
-	mdi := masterDownInterval(lowPrio, frrInterval)
-	if err := eventually(mdi+5*time.Second, backupUp); err != nil {
+	linkDown(t, p.masterHost)
+	mdi := masterDownInterval(frrLowPrio, frrInterval)
+	if err := eventually(mdi+5*time.Second, p.backupUp); err != nil {
 		t.Fatalf("failover: %v", err)
 	}
-	err := eventually(5*time.Second, func() (bool, string) {
-		mac, err := client.Neighbor(vip)
-		if err != nil {
-			return false, err.Error()
-		}
-		return bytes.Equal(mac, backupMAC), fmt.Sprintf("client's neighbour entry for %v is %v, want the new master's %v (old %v)", vip, mac, backupMAC, masterMAC)
-	})
-	if err != nil {
-		t.Error(err)
-	}
-	if err := client.Ping(ctx, vip, 2); err != nil {
-		t.Errorf("after failover: %v", err)
-	}
+	p.clientFollows(t)
 	if mon != nil {
 		if err := eventually(5*time.Second, func() (bool, string) {
 			return mon.AnsweredSince(300 * time.Millisecond), "the client's pings to the VIP are not answered"
@@ -194,21 +227,98 @@ func testFRRFailover(t *testing.T, ipv6 bool, masterImpl impl) {
 		t.Logf("client: %d of %d pings answered, worst outage %s (%d lost)", answered, sent, ms(worst.Length), worst.Lost)
 	}
 
-	list := adverts(t, capture)
-	lastOld, firstNew, ok := takeover(list, masterSrc, backupSrc)
+	list := adverts(t, p.capture)
+	lastOld, firstNew, ok := takeover(list, p.masterSrc, p.backupSrc)
 	if !ok {
 		t.Fatalf("capture: no advert from %v (%s on %s) after the last one from %v (%d VRRP packets)",
-			backupSrc, other4(masterImpl), backupHost, masterSrc, len(list))
+			p.backupSrc, other4(masterImpl), p.backupHost, p.masterSrc, len(list))
 	}
 	gap := firstNew.Sub(lastOld)
 	excess := gap - mdi
-	t.Logf("%s %s master stopped, %s backup (priority %d) took over: gap %s, Master_Down_Interval %s, excess %s",
-		family(ipv6), masterImpl, other4(masterImpl), lowPrio, ms(gap), ms(mdi), ms(excess))
-	if excess >= failoverExcessMax || excess < -20*time.Millisecond {
-		t.Errorf("%s backup's first advert came %s after the master's last, Master_Down_Interval is %s: excess %s, want within [-20 ms, %s)",
-			other4(masterImpl), ms(gap), ms(mdi), ms(excess), ms(failoverExcessMax))
+	allowed := failoverExcessMax
+	if ipv6 && masterImpl == vrrpkit {
+		// FRR 8.4 over IPv6 loses its first advert as master: its macvlan
+		// leaves protodown at the transition and vrrpd tries to bind the
+		// Tx socket before zebra has told it the macvlan's link-local
+		// address again ("Failed to find address to bind on vrrp6-51",
+		// vrrp.c vrrp_bind_to_primary_connected), so its first advert goes
+		// out one interval late. FRR's, not vrrpkit's.
+		allowed += frrInterval
 	}
-	checkFRRWire(t, capture, vrid, ipv6, []netip.Addr{vkSrc, frSrc})
+	t.Logf("%s %s master stopped, %s backup (priority %d) took over: gap %s, Master_Down_Interval %s, excess %s",
+		family(ipv6), masterImpl, other4(masterImpl), frrLowPrio, ms(gap), ms(mdi), ms(excess))
+	if excess >= allowed || excess < -20*time.Millisecond {
+		t.Logf("FRR's vrrpd:\n%s", tailLines(p.fr.f.Vrrpd(), 60))
+		t.Errorf("%s backup's first advert came %s after the master's last, Master_Down_Interval is %s: excess %s, want within [-20 ms, %s)",
+			other4(masterImpl), ms(gap), ms(mdi), ms(excess), ms(allowed))
+	}
+	checkFRRWire(t, p.capture, frrVRID, ipv6, []netip.Addr{p.masterSrc, p.backupSrc})
+}
+
+// TestInteropFRRStop stops the master gracefully (SIGTERM to vrrpkit's
+// supervisor, or to FRR's daemons): it sends a priority 0 advert, and the
+// other implementation, as backup, takes over within its Skew_Time of that
+// advert (RFC 5798 §6.4.2: on priority 0, Master_Down_Timer is set to
+// Skew_Time), IPv4 and IPv6, and the client follows.
+func TestInteropFRRStop(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(netlab.FRRVrrpd); err != nil {
+		t.Skipf("interop: FRR's vrrpd is not installed: %v", err)
+	}
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		for _, m := range []impl{vrrpkit, frrImpl} {
+			t.Run(fmt.Sprintf("%s/%s-master", fam, m), func(t *testing.T) {
+				t.Parallel()
+				testFRRStop(t, fam == "ipv6", m)
+			})
+		}
+	}
+}
+
+func testFRRStop(t *testing.T, ipv6 bool, masterImpl impl) {
+	p := newFRRPair(t, ipv6, masterImpl)
+	if masterImpl == vrrpkit {
+		if err := p.vk.Proc().Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := p.fr.f.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := eventually(5*time.Second, p.backupUp); err != nil {
+		t.Fatalf("after the master stopped: %v", err)
+	}
+	p.clientFollows(t)
+
+	list := adverts(t, p.capture)
+	var zeroAt, firstNew time.Time
+	for _, a := range list {
+		if a.src == p.masterSrc && a.prio == 0 && zeroAt.IsZero() {
+			zeroAt = a.at
+		}
+		if !zeroAt.IsZero() && a.src == p.backupSrc && a.prio > 0 {
+			firstNew = a.at
+			break
+		}
+	}
+	if zeroAt.IsZero() {
+		t.Fatalf("capture: %s sent no priority 0 advert (%d VRRP packets)", masterImpl, len(list))
+	}
+	if firstNew.IsZero() {
+		t.Fatalf("capture: no %s advert after %s's priority 0 one", other4(masterImpl), masterImpl)
+	}
+	gap := firstNew.Sub(zeroAt)
+	skew := skewTime(frrLowPrio, frrInterval)
+	allowed := failoverExcessMax
+	if ipv6 && masterImpl == vrrpkit {
+		allowed += frrInterval // FRR's lost first IPv6 advert, see testFRRFailover
+	}
+	t.Logf("%s %s master stopped: its priority 0 advert to %s's first advert %s (Skew_Time %s, excess %s)",
+		family(ipv6), masterImpl, other4(masterImpl), ms(gap), ms(skew), ms(gap-skew))
+	if gap > skew+allowed || gap < skew-20*time.Millisecond {
+		t.Logf("FRR's vrrpd:\n%s", tailLines(p.fr.f.Vrrpd(), 60))
+		t.Errorf("%s took over %s after %s's priority 0 advert, want within [Skew_Time %s - 20 ms, + %s]",
+			other4(masterImpl), ms(gap), masterImpl, ms(skew), ms(allowed))
+	}
 }
 
 // other4 is the other implementation of an FRR test.
@@ -317,4 +427,17 @@ func checkFRRWire(t *testing.T, c *netlab.Capture, vrid int, ipv6 bool, srcs []n
 			t.Errorf("capture: no advert from %v (sources seen: %v)", s, seen)
 		}
 	}
+}
+
+// tailLines returns the last n lines of p's log.
+func tailLines(p *netlab.Proc, n int) string {
+	out, err := p.Output()
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

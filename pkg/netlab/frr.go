@@ -133,7 +133,7 @@ func (h *Host) startFRR(u *user.User, conf string, routers []FRRRouter) (*FRR, e
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return f, err
 	}
-	zebraConf := fmt.Sprintf("hostname %s\nlog stdout debugging\n", h.name)
+	zebraConf := fmt.Sprintf("hostname %s\nlog stdout debugging\nlog timestamp precision 6\n", h.name)
 	for name, text := range map[string]string{"zebra.conf": zebraConf, "vrrpd.conf": conf} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			return f, err
@@ -323,7 +323,7 @@ func FRRVirtualMAC(vrid int, ipv6 bool) net.HardwareAddr {
 // reject.
 func frrVrrpdConf(hostname string, routers []FRRRouter) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "hostname %s\nlog stdout debugging\ndebug vrrp protocol\n!\ninterface eth0\n", hostname)
+	fmt.Fprintf(&b, "hostname %s\nlog stdout debugging\nlog timestamp precision 6\ndebug vrrp protocol\n!\ninterface eth0\n", hostname)
 	seen := map[int]bool{}
 	for _, r := range routers {
 		if r.VRID < 1 || r.VRID > 255 {
