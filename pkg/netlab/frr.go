@@ -98,13 +98,18 @@ func (h *Host) FRR(routers ...FRRRouter) *FRR {
 	if err != nil {
 		t.Skipf("netlab: FRR's user %q: %v", frrUser, err)
 	}
+	sweepFRR(os.TempDir())
 	conf, err := frrVrrpdConf(h.name, routers)
 	if err != nil {
 		t.Fatalf("netlab: host %s: FRR: %v", h.name, err)
 	}
 	f, err := h.startFRR(u, conf, routers)
 	if f != nil {
-		t.Cleanup(func() { _ = f.Kill() })
+		t.Cleanup(func() {
+			if err := f.Kill(); err != nil {
+				t.Errorf("netlab: host %s: FRR cleanup: %v", h.name, err)
+			}
+		})
 	}
 	if err != nil {
 		t.Fatalf("netlab: host %s: FRR: %v", h.name, err)
@@ -120,7 +125,7 @@ func (h *Host) startFRR(u *user.User, conf string, routers []FRRRouter) (*FRR, e
 	}
 	// Not under the lab's directory: t.TempDir's parents are 0700, which
 	// FRR's user cannot enter, and Unix socket paths must fit in 108 bytes.
-	dir, err := os.MkdirTemp("", h.lab.prefix+"-frr-")
+	dir, err := os.MkdirTemp("", h.lab.prefix+frrDirSuffix)
 	if err != nil {
 		return nil, err
 	}
@@ -576,4 +581,41 @@ func (f *FRR) Kill() error {
 		err = errors.Join(errs...)
 	})
 	return err
+}
+
+// frrDirSuffix follows the lab prefix in the name of an FRR instance's
+// directory (see startFRR).
+const frrDirSuffix = "-frr-"
+
+// sweepFRR removes the directories FRR instances of crashed test runs left
+// in tmp (the lab prefix in their name carries the dead test binary's pid,
+// as [Sweep] reads namespace names), with the crash-log directories their
+// daemons left under /var/tmp/frr, found by the pids in their pid files.
+// Directories of live processes are left alone. The daemons themselves died
+// with the test binary (Pdeathsig).
+func sweepFRR(tmp string) {
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		lab, _, ok := strings.Cut(e.Name(), frrDirSuffix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if pid, ok := labPid(lab); !ok || alive(pid) {
+			continue
+		}
+		dir := filepath.Join(tmp, e.Name())
+		for _, daemon := range []string{"vrrpd", "zebra"} {
+			b, err := os.ReadFile(filepath.Join(dir, daemon+".pid"))
+			if err != nil {
+				continue
+			}
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && !alive(pid) {
+				_ = os.RemoveAll(fmt.Sprintf("/var/tmp/frr/%s.%d", daemon, pid))
+			}
+		}
+		_ = os.RemoveAll(dir)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +131,36 @@ func TestFRRElection(t *testing.T) {
 	}
 	if err := fb.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)
+	}
+}
+
+func TestSweepFRR(t *testing.T) {
+	tmp := t.TempDir()
+	dead := 0
+	for pid := 4194000; pid > 4000000; pid-- {
+		if !alive(pid) {
+			dead = pid
+			break
+		}
+	}
+	if dead == 0 {
+		t.Skip("no free pid to play a dead test binary")
+	}
+	mk := func(name string) string {
+		dir := tmp + "/" + name
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	stale := mk(Prefix + strconv.Itoa(dead) + "abc" + frrDirSuffix + "123")
+	live := mk(Prefix + strconv.Itoa(os.Getpid()) + "abc" + frrDirSuffix + "456")
+	other := mk("unrelated" + frrDirSuffix + "789")
+	sweepFRR(tmp)
+	for dir, want := range map[string]bool{stale: false, live: true, other: true} {
+		_, err := os.Stat(dir)
+		if got := err == nil; got != want {
+			t.Errorf("%s: exists %v after sweepFRR, want %v", dir, got, want)
+		}
 	}
 }
