@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -440,4 +441,131 @@ func tailLines(p *netlab.Proc, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestInteropFRRTie makes both routers master at the same priority and
+// lets them meet: RFC 5798 §6.4.3 breaks the tie by the adverts' source
+// address, the greater stays master and the other yields. Both
+// implementations must pick the same winner, over IPv4 (eth0's addresses)
+// and IPv6 (link-local addresses: vrrpkit's eth0's, FRR's macvlan's), and
+// stay there. (A router that comes up as backup while an equal-priority
+// master with a lower address runs stays backup: §6.4.2 accepts an advert
+// of equal priority; so the two must be masters first, apart.)
+func TestInteropFRRTie(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(netlab.FRRVrrpd); err != nil {
+		t.Skipf("interop: FRR's vrrpd is not installed: %v", err)
+	}
+	for _, c := range []struct {
+		name     string
+		ipv6     bool
+		vkHigher bool // vrrpkit's host gets the greater IPv4 address
+	}{
+		{"ipv4/frr-higher", false, false},
+		{"ipv4/vrrpkit-higher", false, true},
+		// FRR's IPv6 source is its macvlan's random link-local address,
+		// almost always above vrrpkit's EUI-64 fe80::76:6bff:fe00:1xx; the
+		// test reads both and expects whichever is greater.
+		{"ipv6", true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			testFRRTie(t, c.ipv6, c.vkHigher)
+		})
+	}
+}
+
+// isolate sets the bridge ports of hosts isolated (they reach no other
+// isolated port, carrier stays up) or not.
+func isolate(t *testing.T, lab *netlab.Lab, on bool, hosts ...*netlab.Host) {
+	t.Helper()
+	mode := "off"
+	if on {
+		mode = "on"
+	}
+	for _, h := range hosts {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, "ip", "-n", lab.SwitchNetns(), "link", "set", "dev", "p-"+h.Name(),
+			"type", "bridge_slave", "isolated", mode).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("isolating %s's bridge port: %v\n%s", h, err, out)
+		}
+	}
+}
+
+func testFRRTie(t *testing.T, ipv6, vkHigher bool) {
+	lab := newLab(t)
+	lan := lab.Segment("lan")
+	var hk, hf *netlab.Host
+	if vkHigher { // hosts get addresses in the order they are made
+		hf = lab.Host("frr", lan)
+		hk = lab.Host("vk", lan)
+	} else {
+		hk = lab.Host("vk", lan)
+		hf = lab.Host("frr", lan)
+	}
+	vip := lan.VIP4(1)
+	if ipv6 {
+		vip = lan.VIP6(1)
+	}
+	isolate(t, lab, true, hk, hf)
+	const prio = 100
+	vk := startVrrpkit(t, lab, hk, conf("vk", inst{vrid: frrVRID, prio: prio, version: 3, interval: frrInterval, vips: []netip.Addr{vip}}))
+	fr := frrPeer{
+		f:    hf.FRR(netlab.FRRRouter{VRID: frrVRID, Priority: prio, Version: 3, Interval: frrInterval, VIPs: []netip.Addr{vip}}),
+		vrid: frrVRID, ipv6: ipv6,
+	}
+	vkSrc, frSrc := hk.IPv4(), hf.IPv4()
+	if ipv6 {
+		vkSrc = hk.LinkLocal()
+		var err error
+		if frSrc, err = fr.f.Source(frrVRID, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eventually(10*time.Second, both(stateIs(vk, "VI_1", "MASTER"), fr.stateIs("MASTER"))); err != nil {
+		t.Fatalf("apart, both should be master: %v", err)
+	}
+	want := both(stateIs(vk, "VI_1", "MASTER"), fr.stateIs("BACKUP"))
+	winner := vrrpkit
+	if frSrc.Compare(vkSrc) > 0 {
+		want = both(fr.stateIs("MASTER"), stateIs(vk, "VI_1", "BACKUP"))
+		winner = frrImpl
+	}
+	isolate(t, lab, false, hk, hf)
+	if err := eventually(5*time.Second, want); err != nil {
+		t.Fatalf("equal priorities, sources vrrpkit %v, FRR %v: want %s master: %v", vkSrc, frSrc, winner, err)
+	}
+	transitions := func() (uint64, int) {
+		in, err := vk.Instance("VI_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := fr.f.Status(context.Background())
+		if err != nil || len(st) != 1 {
+			t.Fatalf("FRR status %+v: %v", st, err)
+		}
+		fs := st[0].V4
+		if ipv6 {
+			fs = st[0].V6
+		}
+		c := in.GetCounters()
+		return c.GetBecameMaster() + c.GetReleasedMaster(), fs.Stats.Transitions
+	}
+	vk0, fr0 := transitions()
+	// Stable for 10 adverts: a disagreement on the tie would flap.
+	deadline := time.Now().Add(10 * frrInterval)
+	for time.Now().Before(deadline) {
+		if ok, why := want(); !ok {
+			t.Fatalf("after the tie was broken: %s", why)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	vk1, fr1 := transitions()
+	if vk1 != vk0 || fr1 != fr0 {
+		t.Errorf("transitions after the tie was broken: vrrpkit %d -> %d, FRR %d -> %d; want none", vk0, vk1, fr0, fr1)
+	}
+	t.Logf("%s tie at priority %d: vrrpkit %v, FRR %v: %s master", family(ipv6), prio, vkSrc, frSrc, winner)
+	checkFRRInterop(t, vk, fr)
 }
