@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -228,7 +229,7 @@ func testFRRFailover(t *testing.T, ipv6 bool, masterImpl impl) {
 		t.Logf("client: %d of %d pings answered, worst outage %s (%d lost)", answered, sent, ms(worst.Length), worst.Lost)
 	}
 
-	list := adverts(t, p.capture)
+	list := frrAdverts(t, p.capture, frrVRID, ipv6, p.masterSrc, p.backupSrc)
 	lastOld, firstNew, ok := takeover(list, p.masterSrc, p.backupSrc)
 	if !ok {
 		t.Fatalf("capture: no advert from %v (%s on %s) after the last one from %v (%d VRRP packets)",
@@ -253,7 +254,6 @@ func testFRRFailover(t *testing.T, ipv6 bool, masterImpl impl) {
 		t.Errorf("%s backup's first advert came %s after the master's last, Master_Down_Interval is %s: excess %s, want within [-20 ms, %s)",
 			other4(masterImpl), ms(gap), ms(mdi), ms(excess), ms(allowed))
 	}
-	checkFRRWire(t, p.capture, frrVRID, ipv6, []netip.Addr{p.masterSrc, p.backupSrc})
 }
 
 // TestInteropFRRStop stops the master gracefully (SIGTERM to vrrpkit's
@@ -290,7 +290,7 @@ func testFRRStop(t *testing.T, ipv6 bool, masterImpl impl) {
 	}
 	p.clientFollows(t)
 
-	list := adverts(t, p.capture)
+	list := frrAdverts(t, p.capture, frrVRID, ipv6, p.masterSrc, p.backupSrc)
 	var zeroAt, firstNew time.Time
 	for _, a := range list {
 		if a.src == p.masterSrc && a.prio == 0 && zeroAt.IsZero() {
@@ -386,48 +386,60 @@ func checkFRRInterop(t *testing.T, vk *vrrpkitRouter, fr frrPeer) {
 	}
 }
 
-// checkFRRWire checks the adverts of both implementations on the wire:
-// VRRPv3, the virtual router's VRID, Max Adver Int 10 centiseconds, one
-// address, a checksum tshark calls good (it covers the IPv6 pseudo-header,
-// RFC 5798 §5.2.8), TTL/hop limit 255 (§5.1.1.3, §5.1.2.3), and an IPv6
-// link-local source (§5.1.2.1).
-func checkFRRWire(t *testing.T, c *netlab.Capture, vrid int, ipv6 bool, srcs []netip.Addr) {
+// frrAdverts decodes the capture's VRRP packets (stopping it) and checks
+// those of both implementations: VRRPv3, the virtual router's VRID, Max
+// Adver Int in centiseconds, one address, a checksum tshark calls good (it
+// covers the IPv6 pseudo-header, RFC 5798 §5.2.8), TTL/hop limit 255
+// (§5.1.1.3, §5.1.2.3), an IPv6 link-local source (§5.1.2.1), and an advert
+// from each of srcs. One tshark pass: it is slow to start.
+func frrAdverts(t *testing.T, c *netlab.Capture, vrid int, ipv6 bool, srcs ...netip.Addr) []advert {
 	t.Helper()
-	rows, err := c.Fields("vrrp", "ip.src", "ipv6.src", "vrrp.version", "vrrp.virt_rtr_id",
-		"vrrp.short_adver_int", "vrrp.addr_count", "vrrp.checksum.status", "ip.ttl", "ipv6.hlim")
+	rows, err := c.Fields("vrrp", "frame.time_epoch", "ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "vrrp.prio",
+		"vrrp.version", "vrrp.virt_rtr_id", "vrrp.short_adver_int", "vrrp.addr_count", "vrrp.checksum.status", "ip.ttl", "ipv6.hlim")
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := fmt.Sprint([]string{"3", fmt.Sprint(vrid), fmt.Sprint(int(frrInterval / (10 * time.Millisecond))), "1", "1", "255"})
+	var list []advert
 	seen := map[netip.Addr]int{}
+	bad := 0
 	for _, r := range rows {
-		s := r[0]
-		if ipv6 {
-			s = r[1]
-		}
-		src, err := netip.ParseAddr(s)
+		at, err := netlab.ParseEpoch(r[0])
 		if err != nil {
-			t.Errorf("advert row %q: source: %v", r, err)
-			continue
+			t.Fatal(err)
 		}
-		seen[src]++
-		ttl := r[7]
+		s, d, ttl := r[1], r[3], r[11]
 		if ipv6 {
-			ttl = r[8]
+			s, d, ttl = r[2], r[4], r[12]
 		}
-		want := []string{"3", fmt.Sprint(vrid), fmt.Sprint(int(frrInterval / (10 * time.Millisecond))), "1", "1", "255"}
-		got := []string{r[2], r[3], r[4], r[5], r[6], ttl}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("advert from %v: version, vrid, interval (cs), address count, checksum status (1 = good), TTL = %v, want %v", src, got, want)
+		src, err1 := netip.ParseAddr(s)
+		dst, err2 := netip.ParseAddr(d)
+		prio, err3 := strconv.Atoi(r[5])
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatalf("capture row %q: %v %v %v", r, err1, err2, err3)
+		}
+		list = append(list, advert{at: at, src: src, dst: dst, prio: prio})
+		seen[src]++
+		if got := fmt.Sprint([]string{r[6], r[7], r[8], r[9], r[10], ttl}); got != want {
+			if bad++; bad == 1 {
+				t.Errorf("advert from %v: version, vrid, interval (cs), address count, checksum status (1 = good), TTL = %v, want %v", src, got, want)
+			}
 		}
 		if ipv6 && !src.IsLinkLocalUnicast() {
-			t.Errorf("IPv6 advert from %v: want a link-local source", src)
+			if bad++; bad == 1 {
+				t.Errorf("IPv6 advert from %v: want a link-local source", src)
+			}
 		}
+	}
+	if bad > 1 {
+		t.Errorf("%d of %d adverts were wrong", bad, len(rows))
 	}
 	for _, s := range srcs {
 		if seen[s] == 0 {
 			t.Errorf("capture: no advert from %v (sources seen: %v)", s, seen)
 		}
 	}
+	return list
 }
 
 // tailLines returns the last n lines of p's log.
