@@ -159,6 +159,9 @@ func (e *Engine) updateInPlace(in, next *instance) {
 		e.announce(in, added, repeat)
 	}
 	in.cfg, in.addrs, in.vips = next.cfg, next.addrs, next.vips
+	if in.sock != nil && (in.ifFault == "" || in.ifFault == "interface "+in.cfg.GetInterface()+" down") {
+		in.ifFault = linkFault(in, in.linkUp) // dont_track_primary may have changed
+	}
 	in.pkt.Addrs = in.vips
 	in.checks.NumAddrs, in.checks.SkipAddrCheck = next.checks.NumAddrs, next.checks.SkipAddrCheck
 }

@@ -429,3 +429,18 @@ func TestTrackerKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestDontTrackPrimaryInPlace: turning dont_track_primary on while the
+// interface is down takes the instance out of FAULT, without a restart.
+func TestDontTrackPrimaryInPlace(t *testing.T) {
+	r := newRig(t)
+	r.apply(t, snapshot(1, vi1()))
+	r.link(t, "eth0", false)
+	wantState(t, r.instance(t, "VI_1"), stFault, 100)
+	cfg := vi1()
+	cfg.DontTrackPrimary = true
+	if resp := r.apply(t, snapshot(2, cfg)); len(resp.GetWarnings()) != 0 {
+		t.Fatalf("warnings %v: restarted", resp.GetWarnings())
+	}
+	wantState(t, r.instance(t, "VI_1"), stBackup, 100)
+}
