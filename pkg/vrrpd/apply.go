@@ -105,7 +105,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	var starting []*instance
 	for _, in := range order {
 		if in.m.State() == vrrp.StateInitialize {
-			e.prepareStart(ctx, in, now)
+			e.startInstance(ctx, in, now)
 			starting = append(starting, in)
 		}
 	}

@@ -554,9 +554,11 @@ func (e *Engine) stopInstance(in *instance, now time.Time) {
 	}
 }
 
-// prepareStart finds the instance's interface and joins it to its socket
-// before Startup; what is wrong with the interface becomes its ifFault.
-func (e *Engine) prepareStart(ctx context.Context, in *instance, now time.Time) {
+// startInstance finds the instance's interface and joins it to its socket;
+// what is wrong with the interface becomes its ifFault. Apply then
+// evaluates tracking and calls the machine's Startup, so that an instance
+// starts in FAULT or at its effective priority.
+func (e *Engine) startInstance(ctx context.Context, in *instance, now time.Time) {
 	in.stateSince = now
 	iface := in.cfg.GetInterface()
 	ls, err := e.links.LinkByName(iface)
