@@ -20,6 +20,10 @@
 #  3. timers under load: 200 instances at 0.05 s, master vs backup of the same
 #     kind, while `stress-ng --cpu 4` oversubscribes the CPUs for STRESS
 #     seconds; counts the backup's takeovers (all spurious: the master is up).
+#  4. tracking cost: the 200 instances of 2, master alone, each tracking its
+#     own vrrp_script (/bin/true, interval 1 s): CPU % over MEASURE seconds
+#     counting the scripts (cutime+cstime of the daemon's processes, which
+#     reap them) and PSS, vrrpkit against keepalived on the same file.
 #
 # Everything runs in throwaway network namespaces (a switch with one bridge,
 # routers A and B; 192.0.2.0/24), removed with every process this script
@@ -33,7 +37,7 @@ measure=${MEASURE:-20}
 stress=${STRESS:-30}
 ninst=${INSTANCES:-200}
 freezes=${FREEZES:-4}
-parts=${PARTS:-123} # which of the three to run
+parts=${PARTS:-1234} # which of the four to run
 intervals=${INTERVALS:-0.1 0.5 1 3} # advert_int of the failover part
 loads=${LOADS:-quiet stress}        # and under which loads
 sup=${SUPERVISOR:-$PWD/bin/supervisor} # override to A/B another build
@@ -178,7 +182,13 @@ conf() {
 	local prio=$1 int=$2 n=$3 i
 	printf 'global_defs {\n    router_id bench\n    vrrp_version 3\n}\n'
 	for i in $(seq "$n"); do
+		if [[ -n ${TRACK_SCRIPTS:-} ]]; then
+			printf 'vrrp_script chk_%d {\n    script "/bin/true"\n    interval 1\n    weight -10\n}\n' "$i"
+		fi
 		printf 'vrrp_instance VI_%d {\n    state BACKUP\n    interface eth0\n    virtual_router_id %d\n' "$i" "$i"
+		if [[ -n ${TRACK_SCRIPTS:-} ]]; then
+			printf '    track_script {\n        chk_%d\n    }\n' "$i"
+		fi
 		printf '    priority %d\n    advert_int %s\n    virtual_ipaddress {\n        192.0.2.%d/32\n    }\n}\n' "$prio" "$int" $((9 + i))
 	done
 }
@@ -522,6 +532,53 @@ printf '  %-12s %20s %24s %26s\n' "keepalived" "$ttk" "$tls" "$tgap ($tdrop drop
 echo "then the backup's VRRP process frozen 0.4 s (SIGSTOP; the master's adverts wait in its socket), $freezes times:"
 printf '  %-12s %d of %d freezes ended in spurious takeovers (%d instances in all)\n' "vrrpkit" "$ofh" "$freezes" "$oft"
 printf '  %-12s %d of %d freezes ended in spurious takeovers (%d instances in all)\n' "keepalived" "$tfh" "$freezes" "$tft"
+fi
+
+# ---- 4. tracking scripts ---------------------------------------------------------
+
+# ticks_all PID: utime+stime+cutime+cstime summed over PID's tree: the
+# scripts a process forked and reaped count in its cutime/cstime.
+ticks_all() {
+	local q
+	for q in $(tree "$1"); do
+		sed 's/.*) //' "/proc/$q/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }'
+	done | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# scripts KIND: sets $result to "cpu% pss_MB rss_MB" of KIND as master of
+# $ninst instances, each tracking a vrrp_script run every second.
+scripts() {
+	local kind=$1 a t0 t1 c0 c1 f=$work/scripts-$1 m
+	TRACK_SCRIPTS=1 daemon "$kind" "$nsa" "scripts-$kind-a" 200 1 "$ninst"
+	a=$started
+	wait_until 60 "$kind on A to be master of $ninst" has_vips "$nsa" "$ninst"
+	sleep 6
+	c0=$(ticks_all "$a")
+	t0=$(date +%s%N)
+	sleep "$measure"
+	c1=$(ticks_all "$a")
+	t1=$(date +%s%N)
+	snap "$a" >"$f.snap"
+	m=$(memory "$f.snap")
+	read -r rss pss _ <<<"$m"
+	result=$(awk -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v w="$((t1 - t0))" -v p="$pss" -v r="$rss" \
+		'BEGIN { printf "%.2f %s %s", 100 * c / hz / (w / 1e9), p, r }')
+	stop "$a"
+	flush_vips "$nsa"
+}
+
+if [[ $parts == *4* ]]; then
+echo
+echo "$ninst VRRPv3 instances at advert_int 1s, master alone, each tracking its own vrrp_script (/bin/true every 1 s); ${measure}s:"
+scripts vrrpkit
+read -r scpu spss srss <<<"$result"
+scripts keepalived
+read -r kcpu kpss krss <<<"$result"
+printf '  %-12s %22s %8s %8s\n' "" "CPU % (with scripts)" "PSS MB" "RSS MB"
+printf '  %-12s %22s %8s %8s\n' "vrrpkit" "$scpu" "$spss" "$srss"
+printf '  %-12s %22s %8s %8s\n' "keepalived" "$kcpu" "$kpss" "$krss"
+awk -v a="$scpu" -v b="$kcpu" -v c="$spss" -v d="$kpss" 'BEGIN {
+	printf "  ratio vrrpkit/keepalived: CPU %.2f, PSS %.2f  (below 1: vrrpkit is leaner)\n", a / b, c / d }'
 fi
 
 steal1=$(awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)

@@ -17,6 +17,9 @@ type childInfo struct {
 	restarts  uint32
 	startedAt time.Time
 	lastExit  string
+	// generation the child acknowledged last (checkerd; vrrpd's comes from
+	// its own status).
+	generation uint64
 }
 
 // control is the supervisor's gRPC face: a thin adapter over the daemon.
@@ -63,7 +66,7 @@ func (c *control) Status(ctx context.Context, req *pb.SupervisorStatusRequest) (
 	var vrrpd *pb.ChildStatus
 	for _, name := range d.childNames() { // sorted: a stable order for readers
 		ci := d.children[name]
-		child := &pb.ChildStatus{Name: name, Running: ci.running, Restarts: ci.restarts, LastExit: ci.lastExit}
+		child := &pb.ChildStatus{Name: name, Running: ci.running, Restarts: ci.restarts, LastExit: ci.lastExit, Generation: ci.generation}
 		if ci.running {
 			child.Pid = int32(ci.pid)
 			child.StartedAt = timestamppb.New(ci.startedAt)

@@ -51,8 +51,10 @@ type daemon struct {
 	applied uint64        // generation vrrpd last acknowledged
 	ready   bool          // READY=1 sent
 	started chan struct{} // a new vrrpd process is up: push to it
+	// checkerStarted: a new checkerd is up: push to it.
+	checkerStarted chan struct{}
 
-	// children by name (childVrrpd; checkerd next).
+	// children by name (childVrrpd, childCheckerd).
 	children map[string]*childInfo
 
 	// vrrpd's resume state. resumeSet is the record taken when the last
@@ -107,11 +109,25 @@ func runDaemon(o *options, cfg *config.Config, log *slog.Logger) int {
 // serve is the daemon until ctx ends; each value on hup is a reload.
 func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger, hup <-chan struct{}) int {
 	dir := rundir.Dir(o.runDir)
-	if err := os.MkdirAll(o.runDir, 0o700); err != nil {
+	var checker checkerIdentity
+	if o.checkerdPath != "none" {
+		var err error
+		if checker, err = resolveChecker(o.checkerUser); err != nil {
+			log.Error("checkerd", "err", err)
+			return 1
+		}
+	}
+	// 0750 root:<checker's group>: checkerd may reach the sockets meant for
+	// it (each checks its peer with SO_PEERCRED), nobody else may even look.
+	if err := os.MkdirAll(o.runDir, 0o750); err != nil {
 		log.Error("creating the run directory", "dir", o.runDir, "err", err)
 		return 1
 	}
-	if err := os.Chmod(o.runDir, 0o700); err != nil {
+	if err := os.Chown(o.runDir, 0, int(checker.gid)); err != nil {
+		log.Error("securing the run directory", "dir", o.runDir, "err", err)
+		return 1
+	}
+	if err := os.Chmod(o.runDir, 0o750); err != nil {
 		log.Error("securing the run directory", "dir", o.runDir, "err", err)
 		return 1
 	}
@@ -127,7 +143,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	}
 	now := time.Now()
 	d := &daemon{
-		log: log, opts: o, dir: dir, gen: 1, started: make(chan struct{}, 1),
+		log: log, opts: o, dir: dir, gen: 1, started: make(chan struct{}, 1), checkerStarted: make(chan struct{}, 1),
 		startedAt: now, loadedAt: now,
 		children: map[string]*childInfo{},
 		notify: func(state string) {
@@ -154,6 +170,37 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 		AmbientCaps: []uintptr{unix.CAP_NET_RAW, unix.CAP_NET_ADMIN},
 		Output:      os.Stderr,
 	}}
+	if o.checkerdPath != "none" {
+		checkerdPath, checkerdArgv0 := o.checkerdPath, ""
+		if checkerdPath == "" {
+			self, err := os.Executable()
+			if err != nil {
+				log.Error("finding this program's executable to run checkerd", "err", err)
+				return 1
+			}
+			checkerdPath, checkerdArgv0 = self, childCheckerd
+		}
+		ln, err := listenChecker(dir.Checkerd())
+		if err != nil {
+			log.Error("checkerd", "err", err)
+			return 1
+		}
+		defer ln.Close()
+		specs = append(specs, supervise.Spec{
+			Name:  childCheckerd,
+			Path:  checkerdPath,
+			Argv0: checkerdArgv0,
+			Args:  []string{"-run-dir", o.runDir, "-log-level", o.logLevel},
+			// LISTEN_FDS without LISTEN_PID: the pid is not known before the
+			// fork, and fd 3 is only ever set up by this supervisor.
+			Env:        append(childEnv(os.LookupEnv), "LISTEN_FDS=1", "LISTEN_FDNAMES="+childCheckerd),
+			ExtraFiles: []*os.File{ln},
+			Credential: checker.credential(),
+			NoNewPrivs: true,
+			Output:     os.Stderr,
+		})
+		log.Info("checkerd runs unprivileged", "user", checker.name, "uid", checker.uid, "gid", checker.gid)
+	}
 	var kids []*supervise.Child
 	for _, spec := range specs {
 		d.children[spec.Name] = &childInfo{}
@@ -284,6 +331,8 @@ func (d *daemon) pushLoop(ctx context.Context, hup <-chan struct{}) {
 			return
 		case <-d.started:
 			d.push(ctx)
+		case <-d.checkerStarted:
+			d.pushChecker(ctx)
 		case <-hup:
 			d.reload(ctx)
 		}
@@ -314,6 +363,9 @@ func (d *daemon) reload(ctx context.Context) {
 	d.mu.Unlock()
 	d.log.Info("reload accepted", "generation", d.gen)
 	d.push(ctx)
+	if _, ok := d.children[childCheckerd]; ok {
+		d.pushChecker(ctx)
+	}
 }
 
 // push dials vrrpd's socket (it appears shortly after the process starts)
@@ -472,6 +524,12 @@ func (d *daemon) childEvent(ev supervise.Event) {
 		}
 	}
 	d.mu.Unlock()
+	if ev.Name == childCheckerd && ev.Kind == supervise.Started {
+		select {
+		case d.checkerStarted <- struct{}{}:
+		default:
+		}
+	}
 	if ev.Name == childVrrpd {
 		switch ev.Kind {
 		case supervise.Started:

@@ -254,7 +254,7 @@ vrrp_instance VI_2 {
 		t.Fatal(diags)
 	}
 	runDir := filepath.Join(dir, "run")
-	o := &options{file: conf, runDir: runDir, vrrpdPath: vrrpd, logLevel: "info"}
+	o := &options{file: conf, runDir: runDir, vrrpdPath: vrrpd, logLevel: "info", checkerdPath: "none"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rc := make(chan int, 1)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -68,8 +69,11 @@ type options struct {
 	configID  string
 	runDir    string
 	vrrpdPath string
-	logLevel  string
-	version   bool
+	// checkerdPath: "" runs this binary as checkerd; "none" runs no checkerd.
+	checkerdPath string
+	checkerUser  string
+	logLevel     string
+	version      bool
 }
 
 // shortBools are keepalived's single-letter switches that take no value;
@@ -119,6 +123,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.dump, "dump-conf", false, "print the parsed configuration as JSON and exit")
 	fs.StringVar(&o.runDir, "run-dir", rundir.Default, "`directory` for vrrpkit's sockets")
 	fs.StringVar(&o.vrrpdPath, "vrrpd", "", "`path` of a vrrpd binary (default: this program, run as vrrpd)")
+	fs.StringVar(&o.checkerdPath, "checkerd", "none", "`path` of a checkerd binary, or none (checkerd is not built in yet)")
+	fs.StringVar(&o.checkerUser, "checker-user", defaultCheckerUser(user.Lookup), "`user` checkerd runs as, with no capabilities")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	for _, name := range []string{"v", "version"} {
 		fs.BoolVar(&o.version, name, false, "print the version and exit")

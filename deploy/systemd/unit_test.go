@@ -46,7 +46,7 @@ func TestUnitSettings(t *testing.T) {
 		{"Service", "ExecReload", "/bin/kill -HUP $MAINPID"},
 		{"Service", "Restart", "on-failure"},
 		{"Service", "RuntimeDirectory", "vrrpkit"},
-		{"Service", "RuntimeDirectoryMode", "0700"},
+		{"Service", "RuntimeDirectoryMode", "0750"},
 		{"Install", "WantedBy", "multi-user.target"},
 	}
 	for _, w := range want {

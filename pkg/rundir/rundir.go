@@ -16,8 +16,13 @@ const (
 	ControlSocket = "control.sock"
 	// VrrpdSocket is vrrpd's socket; the supervisor is its client.
 	VrrpdSocket = "vrrpd.sock"
-	// CheckerdSocket is checkerd's socket; the supervisor is its client.
+	// CheckerdSocket is checkerd's socket; the supervisor (ApplyConfig) and
+	// vrrpd (Health) are its clients. The supervisor creates it and hands
+	// the listener to checkerd, which cannot write to the directory.
 	CheckerdSocket = "checkerd.sock"
+	// ScriptsSocket is the supervisor's script runner (ScriptRunner), for
+	// its children only.
+	ScriptsSocket = "scripts.sock"
 )
 
 // Dir is a run directory.
@@ -31,3 +36,6 @@ func (d Dir) Vrrpd() string { return filepath.Join(string(d), VrrpdSocket) }
 
 // Checkerd is the path of checkerd's socket.
 func (d Dir) Checkerd() string { return filepath.Join(string(d), CheckerdSocket) }
+
+// Scripts is the path of the supervisor's script-runner socket.
+func (d Dir) Scripts() string { return filepath.Join(string(d), ScriptsSocket) }

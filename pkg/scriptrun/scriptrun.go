@@ -42,8 +42,11 @@ type Result struct {
 	// TimedOut: the script outlived Command.Timeout and was killed.
 	TimedOut bool
 	// Err is set when the script could not be started (missing, not
-	// executable, unknown user, refused by enable_script_security). Its
-	// message is the log line a keepalived user would recognise.
+	// executable, unknown user, refused by enable_script_security); its
+	// message is the log line a keepalived user would recognise, and it
+	// is a *StartError whose Kind (ErrNotFound, ErrInsecure ...) errors.Is
+	// matches. Err is also set (ErrExec) when the script was killed
+	// because the caller's context ended.
 	Err error
 	// Duration is how long the script ran.
 	Duration time.Duration

@@ -86,6 +86,7 @@ func Build(cfg *config.Config, path string, generation uint64) *pb.ConfigSnapsho
 		in.TrackProcess = trackRefs(v.TrackProcesses, tr.process, zero)
 		s.Instances = append(s.Instances, in)
 	}
+	nameVMACs(g.VMACPrefix, s.Instances)
 	for _, sc := range cfg.VRRPScripts {
 		s.Scripts = append(s.Scripts, scriptOf(sc))
 	}
@@ -227,18 +228,6 @@ func instance(g *config.GlobalDefs, gd *globals, v *config.VRRPInstance) *pb.Vrr
 	in.Notify = notifyOf(&v.Notify)
 	if v.UseVMAC != nil {
 		in.UseVmac, in.VmacInterface, in.VmacAddr = true, v.UseVMAC.Name, v.UseVMAC.Addr
-		if in.VmacInterface == "" {
-			// keepalived's generated name (vrrp/vrrp_vmac.c: vmac_prefix "vrrp." + VRID,
-			// "vrrp6." for IPv6 instances).
-			prefix := "vrrp."
-			if g.VMACPrefix != "" {
-				prefix = g.VMACPrefix + "."
-			}
-			if in.Ipv6 {
-				prefix = strings.TrimSuffix(prefix, ".") + "6."
-			}
-			in.VmacInterface = prefix + strconv.Itoa(int(v.VirtualRouterID))
-		}
 	}
 	in.VmacXmitBase = v.VMACXmitBase
 	for _, r := range v.VirtualRoutes {
@@ -475,4 +464,41 @@ func ruleOf(r config.Rule) *pb.Rule {
 		}
 	}
 	return out
+}
+
+// nameVMACs gives each use_vmac instance without a configured name
+// keepalived's: "<vmac_prefix>.<VRID>" ("vrrp" by default) for both
+// families; when that is taken (the same VRID on another interface, or for
+// the other family), an IPv6 instance tries "<prefix>6." first, then either
+// family "<prefix>1.", "<prefix>2.", ... (vrrp/vrrp.c: create_vmac_name).
+func nameVMACs(prefix string, instances []*pb.VrrpInstance) {
+	if prefix == "" {
+		prefix = "vrrp"
+	}
+	used := map[string]bool{}
+	for _, in := range instances {
+		if in.GetUseVmac() && in.GetVmacInterface() != "" {
+			used[in.GetVmacInterface()] = true
+		}
+	}
+	for _, in := range instances {
+		if !in.GetUseVmac() || in.GetVmacInterface() != "" {
+			continue
+		}
+		vrid := "." + strconv.Itoa(int(in.GetVrid()))
+		candidates := []string{prefix + vrid}
+		if in.GetIpv6() {
+			candidates = append(candidates, prefix+"6"+vrid)
+		}
+		for i := 1; i <= 9; i++ {
+			candidates = append(candidates, prefix+strconv.Itoa(i)+vrid)
+		}
+		for _, c := range candidates {
+			if !used[c] {
+				in.VmacInterface = c
+				used[c] = true
+				break
+			}
+		}
+	}
 }

@@ -191,3 +191,21 @@ func TestLowerPriorityDefaults(t *testing.T) {
 		})
 	}
 }
+
+func TestVMACNames(t *testing.T) {
+	ins := []*pb.VrrpInstance{
+		{Name: "a", Vrid: 5, UseVmac: true},
+		{Name: "b", Vrid: 5, UseVmac: true, Ipv6: true},
+		{Name: "c", Vrid: 5, UseVmac: true},
+		{Name: "d", Vrid: 6, UseVmac: true, VmacInterface: "vrrp.7"},
+		{Name: "e", Vrid: 7, UseVmac: true},
+		{Name: "f", Vrid: 8},
+	}
+	nameVMACs("", ins)
+	want := []string{"vrrp.5", "vrrp6.5", "vrrp1.5", "vrrp.7", "vrrp1.7", ""}
+	for i, in := range ins {
+		if in.GetVmacInterface() != want[i] {
+			t.Errorf("instance %s: VMAC %q, want %q", in.GetName(), in.GetVmacInterface(), want[i])
+		}
+	}
+}

@@ -44,6 +44,11 @@ type Spec struct {
 	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS (prctl(2)): execve never grants
 	// privileges again (setuid bits and file capabilities are ignored).
 	NoNewPrivs bool
+	// ExtraFiles are passed to every process of the child as fds 3, 4, ...
+	// (exec.Cmd.ExtraFiles): e.g. a listening socket the supervisor created
+	// in a directory the child cannot write to. The Child does not close
+	// them; the caller owns them and keeps them open while Run runs.
+	ExtraFiles []*os.File
 	// Output receives the child's stdout and stderr, one Write per line
 	// (the trailing newline included; lines over 64 KiB are split). Writes
 	// come from one goroutine per running child; a Writer shared by several
@@ -426,9 +431,10 @@ func (c *Child) runProcess(p *process, started chan<- error) {
 		}
 	}
 	cmd := &exec.Cmd{
-		Path: c.spec.Path,
-		Args: append([]string{cmp.Or(c.spec.Argv0, c.spec.Path)}, c.spec.Args...),
-		Env:  c.spec.Env,
+		Path:       c.spec.Path,
+		Args:       append([]string{cmp.Or(c.spec.Argv0, c.spec.Path)}, c.spec.Args...),
+		Env:        c.spec.Env,
+		ExtraFiles: c.spec.ExtraFiles,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:     true,
 			Pdeathsig:   syscall.SIGTERM,

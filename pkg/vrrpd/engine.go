@@ -57,6 +57,8 @@ type Options struct {
 	Addresses Addresses
 	Links     Links
 	Network   Network
+	VMACs     VMACs  // use_vmac interfaces (vmac.go)
+	Routes    Routes // virtual routes and rules (routes.go)
 }
 
 // Engine runs the VRRP instances. All instance state is guarded by mu:
@@ -71,6 +73,9 @@ type Engine struct {
 	addrs Addresses
 	links Links
 	net   Network
+
+	vmacs  VMACs  // vmac.go
+	routes Routes // routes.go
 
 	mu      sync.Mutex
 	sleeper Sleeper   // set by Run; guarded by mu
@@ -165,6 +170,7 @@ func New(o Options) *Engine {
 	if e.net == nil {
 		e.net = OSNetwork{}
 	}
+	e.initVMACRoutes(o) // routes.go
 	return e
 }
 
@@ -410,6 +416,7 @@ func (e *Engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 		case vrrp.ActionBecomeMaster:
 			e.transition(in, a, now)
 			e.changeAddresses(in, in.addrs, true)
+			e.changeRoutesLocked(in, true) // routes.go
 			in.counters.becameMaster++
 			in.masterAddr = in.src
 			repeat, _ := in.garpMaster()
@@ -425,6 +432,7 @@ func (e *Engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 			e.transition(in, a, now)
 			in.garp, in.garpOnce = garpRound{}, garpRound{}
 			if wasMaster {
+				e.changeRoutesLocked(in, false) // routes.go
 				e.changeAddresses(in, in.addrs, false)
 				in.counters.releasedMaster++
 			}
@@ -528,7 +536,8 @@ func (e *Engine) changeAddresses(in *instance, list []netstate.Address, add bool
 // announce sends repeat rounds of gratuitous ARP / unsolicited NA for the
 // addresses in list (RFC 5798 §6.4.1, keepalived's garp_*).
 func (e *Engine) announce(in *instance, list []netstate.Address, repeat int) {
-	if in.sock == nil || in.sock.ann == nil {
+	ann := in.announcer() // vmac.go: the VMAC's, else the socket's
+	if ann == nil {
 		return
 	}
 	for i := 0; i < repeat; i++ {
@@ -536,9 +545,9 @@ func (e *Engine) announce(in *instance, list []netstate.Address, repeat int) {
 			ip := a.Prefix.Addr()
 			var err error
 			if ip.Is4() {
-				err = in.sock.ann.GratuitousARP(ip)
+				err = ann.GratuitousARP(ip)
 			} else {
-				err = in.sock.ann.UnsolicitedNA(ip)
+				err = ann.UnsolicitedNA(ip)
 			}
 			if err != nil {
 				e.log.Warn("announcing address", "instance", in.name(), "addr", ip, "err", err)
@@ -552,6 +561,7 @@ func (e *Engine) stopInstance(in *instance, now time.Time) {
 	if in.sock != nil {
 		e.detach(in)
 	}
+	e.releaseVMACLocked(in) // vmac.go
 }
 
 // startInstance finds the instance's interface and joins it to its socket;
@@ -589,6 +599,9 @@ func linkFault(in *instance, up bool) string {
 // attach finds the instance's source address and joins it to the socket
 // for its interface and family, opening that socket if needed.
 func (e *Engine) attach(ctx context.Context, in *instance) error {
+	if err := e.ensureVMACLocked(ctx, in); err != nil { // vmac.go
+		return err
+	}
 	iface := in.cfg.GetInterface()
 	if s := in.cfg.GetUnicastSrcIp(); s != "" {
 		a, err := netip.ParseAddr(s)
@@ -603,6 +616,7 @@ func (e *Engine) attach(ctx context.Context, in *instance) error {
 		}
 		in.src = a
 	}
+	iface = in.sockIface() // vmac.go: the VMAC unless vmac_xmit_base
 	key := sockKey{iface: iface, family: in.family, unicast: len(in.dsts) > 0}
 	if key.unicast {
 		key.local = in.src
@@ -800,7 +814,7 @@ func (e *Engine) handleLinkLocked(ctx context.Context, ls netstate.LinkState) {
 		case !ls.Exists:
 			in.linkUp = false
 			in.ifFault = "interface " + ls.Name + " missing"
-		case up && (in.sock == nil || in.sock.conn.IfIndex() != ls.Index):
+		case up && (in.sock == nil || in.linkIndex() != ls.Index):
 			if in.sock != nil {
 				e.detach(in)
 				e.closeIdleSockets()

@@ -36,6 +36,11 @@ type instance struct {
 	vips   []netip.Addr // advertised (virtual_ipaddress, not _excluded)
 	// addrs are every address the instance holds as master.
 	addrs []netstate.Address
+	// routes and rules are held as master (routes.go); vmac is the
+	// use_vmac interface while the instance runs (vmac.go).
+	routes []netstate.Route
+	rules  []netstate.Rule
+	vmac   *vmacState
 
 	pkt  vrrp.Packet // advert template; Priority is set per send
 	obuf []byte      // encoded advert, reused
@@ -124,7 +129,13 @@ func newInstance(cfg *pb.VrrpInstance) (*instance, error) {
 	if cfg.GetInterface() == "" {
 		return nil, fmt.Errorf("no interface")
 	}
+	if err := checkVMAC(cfg, in.vrid); err != nil { // vmac.go
+		return nil, err
+	}
 	if err := in.setAddresses(cfg); err != nil {
+		return nil, err
+	}
+	if err := in.setRoutes(cfg); err != nil { // routes.go
 		return nil, err
 	}
 	for _, p := range cfg.GetUnicastPeer() {
@@ -182,7 +193,7 @@ func (in *instance) setAddresses(cfg *pb.VrrpInstance) error {
 	var addrs []netstate.Address
 	var vips []netip.Addr
 	for _, va := range cfg.GetVirtualIpaddress() {
-		a, err := toAddress(va, cfg.GetInterface())
+		a, err := toAddress(va, addrDev(cfg)) // vmac.go: the VMAC with use_vmac
 		if err != nil {
 			return err
 		}
@@ -193,7 +204,7 @@ func (in *instance) setAddresses(cfg *pb.VrrpInstance) error {
 		return fmt.Errorf("%d virtual addresses; an advert carries at most 255", len(vips))
 	}
 	for _, va := range cfg.GetVirtualIpaddressExcluded() {
-		a, err := toAddress(va, cfg.GetInterface())
+		a, err := toAddress(va, addrDev(cfg)) // vmac.go: the VMAC with use_vmac
 		if err != nil {
 			return err
 		}

@@ -738,7 +738,7 @@ type Route struct {
 	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`    // "" (unicast), "blackhole", "unreachable", "prohibit", "throw"
 	Via           string                 `protobuf:"bytes,4,opt,name=via,proto3" json:"via,omitempty"`      // gateway address
 	Src           string                 `protobuf:"bytes,5,opt,name=src,proto3" json:"src,omitempty"`      // preferred source
-	Dev           string                 `protobuf:"bytes,6,opt,name=dev,proto3" json:"dev,omitempty"`      // "" means the instance's interface (none for static routes)
+	Dev           string                 `protobuf:"bytes,6,opt,name=dev,proto3" json:"dev,omitempty"`      // "" none: the kernel picks by the gateway (keepalived sets no default)
 	Table         uint32                 `protobuf:"varint,7,opt,name=table,proto3" json:"table,omitempty"` // 0 means main
 	Metric        uint32                 `protobuf:"varint,8,opt,name=metric,proto3" json:"metric,omitempty"`
 	Scope         string                 `protobuf:"bytes,9,opt,name=scope,proto3" json:"scope,omitempty"` // "", "global", "link", "host", "site" or a number

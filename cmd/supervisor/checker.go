@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// childCheckerd is checkerd's name in daemon.children.
+const childCheckerd = "checkerd"
+
+// checkerIdentity is the unprivileged account checkerd runs as.
+type checkerIdentity struct {
+	name     string
+	uid, gid uint32
+	groups   []uint32
+}
+
+// defaultCheckerUser is --checker-user's default: keepalived's own script
+// account if the system has one (keepalived's default script_user, so
+// files a keepalived user made readable for scripts are readable to
+// checkerd too), else nobody.
+func defaultCheckerUser(lookup func(string) (*user.User, error)) string {
+	if _, err := lookup("keepalived_script"); err == nil {
+		return "keepalived_script"
+	}
+	return "nobody"
+}
+
+// resolveChecker looks the account up; root is refused, since checkerd's
+// whole point is to run without privilege.
+func resolveChecker(name string) (checkerIdentity, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return checkerIdentity{}, fmt.Errorf("--checker-user %s: %w", name, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err := errors.Join(err1, err2); err != nil {
+		return checkerIdentity{}, fmt.Errorf("--checker-user %s: %w", name, err)
+	}
+	if uid == 0 {
+		return checkerIdentity{}, fmt.Errorf("--checker-user %s is root: checkerd must run unprivileged", name)
+	}
+	id := checkerIdentity{name: name, uid: uint32(uid), gid: uint32(gid)}
+	// Only the account's primary group: supplementary groups could carry
+	// access the checker has no business with.
+	return id, nil
+}
+
+func (c checkerIdentity) credential() *syscall.Credential {
+	return &syscall.Credential{Uid: c.uid, Gid: c.gid, Groups: []uint32{}}
+}
+
+// listenChecker creates checkerd's socket for it: checkerd cannot write to
+// the run directory, so the supervisor binds <run-dir>/checkerd.sock (0600,
+// root's: only vrrpd and the supervisor connect) and passes the listener as
+// fd 3 to every checkerd it starts (LISTEN_FDS=1, systemd's
+// socket-activation convention). The same listener outlives checkerd
+// restarts, so a client's connect waits in the backlog instead of failing.
+func listenChecker(path string) (*os.File, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing stale %s: %w", path, err)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false)
+	f, err := ln.File() // a dup: closing ln leaves f open
+	ln.Close()
+	if err != nil {
+		return nil, fmt.Errorf("listener fd of %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// pushChecker applies the current snapshot to checkerd, retrying while
+// checkerd starts; like push for vrrpd, a refusal is not retried.
+func (d *daemon) pushChecker(ctx context.Context) {
+	d.mu.Lock()
+	snap := d.current
+	d.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	wait := 5 * time.Millisecond
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := ipc.Dial(dctx, d.dir.Checkerd(), fastRedial)
+		var resp *pb.ApplyConfigResponse
+		if err == nil {
+			resp, err = pb.NewCheckerdClient(conn).ApplyConfig(dctx, snap)
+			conn.Close()
+		}
+		cancel()
+		if err == nil {
+			d.log.Info("checkerd applied the configuration", "generation", resp.GetGeneration())
+			d.mu.Lock()
+			d.children[childCheckerd].generation = resp.GetGeneration()
+			d.mu.Unlock()
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		switch status.Code(err) {
+		case codes.InvalidArgument, codes.FailedPrecondition:
+			d.log.Error("checkerd refused the configuration; not retrying", "generation", snap.GetGeneration(), "err", status.Convert(err).Message())
+			return
+		}
+		if time.Now().After(deadline) {
+			d.log.Error("pushing the configuration to checkerd", "generation", snap.GetGeneration(), "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
