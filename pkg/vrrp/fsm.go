@@ -391,6 +391,10 @@ type Machine struct {
 	// nextReason is why we would become master if the down timer fired now.
 	nextReason MasterReason
 
+	// wantMaster is set by HoldBackup and cleared by an accepted advert or any
+	// transition.
+	wantMaster bool
+
 	stats Stats
 }
 
@@ -599,6 +603,9 @@ func (m *Machine) ReceiveAdvert(now time.Time, a Advert, out []Action) []Action 
 			m.learnInterval(a)
 			m.arm(fsmTimerMasterDown, now.Add(m.MasterDownInterval()))
 			m.nextReason = MasterReasonMasterNoResponse
+			// keepalived, vrrp_state_backup: "Now we have received a backup, we
+			// want to be in BACKUP state."
+			m.wantMaster = false
 			if m.cfg.PreemptDelay > 0 {
 				if a.Priority >= m.priority {
 					m.preemptArmed = false
@@ -644,10 +651,11 @@ func (m *Machine) ReceiveAdvert(now time.Time, a Advert, out []Action) []Action 
 // to the address owner and 0 means "stepping down" on the wire (RFC 5798 §5.2.4). The
 // owner's priority never changes (keepalived: vrrp_set_effective_priority).
 //
-// A master sends an advert with the new priority at once and resets Adver_Timer, so a
-// backup that now outranks it stops accepting its adverts and preempts without waiting
-// for the next scheduled advert. A backup moves its Master_Down_Timer by the change in
-// Skew_Time, as keepalived does, so the deadline stays "last accepted advert +
+// A master sends no extra advert: the next scheduled one carries the new priority, as
+// in keepalived (vrrp_set_effective_priority only changes effective_priority), and a
+// backup that now outranks it discards that advert and preempts when its down timer
+// runs out. A backup moves its Master_Down_Timer by the change in Skew_Time, as
+// keepalived does, so the deadline stays "last accepted advert +
 // Master_Down_Interval"; whether it now preempts is decided by the next advert it
 // receives.
 func (m *Machine) SetPriority(now time.Time, priority uint8, out []Action) []Action {
@@ -660,14 +668,49 @@ func (m *Machine) SetPriority(now time.Time, priority uint8, out []Action) []Act
 	}
 	oldSkew := m.SkewTime()
 	m.priority = priority
-	switch m.state {
-	case StateMaster:
-		out = m.sendAdvert(out, m.priority)
-		m.arm(fsmTimerAdver, now.Add(m.cfg.AdvertInterval))
-	case StateBackup:
+	if m.state == StateBackup {
 		m.deadline = m.deadline.Add(m.SkewTime() - oldSkew)
 	}
 	return out
+}
+
+// WantsMaster reports whether the machine is a backup whose down timer ran out while
+// its sync group held it in Backup (HoldBackup), and no advert was accepted since
+// (keepalived's wantstate MASTER).
+func (m *Machine) WantsMaster() bool { return m.wantMaster }
+
+// HoldBackup is Timer for a backup whose sync group does not let it become master yet
+// (SyncCanGoMaster): it stays in Backup, wanting Master, with Master_Down_Timer re-armed
+// to a full Master_Down_Interval (keepalived: vrrp_sync_can_goto_master). It does
+// nothing outside Backup or before the deadline.
+func (m *Machine) HoldBackup(now time.Time) {
+	if m.state != StateBackup || m.timer != fsmTimerMasterDown || now.Before(m.deadline) {
+		return
+	}
+	m.wantMaster = true
+	m.arm(fsmTimerMasterDown, now.Add(m.MasterDownInterval()))
+}
+
+// GoMaster makes a backup master at once because another member of its sync group
+// became master (keepalived: vrrp_sync_master). It does nothing outside Backup.
+func (m *Machine) GoMaster(now time.Time, reason MasterReason, out []Action) []Action {
+	if m.state != StateBackup {
+		return out
+	}
+	m.nextReason = reason
+	return m.becomeMaster(now, out)
+}
+
+// GoBackup makes a master a backup because another member of its sync group did
+// (keepalived: vrrp_sync_backup). Unlike a master leaving for Fault it sends no
+// priority 0 advert (vrrp_state_leave_master with wantstate BACKUP). It does nothing
+// outside Master.
+func (m *Machine) GoBackup(now time.Time, out []Action) []Action {
+	if m.state != StateMaster {
+		return out
+	}
+	m.nextReason = MasterReasonMasterNoResponse
+	return m.enter(now, StateBackup, out)
 }
 
 // InterfaceDown records that the interface is down and enters Fault from Backup or
@@ -752,6 +795,7 @@ func (m *Machine) becomeMaster(now time.Time, out []Action) []Action {
 func (m *Machine) enter(now time.Time, to State, out []Action) []Action {
 	from := m.state
 	m.state = to
+	m.wantMaster = false
 	// preempt_delay counts from within one stay in Backup (keepalived resets
 	// preempt_time on entering BACKUP).
 	m.preemptArmed = false

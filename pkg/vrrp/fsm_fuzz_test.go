@@ -54,7 +54,7 @@ func FuzzMachine(f *testing.F) {
 		for ops := data[6:]; len(ops) >= 4; ops = ops[4:] {
 			op, a1, a2, a3 := ops[0], ops[1], ops[2], ops[3]
 			before := m.State()
-			switch op % 9 {
+			switch op % 12 {
 			case 0:
 				out = m.Startup(c.now, out[:0])
 			case 1:
@@ -85,6 +85,16 @@ func FuzzMachine(f *testing.F) {
 			case 8:
 				c.advance(time.Duration(a1) * time.Duration(a2) * 100 * time.Microsecond)
 				out = out[:0]
+			case 9:
+				if d := m.Deadline(); !d.IsZero() && d.After(c.now) {
+					c.now = d
+				}
+				m.HoldBackup(c.now)
+				out = out[:0]
+			case 10:
+				out = m.GoMaster(c.now, MasterReasonPreempted, out[:0])
+			case 11:
+				out = m.GoBackup(c.now, out[:0])
 			}
 			for _, act := range out {
 				if act.Kind == ActionBecomeMaster {

@@ -539,21 +539,26 @@ func TestMachineFault(t *testing.T) {
 }
 
 func TestMachineSetPriority(t *testing.T) {
-	t.Run("master re-advertises", func(t *testing.T) {
+	t.Run("master changes its next advert only", func(t *testing.T) {
+		// keepalived: vrrp_set_effective_priority sends nothing; the next
+		// Adver_Timer advert carries the new priority.
 		c := newFSMClock()
 		cfg := fsmConfig(3, 100, time.Second)
 		cfg.StartAsMaster = true
 		m := fsmStarted(t, c, cfg, StateMaster)
+		due := m.Deadline()
 		now := c.advance(400 * time.Millisecond)
-		fsmWant(t, "lower", m.SetPriority(now, 50, nil), fsmSend(50))
-		fsmWantDeadline(t, "lower", m, now.Add(time.Second))
+		fsmWant(t, "lower", m.SetPriority(now, 50, nil))
+		fsmWantDeadline(t, "lower", m, due)
 		fsmWant(t, "same", m.SetPriority(c.advance(time.Millisecond), 50, nil))
-		fsmWant(t, "clamp high", m.SetPriority(c.now, 255, nil), fsmSend(254))
-		fsmWant(t, "clamp zero", m.SetPriority(c.now, 0, nil), fsmSend(1))
+		fsmWant(t, "clamp high", m.SetPriority(c.now, 255, nil))
+		if m.Priority() != 254 {
+			t.Fatalf("Priority = %d, want 254", m.Priority())
+		}
+		fsmWant(t, "clamp zero", m.SetPriority(c.now, 0, nil))
 		if m.Priority() != 1 {
 			t.Fatalf("Priority = %d", m.Priority())
 		}
-		// The next Adver_Timer advert carries the new priority.
 		fsmWant(t, "timer", m.Timer(c.at(t, m.Deadline()), nil), fsmSend(1))
 	})
 	t.Run("owner keeps 255", func(t *testing.T) {

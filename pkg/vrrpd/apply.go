@@ -100,13 +100,24 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 		order = append(order, in)
 	}
 	e.order = order
+	e.generation = snap.GetGeneration()
+	e.rebuildTrackingLocked(snap)
+	var starting []*instance
 	for _, in := range order {
 		if in.m.State() == vrrp.StateInitialize {
 			e.startInstance(ctx, in, now)
+			starting = append(starting, in)
 		}
 	}
+	// Priorities and faults before Startup, so that an instance starts in
+	// FAULT, or with its effective priority's Skew_Time, as keepalived's
+	// initialise_tracking_priorities runs before vrrp_init_state.
+	e.evaluateLocked(now)
+	for _, in := range starting {
+		e.do(in, in.m.Startup(now, e.actions[:0]), now)
+		in.reason = ""
+	}
 	e.closeIdleSockets()
-	e.generation = snap.GetGeneration()
 	e.restartWatchLocked(ctx)
 	e.wakeIfEarlierLocked()
 	return resp, nil
@@ -148,6 +159,9 @@ func (e *Engine) updateInPlace(in, next *instance) {
 		e.announce(in, added, repeat)
 	}
 	in.cfg, in.addrs, in.vips = next.cfg, next.addrs, next.vips
+	if in.sock != nil && (in.ifFault == "" || in.ifFault == "interface "+in.cfg.GetInterface()+" down") {
+		in.ifFault = linkFault(in, in.linkUp) // dont_track_primary may have changed
+	}
 	in.pkt.Addrs = in.vips
 	in.checks.NumAddrs, in.checks.SkipAddrCheck = next.checks.NumAddrs, next.checks.SkipAddrCheck
 }
@@ -194,8 +208,10 @@ func (e *Engine) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		if in.masterAddr.IsValid() {
 			st.MasterAddr = in.masterAddr.String()
 		}
-		if in.m.State() == vrrp.StateFault {
-			st.FaultReasons = append(st.FaultReasons, "interface "+in.cfg.GetInterface()+" down or missing")
+		st.FaultReasons = append(st.FaultReasons, in.faults...)
+		st.Tracking = in.trackingStatus()
+		if in.group != nil {
+			st.SyncGroup = in.group.cfg.GetName()
 		}
 		resp.Instances = append(resp.Instances, st)
 	}

@@ -97,6 +97,13 @@ type Engine struct {
 	watchDone  chan struct{}
 	subs       map[*Subscription]struct{}
 	seq        uint64
+
+	// Tracking (tracking.go): checkerd's last results, the state of the
+	// tracked interfaces, the scripts that start failed, the sync groups.
+	health     map[trackKey]healthResult
+	linkStates map[string]netstate.LinkState
+	initFail   map[string]bool
+	groups     map[string]*syncGroup
 }
 
 type sockKey struct {
@@ -142,6 +149,11 @@ func New(o Options) *Engine {
 		instances: map[string]*instance{},
 		socks:     map[sockKey]*socket{},
 		subs:      map[*Subscription]struct{}{},
+
+		health:     map[trackKey]healthResult{},
+		linkStates: map[string]netstate.LinkState{},
+		initFail:   map[string]bool{},
+		groups:     map[string]*syncGroup{},
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -246,7 +258,11 @@ func (e *Engine) fireTimersLocked() {
 				continue
 			}
 		}
-		if timerDue {
+		switch {
+		case timerDue && in.m.State() == vrrp.StateBackup && !e.syncAllowsMasterLocked(in):
+			// vrrp_sync_can_goto_master: wait for the rest of the group.
+			in.m.HoldBackup(now)
+		case timerDue:
 			e.do(in, in.m.Timer(now, e.actions[:0]), now)
 		}
 		if in.garp.due(now) {
@@ -384,7 +400,16 @@ func containsAddr(list []netip.Addr, a netip.Addr) bool {
 func (e *Engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 	e.actions = acts[:0]
 	defer e.reschedule(in)
+	var follow []vrrp.Action // transitions the sync group follows
+	defer func() {
+		for _, a := range follow {
+			e.syncFollowLocked(in, a, now)
+		}
+	}()
 	for _, a := range acts {
+		if in.group != nil && a.IsTransition() {
+			follow = append(follow, a)
+		}
 		switch a.Kind {
 		case vrrp.ActionSendAdvert:
 			e.sendAdvert(in, a.Priority)
@@ -451,10 +476,13 @@ func transitionReason(a vrrp.Action, in *instance) string {
 		case vrrp.StateMaster:
 			return "higher priority advert"
 		case vrrp.StateFault:
-			return "interface up"
+			return "fault cleared"
 		}
 		return "startup"
 	case vrrp.ActionEnterFault:
+		if len(in.faults) > 0 {
+			return in.faults[0]
+		}
 		return "interface " + in.cfg.GetInterface() + " down or missing"
 	}
 	return "shutdown"
@@ -536,24 +564,36 @@ func (e *Engine) stopInstance(in *instance, now time.Time) {
 	e.releaseVMACLocked(in) // vmac.go
 }
 
+// startInstance finds the instance's interface and joins it to its socket;
+// what is wrong with the interface becomes its ifFault. Apply then
+// evaluates tracking and calls the machine's Startup, so that an instance
+// starts in FAULT or at its effective priority.
 func (e *Engine) startInstance(ctx context.Context, in *instance, now time.Time) {
 	in.stateSince = now
-	ls, err := e.links.LinkByName(in.cfg.GetInterface())
+	iface := in.cfg.GetInterface()
+	ls, err := e.links.LinkByName(iface)
 	if err != nil || !ls.Exists {
-		e.log.Warn("interface missing; instance is in FAULT until it appears", "instance", in.name(), "interface", in.cfg.GetInterface())
-		e.do(in, in.m.InterfaceDown(now, e.actions[:0]), now)
+		e.log.Warn("interface missing; instance is in FAULT until it appears", "instance", in.name(), "interface", iface)
+		in.ifFault = "interface " + iface + " missing"
 		return
 	}
 	in.linkUp = ls.Up
 	if err := e.attach(ctx, in); err != nil {
 		e.log.Error("opening VRRP socket; instance is in FAULT", "instance", in.name(), "err", err)
-		e.do(in, in.m.InterfaceDown(now, e.actions[:0]), now)
+		in.ifFault = "interface " + iface + ": cannot open the VRRP socket"
 		return
 	}
-	e.do(in, in.m.Startup(now, e.actions[:0]), now)
-	if !ls.Up {
-		e.do(in, in.m.InterfaceDown(now, e.actions[:0]), now)
+	in.ifFault = linkFault(in, ls.Up)
+}
+
+// linkFault is the fault of an instance whose interface is up or down:
+// none with dont_track_primary (keepalived then ignores the interface's
+// state).
+func linkFault(in *instance, up bool) string {
+	if up || in.cfg.GetDontTrackPrimary() {
+		return ""
 	}
+	return "interface " + in.cfg.GetInterface() + " down"
 }
 
 // attach finds the instance's source address and joins it to the socket
@@ -729,6 +769,9 @@ func (e *Engine) restartWatchLocked(ctx context.Context) {
 	for _, in := range e.order {
 		names[in.cfg.GetInterface()] = true
 	}
+	for name := range e.linkStates {
+		names[name] = true // track_interface
+	}
 	list := make([]string, 0, len(names))
 	for n := range names {
 		list = append(list, n)
@@ -756,15 +799,21 @@ func (e *Engine) restartWatchLocked(ctx context.Context) {
 }
 
 // handleLinkLocked moves instances in and out of FAULT as their interface
-// comes and goes.
+// or a tracked one comes and goes.
 func (e *Engine) handleLinkLocked(ctx context.Context, ls netstate.LinkState) {
 	now := e.clock.Now()
+	if _, ok := e.linkStates[ls.Name]; ok {
+		e.linkStates[ls.Name] = ls
+	}
 	for _, in := range e.order {
 		if in.cfg.GetInterface() != ls.Name {
 			continue
 		}
 		up := ls.Exists && ls.Up
 		switch {
+		case !ls.Exists:
+			in.linkUp = false
+			in.ifFault = "interface " + ls.Name + " missing"
 		case up && (in.sock == nil || in.linkIndex() != ls.Index):
 			if in.sock != nil {
 				e.detach(in)
@@ -772,18 +821,20 @@ func (e *Engine) handleLinkLocked(ctx context.Context, ls netstate.LinkState) {
 			}
 			if err := e.attach(ctx, in); err != nil {
 				e.log.Error("opening VRRP socket", "instance", in.name(), "err", err)
+				in.ifFault = "interface " + ls.Name + ": cannot open the VRRP socket"
 				continue
 			}
 			in.linkUp = true
-			e.do(in, in.m.InterfaceUp(now, e.actions[:0]), now)
-		case up && !in.linkUp:
-			in.linkUp = true
-			e.do(in, in.m.InterfaceUp(now, e.actions[:0]), now)
-		case !up && in.linkUp:
+			in.ifFault = ""
+		case in.sock == nil:
 			in.linkUp = false
-			e.do(in, in.m.InterfaceDown(now, e.actions[:0]), now)
+			in.ifFault = "interface " + ls.Name + " down"
+		default:
+			in.linkUp = up
+			in.ifFault = linkFault(in, up)
 		}
 	}
+	e.evaluateLocked(now)
 }
 
 func (e *Engine) shutdown() {

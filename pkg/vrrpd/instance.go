@@ -48,6 +48,21 @@ type instance struct {
 	masterAddr netip.Addr
 	stateSince time.Time
 	linkUp     bool
+
+	// Tracking (tracking.go). trackers are the instance's own and its sync
+	// group's; effects and details are their last evaluation, index for
+	// index. ifFault is the fault of the instance's own interface ("" none);
+	// faults every current fault reason, the group's included; faulted
+	// whether the state machine was told to be in FAULT, and lastFaults
+	// why (for the transition out of it).
+	trackers   []vrrp.Tracker
+	effects    []vrrp.TrackEffect
+	details    []trackDetail
+	group      *syncGroup
+	ifFault    string
+	faults     []string
+	lastFaults []string
+	faulted    bool
 	// reason, when set, words the next transition instead of the machine's
 	// own account (e.g. a resumed master).
 	reason string
@@ -217,6 +232,13 @@ func toAddress(va *pb.VirtualAddress, defDev string) (netstate.Address, error) {
 }
 
 func (in *instance) name() string { return in.cfg.GetName() }
+
+// baseprio is the configured priority (newInstance checked its range).
+func (in *instance) baseprio() uint8 { return in.m.Config().Priority }
+
+// isOwner: priority 255, the address owner, whose priority tracking never
+// moves.
+func (in *instance) isOwner() bool { return in.baseprio() == 255 }
 
 // garpMaster returns keepalived's garp_master_repeat and garp_master_delay
 // in force.

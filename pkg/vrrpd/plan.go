@@ -47,8 +47,15 @@ var inPlaceFields = map[protoreflect.Name]bool{
 	"garp":                       true, // read at each round
 	"skip_check_adv_addr":        true, // a receive check
 	"notify":                     true, // run by the supervisor
-	"track_interface":            true, // not acted on by vrrpd yet
-	"track_script":               true, // not acted on by vrrpd yet
+	// Tracking is re-evaluated after every apply (tracking.go): trackers
+	// keep their state, only the weights and the set change.
+	"track_interface":         true,
+	"track_script":            true,
+	"track_file":              true,
+	"track_process":           true,
+	"dont_track_primary":      true,
+	"sync_group":              true, // groups are rebuilt on every apply
+	"notify_priority_changes": true, // read at each change
 }
 
 // MakePlan compares the running instances (in their order) with a

@@ -15,6 +15,7 @@ func TestRun(t *testing.T) {
 		{args: []string{"-run-dir", "/nonexistent/dir"}, code: 1, err: "control socket"},
 		{args: []string{"-version"}, code: 0, out: "vrrpd dev"},
 		{args: []string{"-h"}, code: 0, err: "-run-dir"},
+		{args: []string{"-h"}, code: 0, err: "-checkerd-socket"},
 		{args: []string{"-log-level", "loud"}, code: 2, err: "-log-level"},
 		{args: []string{"-no-such-flag"}, code: 2, err: "no-such-flag"},
 	} {

@@ -33,6 +33,7 @@ func Main(args []string, stdout, stderr io.Writer, version string) int {
 	fs.SetOutput(stderr)
 	runDir := fs.String("run-dir", rundir.Default, "directory of the control sockets")
 	rtPrio := fs.Int("rt-priority", defaultRTPriority, "SCHED_FIFO priority of the timer thread (0: normal scheduling; needs RLIMIT_RTPRIO or CAP_SYS_NICE)")
+	checkerdSock := fs.String("checkerd-socket", "", `checkerd's socket, whose health stream moves priorities (default <run-dir>/checkerd.sock; "none": do not follow checkerd)`)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -63,7 +64,15 @@ func Main(args []string, stdout, stderr io.Writer, version string) int {
 		fmt.Fprintf(stderr, "vrrpd: -rt-priority %d: want 0..99\n", *rtPrio)
 		return 2
 	}
-	if err := serve(ctx, rundir.Dir(*runDir), *rtPrio, version, log); err != nil {
+	dir := rundir.Dir(*runDir)
+	health := *checkerdSock
+	switch health {
+	case "":
+		health = dir.Checkerd()
+	case "none":
+		health = ""
+	}
+	if err := serve(ctx, dir, health, *rtPrio, version, log); err != nil {
 		log.Error("vrrpd stopped", "err", err)
 		return 1
 	}
@@ -75,8 +84,9 @@ func Main(args []string, stdout, stderr io.Writer, version string) int {
 // not delay a takeover) and yields to any real-time work of the host's.
 const defaultRTPriority = 10
 
-// serve runs the engine and its control socket until ctx ends.
-func serve(ctx context.Context, dir rundir.Dir, rtPrio int, version string, log *slog.Logger) error {
+// serve runs the engine and its control socket until ctx ends, following
+// checkerd's health stream on the socket health ("" none).
+func serve(ctx context.Context, dir rundir.Dir, health string, rtPrio int, version string, log *slog.Logger) error {
 	e := vrrpd.New(vrrpd.Options{Log: log, Clock: vrrpd.SystemClock{RTPriority: rtPrio, Log: log}})
 	// Only root (the supervisor) may push configuration or read status.
 	ln, err := ipc.ListenConfig{Mode: 0o600, Allow: ipc.AllowUIDs(0, uint32(os.Getuid())), Logger: log}.Listen(dir.Vrrpd())
@@ -90,9 +100,19 @@ func serve(ctx context.Context, dir rundir.Dir, rtPrio int, version string, log 
 
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- e.Run(ctx) }()
+	followCtx, stopFollow := context.WithCancel(ctx)
+	followDone := make(chan struct{})
+	go func() {
+		defer close(followDone)
+		if health != "" {
+			(&vrrpd.HealthFollower{Path: health, Sink: e, Logger: log}).Run(followCtx)
+		}
+	}()
 	log.Info("vrrpd running", "socket", dir.Vrrpd(), "version", version)
 	// Step down first (priority 0, VIPs removed), then stop serving.
 	err = <-engineDone
+	stopFollow()
+	<-followDone
 	srv.Stop()
 	<-srvDone
 	if err != nil {
