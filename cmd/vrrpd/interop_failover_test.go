@@ -108,8 +108,11 @@ func testFailover(t *testing.T, v failoverVariant, masterImpl, backupImpl impl) 
 	linkDown(t, ha)
 	mdi := masterDownInterval(backupPrio, v.interval)
 	waitState(t, backup, "VI_1", "MASTER", mdi+10*time.Second)
-	if !hasVIP(t, hb, vip) {
-		t.Errorf("%s took over but %v is not on %s", backupImpl, vip, hb)
+	// keepalived logs "Entering MASTER STATE" before it adds the VIPs.
+	if err := eventually(2*time.Second, func() (bool, string) {
+		return hasVIP(t, hb, vip), fmt.Sprintf("%v is not on %s", vip, hb)
+	}); err != nil {
+		t.Errorf("%s took over but: %v", backupImpl, err)
 	}
 	// Gratuitous ARP / unsolicited NA moved the client's entry.
 	err := eventually(5*time.Second, func() (bool, string) {
@@ -209,8 +212,11 @@ func testStop(t *testing.T, masterImpl, backupImpl impl, killSupervisor bool) {
 	if hasVIP(t, ha, vip) {
 		t.Errorf("%v is still on %s after %s stopped", vip, ha, masterImpl)
 	}
-	if !hasVIP(t, hb, vip) {
-		t.Errorf("%s took over but %v is not on %s", backupImpl, vip, hb)
+	// keepalived logs "Entering MASTER STATE" before it adds the VIPs.
+	if err := eventually(2*time.Second, func() (bool, string) {
+		return hasVIP(t, hb, vip), fmt.Sprintf("%v is not on %s", vip, hb)
+	}); err != nil {
+		t.Errorf("%s took over but: %v", backupImpl, err)
 	}
 
 	list := adverts(t, capture)
