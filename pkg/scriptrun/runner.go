@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"os/user"
 	"runtime"
@@ -142,6 +143,12 @@ func (r *Runner) Run(ctx context.Context, cmd Command) Result {
 }
 
 func (r *Runner) exec(ctx context.Context, cmd Command, p plan) Result {
+	cred := &syscall.Credential{Uid: p.id.uid, Gid: p.id.gid, Groups: p.id.groups}
+	if os.Geteuid() != 0 && p.id.uid == uint32(os.Geteuid()) && p.id.gid == uint32(os.Getegid()) {
+		// Not root and running as ourselves: setgroups(2) would fail
+		// (EPERM) and changes nothing we may change.
+		cred = nil
+	}
 	mk := func() *exec.Cmd {
 		return &exec.Cmd{
 			Path: p.path,
@@ -153,7 +160,7 @@ func (r *Runner) exec(ctx context.Context, cmd Command, p plan) Result {
 			SysProcAttr: &syscall.SysProcAttr{
 				Setpgid:    true,
 				Pdeathsig:  syscall.SIGTERM,
-				Credential: &syscall.Credential{Uid: p.id.uid, Gid: p.id.gid, Groups: p.id.groups},
+				Credential: cred,
 			},
 		}
 	}
