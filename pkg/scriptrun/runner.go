@@ -39,8 +39,14 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 //     no pipe can keep a run alive after the script exits, and a daemon a
 //     notify script started never gets SIGPIPE.
 //   - Its own process group (setpgid); at Timeout, or when ctx ends, the
-//     whole group is sent SIGKILL. The script gets SIGTERM if the
-//     supervisor dies (keepalived's PR_SET_PDEATHSIG).
+//     whole group is sent SIGKILL. What the script leaves behind after a
+//     normal exit (a daemon a notify script started) is left alone, as
+//     keepalived does.
+//   - The script gets SIGTERM if the supervisor dies (keepalived's
+//     PR_SET_PDEATHSIG). Linux ties that to the thread that forked (Go
+//     issue 27505): a goroutine of the supervisor that exits while holding
+//     runtime.LockOSThread ends its thread and would SIGTERM the scripts
+//     forked on it, so the supervisor must not do that.
 //   - RLIMIT_RTPRIO is 0 (see resetRTPrio).
 type Runner struct {
 	// Log receives keepalived's warnings about scripts (each distinct one
