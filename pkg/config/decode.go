@@ -364,6 +364,7 @@ func (dc *decoder) script(n *Node) *Script {
 	if len(words) > 4 {
 		dc.d.warnf(n.Pos, "%s: extra words ignored: %s", n.Keyword(), strings.Join(words[4:], " "))
 	}
+	dc.lintScript(n, words[1], s)
 	dc.checkScript(n.Pos, s)
 	return s
 }

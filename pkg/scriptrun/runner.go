@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"os/user"
 	"runtime"
@@ -38,8 +39,14 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 //     no pipe can keep a run alive after the script exits, and a daemon a
 //     notify script started never gets SIGPIPE.
 //   - Its own process group (setpgid); at Timeout, or when ctx ends, the
-//     whole group is sent SIGKILL. The script gets SIGTERM if the
-//     supervisor dies (keepalived's PR_SET_PDEATHSIG).
+//     whole group is sent SIGKILL. What the script leaves behind after a
+//     normal exit (a daemon a notify script started) is left alone, as
+//     keepalived does.
+//   - The script gets SIGTERM if the supervisor dies (keepalived's
+//     PR_SET_PDEATHSIG). Linux ties that to the thread that forked (Go
+//     issue 27505): a goroutine of the supervisor that exits while holding
+//     runtime.LockOSThread ends its thread and would SIGTERM the scripts
+//     forked on it, so the supervisor must not do that.
 //   - RLIMIT_RTPRIO is 0 (see resetRTPrio).
 type Runner struct {
 	// Log receives keepalived's warnings about scripts (each distinct one
@@ -142,6 +149,12 @@ func (r *Runner) Run(ctx context.Context, cmd Command) Result {
 }
 
 func (r *Runner) exec(ctx context.Context, cmd Command, p plan) Result {
+	cred := &syscall.Credential{Uid: p.id.uid, Gid: p.id.gid, Groups: p.id.groups}
+	if os.Geteuid() != 0 && p.id.uid == uint32(os.Geteuid()) && p.id.gid == uint32(os.Getegid()) {
+		// Not root and running as ourselves: setgroups(2) would fail
+		// (EPERM) and changes nothing we may change.
+		cred = nil
+	}
 	mk := func() *exec.Cmd {
 		return &exec.Cmd{
 			Path: p.path,
@@ -153,7 +166,7 @@ func (r *Runner) exec(ctx context.Context, cmd Command, p plan) Result {
 			SysProcAttr: &syscall.SysProcAttr{
 				Setpgid:    true,
 				Pdeathsig:  syscall.SIGTERM,
-				Credential: &syscall.Credential{Uid: p.id.uid, Gid: p.id.gid, Groups: p.id.groups},
+				Credential: cred,
 			},
 		}
 	}

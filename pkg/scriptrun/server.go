@@ -29,7 +29,9 @@ type Lookup func(generation uint64, kind pb.ScriptKind, name string) (Command, e
 
 // Server is the supervisor's ScriptRunner service: a child names a script of
 // the configuration it runs, and the Server runs what the supervisor's copy
-// of that generation says. A child never sends a command line.
+// of that generation says. A child never sends a command line. A script
+// runs under the RPC's context: when the caller gives up (its deadline, a
+// closed connection, a child that died) the script's group is killed.
 type Server struct {
 	pb.UnimplementedScriptRunnerServer
 	runner *Runner

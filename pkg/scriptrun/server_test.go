@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ func TestServer(t *testing.T) {
 		"hang":    {Name: "vrrp_script hang", Args: []string{writeScript(t, dir, "hang", "exec sleep 300")}, Timeout: 200 * time.Millisecond},
 		"missing": {Name: "vrrp_script missing", Args: []string{filepath.Join(dir, "nope")}},
 	}
+	pidFile := filepath.Join(dir, "forever.pid")
+	scripts["forever"] = Command{Name: "vrrp_script forever", Args: []string{writeScript(t, dir, "forever", "echo $$ > "+pidFile+"\nexec sleep 300")}}
 	const running = 7
 	lookup := func(gen uint64, kind pb.ScriptKind, name string) (Command, error) {
 		if gen != running {
@@ -78,6 +81,19 @@ func TestServer(t *testing.T) {
 	if err != nil || resp.GetExitStatus() != -1 || !strings.Contains(resp.GetError(), "cannot be accessed") {
 		t.Errorf("missing: %v, %v", resp, err)
 	}
+	// A caller that gives up (its deadline, or a child that dies) takes
+	// its script with it.
+	short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancelShort()
+	_, err = client.RunScript(short, &pb.RunScriptRequest{Generation: running, Kind: vs, Name: "forever"})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("forever with a deadline: %v, want DeadlineExceeded", err)
+	}
+	var forever int
+	waitFor(t, "the script to have started", 5*time.Second, func() bool { forever = readPID(pidFile); return forever > 0 })
+	t.Cleanup(func() { _ = syscall.Kill(forever, syscall.SIGKILL) })
+	waitFor(t, "the abandoned script to be killed", 5*time.Second, func() bool { return !alive(forever) })
+
 	for _, tc := range []struct {
 		gen  uint64
 		kind pb.ScriptKind
