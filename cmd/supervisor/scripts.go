@@ -98,16 +98,16 @@ func (s *scripts) lookup(gen uint64, kind pb.ScriptKind, name string) (scriptrun
 		if vs.Name != name || vs.Script == nil {
 			continue
 		}
+		// keepalived takes a vrrp_script's user from its `user` keyword
+		// only; words after `script "..."` are ignored there (checked with
+		// keepalived 2.2.7: `script "/x" nobody` runs as root).
 		cmd := scriptrun.Command{
 			Name:     "vrrp_script " + name,
 			Args:     vs.Script.Args,
-			User:     vs.Script.User,
-			Group:    vs.Script.Group,
+			User:     vs.User,
+			Group:    vs.Group,
 			Timeout:  vs.Timeout.Std(),
 			Security: l.cfg.GlobalDefs.EnableScriptSecurity,
-		}
-		if vs.User != "" {
-			cmd.User, cmd.Group = vs.User, vs.Group
 		}
 		// keepalived: no timeout means the interval (snapshot.scriptOf).
 		if cmd.Timeout == 0 {

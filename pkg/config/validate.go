@@ -323,6 +323,69 @@ func (dc *decoder) validateSyncGroups() {
 			dc.d.warnf(g.At("group"), "vrrp_sync_group %s has only one instance", g.Name)
 		}
 	}
+	dc.warnSyncGroupWeights()
+}
+
+// warnSyncGroupWeights says which members' trackers keepalived ignores: in
+// a sync group without sync_group_tracking_weight (or global_tracking) a
+// weighted tracker of a member is dropped, since one member's priority
+// moving alone would split the group (keepalived 2.2.7 logs "(VI_1)
+// ignoring tracked script chk with weights due to SYNC group"); a tracked
+// interface's weight is ignored, the interface still faults the instance.
+// pkg/snapshot applies the same rule.
+func (dc *decoder) warnSyncGroupWeights() {
+	groups := map[string]*SyncGroup{}
+	for _, g := range dc.cfg.VRRPSyncGroups {
+		groups[g.Name] = g
+	}
+	weights := map[string]map[string]struct {
+		w        int
+		explicit bool
+	}{"script": {}, "file": {}, "process": {}}
+	for _, s := range dc.cfg.VRRPScripts {
+		weights["script"][s.Name] = struct {
+			w        int
+			explicit bool
+		}{s.Weight, true}
+	}
+	for _, f := range dc.cfg.VRRPTrackFiles {
+		weights["file"][f.Name] = struct {
+			w        int
+			explicit bool
+		}{f.Weight, f.Has("weight")}
+	}
+	for _, p := range dc.cfg.VRRPTrackProcesses {
+		weights["process"][p.Name] = struct {
+			w        int
+			explicit bool
+		}{p.Weight, true}
+	}
+	for _, v := range dc.cfg.VRRPInstances {
+		g := groups[v.SyncGroup]
+		if g == nil || g.SyncGroupTrackingWeight || g.GlobalTracking {
+			continue
+		}
+		for kind, refs := range map[string][]TrackedRef{"script": v.TrackScripts, "file": v.TrackFiles, "process": v.TrackProcesses} {
+			for _, r := range refs {
+				def, ok := weights[kind][r.Name]
+				if !ok {
+					continue
+				}
+				w, explicit := def.w, def.explicit
+				if r.Weight != nil {
+					w, explicit = *r.Weight, true
+				}
+				if w != 0 && explicit {
+					dc.d.warnf(r.Pos, "(%s) ignoring tracked %s %s with weights due to SYNC group %s (set sync_group_tracking_weight in it to keep them)", v.Name, kind, r.Name, g.Name)
+				}
+			}
+		}
+		for _, t := range v.TrackInterfaces {
+			if t.Weight != 0 {
+				dc.d.warnf(t.Pos, "(%s) ignoring weight %d of track_interface %s due to SYNC group %s: it faults the instance instead", v.Name, t.Weight, t.Name, g.Name)
+			}
+		}
+	}
 }
 
 func (dc *decoder) validateVirtualServers() {

@@ -54,6 +54,7 @@ vrrp_sync_group SG {
         VI_1
         VI_2
     }
+    sync_group_tracking_weight
 }
 vrrp_instance VI_1 {
     state BACKUP

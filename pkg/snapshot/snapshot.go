@@ -55,17 +55,14 @@ func Build(cfg *config.Config, path string, generation uint64) *pb.ConfigSnapsho
 		groups[sg.Name] = sg
 		out := &pb.VrrpSyncGroup{
 			Name: sg.Name, DefinedAt: sg.Pos.String(), Instances: sg.Group, Notify: notifyOf(&sg.Notify),
-			GlobalTracking: sg.GlobalTracking, SyncGroupTrackingWeight: sg.SyncGroupTrackingWeight,
-			TrackScript:  trackRefs(sg.TrackScripts, tr.script, !sg.SyncGroupTrackingWeight),
-			TrackFile:    trackRefs(sg.TrackFiles, tr.file, !sg.SyncGroupTrackingWeight),
-			TrackProcess: trackRefs(sg.TrackProcesses, tr.process, !sg.SyncGroupTrackingWeight),
+			GlobalTracking: sg.GlobalTracking, SyncGroupTrackingWeight: groupWeights(sg),
+			// The group's own trackers keep their weights (vrrp/vrrp_sync.c).
+			TrackScript:  trackRefs(sg.TrackScripts, tr.script, false),
+			TrackFile:    trackRefs(sg.TrackFiles, tr.file, false),
+			TrackProcess: trackRefs(sg.TrackProcesses, tr.process, false),
 		}
 		for _, t := range sg.TrackInterfaces {
-			w := t.Weight
-			if !sg.SyncGroupTrackingWeight {
-				w = 0
-			}
-			out.TrackInterface = append(out.TrackInterface, &pb.TrackInterface{Name: t.Name, Weight: int32(w)})
+			out.TrackInterface = append(out.TrackInterface, &pb.TrackInterface{Name: t.Name, Weight: int32(t.Weight)})
 		}
 		s.SyncGroups = append(s.SyncGroups, out)
 	}
@@ -74,7 +71,7 @@ func Build(cfg *config.Config, path string, generation uint64) *pb.ConfigSnapsho
 		zero := false
 		if sg := groups[v.SyncGroup]; sg != nil {
 			in.SyncGroup = sg.Name
-			zero = !sg.SyncGroupTrackingWeight
+			zero = !groupWeights(sg)
 			if zero {
 				for _, t := range in.TrackInterface {
 					t.Weight = 0
@@ -273,21 +270,28 @@ func pickB(v *bool, def bool) bool {
 
 // trackRefs resolves track_script / track_file / track_process entries to
 // effective weights: an entry's own `weight N [reverse]` overrides the
-// tracker's (vrrp/vrrp_parser.c: vrrp_track_scr_handler and friends). In a
-// sync group, keepalived ignores members' weights unless the group sets
-// sync_group_tracking_weight: the tracker then only faults the instance
-// (vrrp/vrrp_sync.c: vrrp_sync_set_group, "ignoring weights").
-func trackRefs(refs []config.TrackedRef, weightOf func(name string) (int, bool, bool), zeroWeights bool) []*pb.TrackScript {
+// tracker's (vrrp/vrrp_parser.c: vrrp_track_scr_handler and friends).
+//
+// In a sync group without sync_group_tracking_weight, keepalived drops a
+// member's weighted trackers altogether ("(VI_1) ignoring tracked script
+// chk with weights due to SYNC group", seen with keepalived 2.2.7), so only
+// weight-0 trackers, which fault the instance, are left; a track_file left
+// at its default weight is kept with weight 0 instead (vrrp/vrrp_track.c;
+// pkg/config warns about each).
+func trackRefs(refs []config.TrackedRef, weightOf func(name string) (w int, rev, explicit, ok bool), inGroup bool) []*pb.TrackScript {
 	var out []*pb.TrackScript
 	for _, r := range refs {
-		w, rev, ok := weightOf(r.Name)
+		w, rev, explicit, ok := weightOf(r.Name)
 		if !ok {
 			continue // validation reported it
 		}
 		if r.Weight != nil {
-			w, rev = *r.Weight, r.Reverse
+			w, rev, explicit = *r.Weight, r.Reverse, true
 		}
-		if zeroWeights {
+		if inGroup && w != 0 {
+			if explicit {
+				continue
+			}
 			w, rev = 0, false
 		}
 		out = append(out, &pb.TrackScript{Name: r.Name, Weight: int32(w), Reverse: rev})
@@ -316,29 +320,33 @@ func indexTrackers(cfg *config.Config) trackers {
 	return t
 }
 
-func (t trackers) script(name string) (int, bool, bool) {
+func (t trackers) script(name string) (int, bool, bool, bool) {
 	s, ok := t.scripts[name]
 	if !ok {
-		return 0, false, false
+		return 0, false, false, false
 	}
-	return s.Weight, s.Reverse, true
+	return s.Weight, s.Reverse, true, true
 }
 
-func (t trackers) file(name string) (int, bool, bool) {
+func (t trackers) file(name string) (int, bool, bool, bool) {
 	f, ok := t.files[name]
 	if !ok {
-		return 0, false, false
+		return 0, false, false, false
 	}
-	return f.Weight, f.Reverse, true
+	return f.Weight, f.Reverse, f.Has("weight"), true
 }
 
-func (t trackers) process(name string) (int, bool, bool) {
+func (t trackers) process(name string) (int, bool, bool, bool) {
 	p, ok := t.processes[name]
 	if !ok {
-		return 0, false, false
+		return 0, false, false, false
 	}
-	return p.Weight, p.Reverse, true
+	return p.Weight, p.Reverse, true, true
 }
+
+// groupWeights is keepalived's sync_group_tracking_weight, which the
+// deprecated global_tracking also sets (vrrp/vrrp_parser.c).
+func groupWeights(sg *config.SyncGroup) bool { return sg.SyncGroupTrackingWeight || sg.GlobalTracking }
 
 // commandLine joins a script's words back into one line for status and
 // logs; the supervisor runs config.Script.Args, never this string.
