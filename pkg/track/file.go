@@ -104,8 +104,10 @@ type fileTracker struct {
 	path       string // as configured: what is read
 	dir, base  string // what inotify watches (the resolved directory)
 	last       Result
-	initDone   bool
 	unreadable bool // logged already
+
+	changed chan struct{} // poked by the inotify watch
+	w       *dirWatch      // nil if inotify_init1 failed
 }
 
 func newFileTracker(k Key, c *pb.VrrpTrackFile, s *Set, report func(Result), gen uint64) *fileTracker {
@@ -159,13 +161,23 @@ func (ft *fileTracker) userHint(what string) string {
 	return fmt.Sprintf("checkerd runs as %s with no capabilities; the file and its directories must let that user %s it", who, what)
 }
 
-// readNow reads the file (creating it first, once, if init_file says so)
-// and returns the result, without reporting it.
-func (ft *fileTracker) readNow() Result {
-	if !ft.initDone {
-		ft.initDone = true
-		ft.initFile()
+// start creates the file if init_file says so, starts watching it, then
+// reads it and returns the result, without reporting it. Watching before
+// the first read means no change in between goes unseen.
+func (ft *fileTracker) start() Result {
+	ft.initFile()
+	ft.changed = make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case ft.changed <- struct{}{}:
+		default:
+		}
 	}
+	w, err := newDirWatch(ft.dir, ft.base, poke)
+	if err != nil {
+		ft.log.Warn("cannot watch the track file's directory; re-reading it periodically only", "dir", ft.dir, "err", err)
+	}
+	ft.w = w
 	r := ft.read()
 	ft.last = r
 	return r
@@ -233,19 +245,9 @@ func (ft *fileTracker) read() Result {
 const inotifyMask = unix.IN_CLOSE_WRITE | unix.IN_DELETE | unix.IN_MOVE | unix.IN_CREATE | unix.IN_ATTRIB |
 	unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 
-// run watches the file until ctx ends.
+// run watches the file until ctx ends. start must have been called.
 func (ft *fileTracker) run(ctx context.Context) {
-	changed := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	w, err := newDirWatch(ft.dir, ft.base, poke)
-	if err != nil {
-		ft.log.Warn("cannot watch the track file's directory; re-reading it periodically only", "dir", ft.dir, "err", err)
-	}
+	w := ft.w
 	var wg sync.WaitGroup
 	if w != nil {
 		wg.Add(1)
@@ -273,7 +275,7 @@ func (ft *fileTracker) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changed:
+		case <-ft.changed:
 			reread()
 		case <-recheck.C():
 			recheck = clk.NewTimer(ft.set.opts.FileRecheck)

@@ -378,7 +378,7 @@ func (s *Set) start(k Key, d wanted, gen uint64) {
 		ft := newFileTracker(k, c, s, rep, gen)
 		// The first read happens here, so the snapshot that follows the
 		// apply already has it (keepalived reads at start, init_track_files).
-		s.results[k] = ft.readNow()
+		s.results[k] = ft.start()
 		e.done = make(chan struct{})
 		s.wg.Add(1)
 		go func() {
