@@ -107,7 +107,7 @@ type fileTracker struct {
 	unreadable bool // logged already
 
 	changed chan struct{} // poked by the inotify watch
-	w       *dirWatch      // nil if inotify_init1 failed
+	w       *dirWatch     // nil if inotify_init1 failed
 }
 
 func newFileTracker(k Key, c *pb.VrrpTrackFile, s *Set, report func(Result), gen uint64) *fileTracker {
