@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/track"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
@@ -300,5 +302,62 @@ func TestPeerCheck(t *testing.T) {
 	if conn, err := ipc.Dial(dctx, sock); err == nil {
 		conn.Close()
 		t.Fatal("a refused uid got a connection")
+	}
+}
+
+// TestInheritedEnv: which LISTEN_* environments give the inherited fd.
+func TestInheritedEnv(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	// LISTEN_PID naming another process: not ours, no listener, no error.
+	ln, err := inherited(env(map[string]string{"LISTEN_FDS": "1", "LISTEN_PID": "1"}), log)
+	if ln != nil || err != nil {
+		t.Errorf("LISTEN_PID=1: %v, %v; want nil, nil", ln, err)
+	}
+	// More than one fd is not what the supervisor passes.
+	if _, err := inherited(env(map[string]string{"LISTEN_FDS": "2"}), log); err == nil {
+		t.Error("LISTEN_FDS=2: no error")
+	}
+}
+
+// TestPeerCheckInterceptor: on a listener that does not check peers (an
+// inherited one), the interceptors refuse a uid that is not allowed.
+func TestPeerCheckInterceptor(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "x.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := ipc.NewServer(peerCheck(ipc.AllowUIDs(4242424))...)
+	set := track.NewSet(track.Options{Log: slog.New(slog.DiscardHandler)})
+	defer set.Close()
+	pb.RegisterCheckerdServer(srv, NewServer(set))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	defer func() {
+		srv.Stop()
+		<-done
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cc, err := ipc.Dial(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := pb.NewCheckerdClient(cc)
+	if _, err := c.ApplyConfig(ctx, &pb.ConfigSnapshot{Generation: 1}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("ApplyConfig: %v, want PermissionDenied", err)
+	}
+	st, err := c.Health(ctx, &pb.HealthRequest{})
+	if err == nil {
+		_, err = st.Recv()
+	}
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("Health: %v, want PermissionDenied", err)
 	}
 }

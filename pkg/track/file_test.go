@@ -116,9 +116,9 @@ func TestTrackFile(t *testing.T) {
 	}
 	waitFile(t, s, StateDown, 0)
 
-	// The subscription saw each change once, in order.
+	// The subscription saw the first result and each change once, in order.
 	var got []int64
-	for len(got) < 6 {
+	for len(got) < 7 {
 		select {
 		case ev := <-sub.C:
 			got = append(got, ev.Result.Value)
@@ -126,7 +126,7 @@ func TestTrackFile(t *testing.T) {
 			t.Fatalf("events so far %v", got)
 		}
 	}
-	want := []int64{5, -3, 16, 0, 7, 0}
+	want := []int64{0, 5, -3, 16, 0, 7, 0} // the first: the missing file at apply
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("event values %v, want %v", got, want)

@@ -3,6 +3,7 @@ package track
 import (
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -96,5 +97,58 @@ func TestSnapshotProto(t *testing.T) {
 	if len(p.Results) != 2 || p.Results[0].GetName() != "f" || !p.Results[0].GetUp() || p.Results[0].GetValue() != 3 ||
 		p.Results[1].GetName() != "b" || p.Results[1].GetUp() {
 		t.Errorf("proto %v", p)
+	}
+}
+
+// TestSetEventsOnApply: a follower subscribed before an apply learns the
+// first result of every added or changed tracker.
+func TestSetEventsOnApply(t *testing.T) {
+	clk := newFakeClock()
+	s := NewSet(Options{Clock: clk, Log: slog.New(&logRec{}), Proc: fakeProc{1: {comm: "nginx"}}})
+	defer s.Close()
+	_, sub := s.Subscribe()
+	defer sub.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "b"), []byte("5"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(gen uint64, path string) {
+		t.Helper()
+		if _, err := s.Apply(&pb.ConfigSnapshot{Generation: gen,
+			TrackFiles:     []*pb.VrrpTrackFile{{Name: "f", Path: filepath.Join(dir, path)}},
+			TrackProcesses: []*pb.VrrpTrackProcess{{Name: "p", Process: []string{"nginx"}, Quorum: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func() Event {
+		t.Helper()
+		select {
+		case ev := <-sub.C:
+			return ev
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event")
+			return Event{}
+		}
+	}
+	apply(1, "a")
+	got := map[Key]Event{}
+	for range 2 {
+		ev := next()
+		got[ev.Result.Key] = ev
+	}
+	if ev := got[fileKey("f")]; ev.Generation != 1 || ev.Result.State != StateDown {
+		t.Errorf("file added: %+v", ev)
+	}
+	if ev := got[procKey("p")]; ev.Generation != 1 || ev.Result.State != StateUp {
+		t.Errorf("process added: %+v", ev)
+	}
+	apply(2, "b") // the file changes; the process tracker does not
+	if ev := next(); ev.Generation != 2 || ev.Result.Key != fileKey("f") || ev.Result.Value != 5 {
+		t.Errorf("file changed: %+v", ev)
+	}
+	select {
+	case ev := <-sub.C:
+		t.Errorf("unexpected event %+v", ev)
+	default:
 	}
 }

@@ -301,6 +301,9 @@ func (s *Set) Apply(snap *pb.ConfigSnapshot) (ApplyResult, error) {
 		slices.Sort(res.Unchanged)
 		return res, nil
 	}
+	// Results from here on are the new generation's.
+	s.gen = g
+	s.applied = true
 	var stopped []*entry
 	for k, e := range s.trackers {
 		if _, ok := want[k]; !ok {
@@ -323,9 +326,13 @@ func (s *Set) Apply(snap *pb.ConfigSnapshot) (ApplyResult, error) {
 			res.Added = append(res.Added, k.String())
 		}
 		s.start(k, d, g)
+		// Subscribers learn a new or restarted tracker's first result
+		// (scripts in init have none yet; processes get theirs from the
+		// scan below).
+		if r := s.results[k]; r.State != StateInit {
+			s.publishLocked(r)
+		}
 	}
-	s.gen = g
-	s.applied = true
 	s.mu.Unlock()
 	// New process trackers get their first count before Apply returns, so
 	// the snapshot that follows has them.
@@ -407,6 +414,11 @@ func (s *Set) report(e *entry, r Result) {
 	if old.same(r) {
 		return
 	}
+	s.publishLocked(r)
+}
+
+// publishLocked sends r to every subscriber. s.mu is held.
+func (s *Set) publishLocked(r Result) {
 	ev := Event{Generation: s.gen, At: s.opts.Clock.Now(), Result: r}
 	for sub := range s.subs {
 		select {
