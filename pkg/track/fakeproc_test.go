@@ -37,7 +37,7 @@ func (f fakeProc) Stat(pid int) (string, byte, error) {
 	return p.comm, st, nil
 }
 
-func (f fakeProc) Cmdline(pid int) ([]byte, error) {
+func (f fakeProc) Cmdline(pid int, max int) ([]byte, error) {
 	p, ok := f[pid]
 	if !ok {
 		return nil, fmt.Errorf("no pid %d", pid)
@@ -45,7 +45,8 @@ func (f fakeProc) Cmdline(pid int) ([]byte, error) {
 	if len(p.argv) == 0 {
 		return nil, nil
 	}
-	return []byte(strings.Join(p.argv, "\x00") + "\x00"), nil
+	b := []byte(strings.Join(p.argv, "\x00") + "\x00")
+	return b[:min(len(b), max)], nil
 }
 
 // mutableProc is a fakeProc the test changes while a Set scans it, and that
@@ -75,9 +76,9 @@ func (m *mutableProc) Stat(pid int) (string, byte, error) {
 	return m.procs.Stat(pid)
 }
 
-func (m *mutableProc) Cmdline(pid int) ([]byte, error) {
+func (m *mutableProc) Cmdline(pid int, max int) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cmdlines++
-	return m.procs.Cmdline(pid)
+	return m.procs.Cmdline(pid, max)
 }

@@ -10,8 +10,14 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
+
+// maxComm is the longest comm the kernel keeps (TASK_COMM_LEN 16, less
+// the NUL).
+const maxComm = 15
 
 // ProcSource lists processes: the real /proc (ProcFS) or a fake in tests.
 type ProcSource interface {
@@ -19,8 +25,9 @@ type ProcSource interface {
 	PIDs() ([]int, error)
 	// Stat returns the comm and the state letter of /proc/PID/stat.
 	Stat(pid int) (comm string, state byte, err error)
-	// Cmdline returns /proc/PID/cmdline: the arguments, each NUL-terminated.
-	Cmdline(pid int) ([]byte, error)
+	// Cmdline returns the start of /proc/PID/cmdline, at most max bytes:
+	// the arguments, each NUL-terminated.
+	Cmdline(pid int, max int) ([]byte, error)
 }
 
 // ProcFS is a proc filesystem mounted at the named directory.
@@ -49,11 +56,34 @@ func (p ProcFS) PIDs() ([]int, error) {
 }
 
 func (p ProcFS) Stat(pid int) (string, byte, error) {
-	b, err := os.ReadFile(filepath.Join(string(p), strconv.Itoa(pid), "stat"))
+	// The comm and state come first: 128 bytes hold them whatever the pid
+	// (keepalived's read_procs reads as much). Plain syscalls: os.Open
+	// would try to register each file with the runtime poller.
+	var buf [128]byte
+	n, err := readSmall(filepath.Join(string(p), strconv.Itoa(pid), "stat"), buf[:])
 	if err != nil {
 		return "", 0, err
 	}
-	return parseStat(b)
+	return parseStat(buf[:n])
+}
+
+// readSmall reads up to len(buf) bytes from the start of path.
+func readSmall(path string, buf []byte) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		return n, nil
+	}
 }
 
 // parseStat reads "PID (COMM) S ..." (proc(5)). COMM may hold ')' itself,
@@ -67,8 +97,13 @@ func parseStat(b []byte) (string, byte, error) {
 	return string(b[open+1 : closing]), b[closing+2], nil
 }
 
-func (p ProcFS) Cmdline(pid int) ([]byte, error) {
-	return os.ReadFile(filepath.Join(string(p), strconv.Itoa(pid), "cmdline"))
+func (p ProcFS) Cmdline(pid int, max int) ([]byte, error) {
+	buf := make([]byte, max)
+	n, err := readSmall(filepath.Join(string(p), strconv.Itoa(pid), "cmdline"), buf)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
 }
 
 // procMatcher is the matching rule of one vrrp_track_process
@@ -104,6 +139,20 @@ func newProcMatcher(c *pb.VrrpTrackProcess) procMatcher {
 
 // needsCmdline reports whether matching needs /proc/PID/cmdline.
 func (m procMatcher) needsCmdline() bool { return m.full || m.match != "" }
+
+// cmdlineBytes is how much of a cmdline matching needs: the name, the
+// arguments, and one byte more, so that exact matching sees a longer
+// command line as different. Reading /proc/PID/cmdline reads the process's
+// memory (it may be swapped out), so read no more (check_process reads
+// vrrp_max_process_name_len + 2 likewise).
+// Matching comm with param_match (no arguments configured, so only
+// "exact": none) needs the whole argv[0], of unknown length: a page.
+func (m procMatcher) cmdlineBytes() int {
+	if !m.full {
+		return 4096
+	}
+	return len(m.name) + 1 + len(m.params) + 1
+}
 
 // matches applies the rule to one process. cmdline is nil unless
 // needsCmdline.
@@ -313,9 +362,13 @@ func (ps *procScanner) scan() (int, time.Time) {
 		return 0, time.Time{}
 	}
 	needComm := false
+	cmdMax := 0
 	for _, pt := range list {
 		if !pt.m.full {
 			needComm = true
+		}
+		if pt.m.needsCmdline() {
+			cmdMax = max(cmdMax, pt.m.cmdlineBytes())
 		}
 	}
 	src := ps.s.opts.Proc
@@ -350,7 +403,7 @@ func (ps *procScanner) scan() (int, time.Time) {
 			}
 			if pt.m.needsCmdline() && !cmdRead {
 				cmdRead = true
-				cmdline, err = src.Cmdline(pid)
+				cmdline, err = src.Cmdline(pid, cmdMax)
 				if err != nil || len(cmdline) == 0 {
 					cmdline = nil // gone, a zombie, or a kernel thread
 				}

@@ -62,7 +62,7 @@ func TestProcMatch(t *testing.T) {
 				}
 				var cmd []byte
 				if m.needsCmdline() {
-					cmd, _ = procs.Cmdline(pid)
+					cmd, _ = procs.Cmdline(pid, m.cmdlineBytes())
 					if len(cmd) == 0 {
 						continue
 					}

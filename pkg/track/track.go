@@ -395,6 +395,10 @@ func (s *Set) start(k Key, d wanted, gen uint64) {
 		}()
 	case *pb.VrrpTrackProcess:
 		pt := newProcTracker(k, c, rep)
+		if !pt.m.full && len(pt.m.name) > maxComm {
+			s.log.Warn("process name is longer than a comm can be, so it never matches; use full_command to match argv[0]",
+				"vrrp_track_process", k.Name, "process", pt.m.name, "max", maxComm)
+		}
 		e.proc = pt
 		// No result until the first scan, which wake() asks for at once.
 		s.results[k] = Result{Key: k, State: StateInit, Detail: "not scanned yet"}
