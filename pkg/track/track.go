@@ -201,6 +201,8 @@ type Set struct {
 	wg     sync.WaitGroup
 	procs  *procScanner
 
+	applyMu sync.Mutex // one Apply at a time, start to finish
+
 	mu       sync.Mutex
 	closed   bool
 	applied  bool
@@ -278,6 +280,8 @@ func (s *Set) Generation() uint64 {
 // older generation is refused with ErrOldGeneration; re-applying the running
 // generation changes nothing. On error nothing changed.
 func (s *Set) Apply(snap *pb.ConfigSnapshot) (ApplyResult, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	want, err := desired(snap)
 	if err != nil {
 		return ApplyResult{}, err
