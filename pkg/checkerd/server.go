@@ -1,0 +1,112 @@
+package checkerd
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/track"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// Server is checkerd's gRPC face (control.proto, service Checkerd) over a
+// track.Set.
+type Server struct {
+	pb.UnimplementedCheckerdServer
+	set *track.Set
+}
+
+// NewServer returns the gRPC server of set.
+func NewServer(set *track.Set) *Server { return &Server{set: set} }
+
+func (s *Server) ApplyConfig(_ context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyConfigResponse, error) {
+	res, err := s.set.Apply(snap)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &pb.ApplyConfigResponse{Generation: res.Generation, Added: res.Added, Removed: res.Removed,
+		Changed: res.Changed, Unchanged: res.Unchanged}, nil
+}
+
+// Health streams a snapshot, then every change, until the client goes, the
+// set closes, or the client falls too far behind (it then reconnects and
+// gets a fresh snapshot).
+func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) error {
+	snap, sub := s.set.Subscribe()
+	defer sub.Close()
+	seq := uint64(1)
+	if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(snap.At), Generation: snap.Generation,
+		Event: &pb.HealthEvent_Snapshot{Snapshot: snap.Proto()}}); err != nil {
+		return err
+	}
+	for {
+		select {
+		case ev, ok := <-sub.C:
+			if !ok {
+				if sub.Overflowed() {
+					return status.Error(codes.ResourceExhausted, "checkerd: health stream reader fell behind; subscribe again")
+				}
+				return status.Error(codes.Unavailable, "checkerd: stopping")
+			}
+			if ev.Result.State == track.StateInit {
+				continue // not on the wire (track.Snapshot.Proto)
+			}
+			seq++
+			if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(ev.At), Generation: ev.Generation,
+				Event: &pb.HealthEvent_Result{Result: ev.Result.Proto()}}); err != nil {
+				return err
+			}
+		case <-stream.Context().Done():
+			return nil
+		}
+	}
+}
+
+func grpcError(err error) error {
+	var inv *track.InvalidSnapshotError
+	switch {
+	case errors.Is(err, track.ErrOldGeneration):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.As(err, &inv):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, track.ErrClosed):
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+// peerCheck returns interceptors that refuse RPCs from peers allow
+// refuses. The listener may come from the supervisor (an inherited fd), so
+// the check is made per RPC on the SO_PEERCRED credentials that
+// ipc.ServerCredentials recorded, not by an ipc.Listener.
+func peerCheck(allow func(ipc.Peer) error) []grpc.ServerOption {
+	check := func(ctx context.Context) error {
+		p, ok := ipc.PeerFromContext(ctx)
+		if !ok {
+			return status.Error(codes.PermissionDenied, "checkerd: peer credentials unknown")
+		}
+		if err := allow(p); err != nil {
+			return status.Errorf(codes.PermissionDenied, "checkerd: %v", err)
+		}
+		return nil
+	}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := check(ctx); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := check(ss.Context()); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}),
+	}
+}
