@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/vrrpkit/vrrpkit/pkg/checkerd"
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 	"github.com/vrrpkit/vrrpkit/pkg/procmem"
 	"github.com/vrrpkit/vrrpkit/pkg/rundir"
@@ -33,11 +34,17 @@ func main() {
 	// "vrrpd", so that the two processes share the binary's pages (the
 	// runtime, gRPC and protobuf are most of both) instead of each paying
 	// for them. They stay two processes with their own privileges.
-	if filepath.Base(os.Args[0]) == childVrrpd {
+	switch filepath.Base(os.Args[0]) {
+	case childVrrpd:
 		// The name ps, top and pgrep show (proc(5) /proc/pid/comm), which is
 		// otherwise the executable's.
 		_ = os.WriteFile("/proc/self/comm", []byte(childVrrpd), 0)
 		os.Exit(vrrpdcmd.Main(os.Args[1:], os.Stdout, os.Stderr, version))
+	case childCheckerd:
+		// Likewise checkerd, which the supervisor runs as an unprivileged
+		// user with no capabilities.
+		_ = os.WriteFile("/proc/self/comm", []byte(childCheckerd), 0)
+		os.Exit(checkerd.Main(os.Args[1:], os.Stdout, os.Stderr, version))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -69,7 +76,7 @@ type options struct {
 	configID  string
 	runDir    string
 	vrrpdPath string
-	// checkerdPath: "" runs this binary as checkerd; "none" runs no checkerd.
+	// checkerdPath: "" runs this binary as checkerd; "none" runs none.
 	checkerdPath string
 	checkerUser  string
 	logLevel     string
@@ -123,7 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.dump, "dump-conf", false, "print the parsed configuration as JSON and exit")
 	fs.StringVar(&o.runDir, "run-dir", rundir.Default, "`directory` for vrrpkit's sockets")
 	fs.StringVar(&o.vrrpdPath, "vrrpd", "", "`path` of a vrrpd binary (default: this program, run as vrrpd)")
-	fs.StringVar(&o.checkerdPath, "checkerd", "none", "`path` of a checkerd binary, or none (checkerd is not built in yet)")
+	fs.StringVar(&o.checkerdPath, "checkerd", "", "`path` of a checkerd binary (default: this program, run as checkerd), or none")
 	fs.StringVar(&o.checkerUser, "checker-user", defaultCheckerUser(user.Lookup), "`user` checkerd runs as, with no capabilities")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	for _, name := range []string{"v", "version"} {

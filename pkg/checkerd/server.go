@@ -3,6 +3,7 @@ package checkerd
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,15 +20,32 @@ import (
 type Server struct {
 	pb.UnimplementedCheckerdServer
 	set *track.Set
+
+	mu      sync.Mutex
+	applied chan struct{} // closed and replaced by each ApplyConfig that moves the generation
 }
 
 // NewServer returns the gRPC server of set.
-func NewServer(set *track.Set) *Server { return &Server{set: set} }
+func NewServer(set *track.Set) *Server { return &Server{set: set, applied: make(chan struct{})} }
+
+// appliedChan is closed when the next generation is applied.
+func (s *Server) appliedChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied
+}
 
 func (s *Server) ApplyConfig(_ context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyConfigResponse, error) {
+	before := s.set.Generation()
 	res, err := s.set.Apply(snap)
 	if err != nil {
 		return nil, grpcError(err)
+	}
+	if res.Generation != before {
+		s.mu.Lock()
+		close(s.applied)
+		s.applied = make(chan struct{})
+		s.mu.Unlock()
 	}
 	return &pb.ApplyConfigResponse{Generation: res.Generation, Added: res.Added, Removed: res.Removed,
 		Changed: res.Changed, Unchanged: res.Unchanged}, nil
@@ -35,8 +53,12 @@ func (s *Server) ApplyConfig(_ context.Context, snap *pb.ConfigSnapshot) (*pb.Ap
 
 // Health streams a snapshot, then every change, until the client goes, the
 // set closes, or the client falls too far behind (it then reconnects and
-// gets a fresh snapshot).
+// gets a fresh snapshot). Each new generation is followed by a full
+// snapshot stamped with it: vrrpd ignores results of generations older
+// than its own, so a result it dropped because it arrived while vrrpd was
+// already one generation ahead would otherwise never come again.
 func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) error {
+	applied := s.appliedChan()
 	snap, sub := s.set.Subscribe()
 	defer sub.Close()
 	seq := uint64(1)
@@ -46,6 +68,14 @@ func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) er
 	}
 	for {
 		select {
+		case <-applied:
+			applied = s.appliedChan()
+			snap := s.set.Snapshot()
+			seq++
+			if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(snap.At), Generation: snap.Generation,
+				Event: &pb.HealthEvent_Snapshot{Snapshot: snap.Proto()}}); err != nil {
+				return err
+			}
 		case ev, ok := <-sub.C:
 			if !ok {
 				if sub.Overflowed() {
