@@ -135,7 +135,7 @@ func TestInteropNotify(t *testing.T) {
 	r := newTrackRig(t, "  notify_fifo DIR/fifo\n", "", inst, func(r *trackRig) {
 		notifyScripts(t, r)
 		fifo = readFIFO(t, filepath.Join(r.dir, "fifo"))
-		r.ip(t, "link", "add", "trk0", "up", "type", "dummy")
+		addTrackLink(t, r)
 	})
 	fifo.wait(t, `INSTANCE "VI_1" MASTER 150`, 5*time.Second)
 	if err := eventually(5*time.Second, func() (bool, string) {
@@ -205,7 +205,7 @@ func TestInteropSyncGroup(t *testing.T) {
 	v1.prio, v2.prio = trackLow, trackLow
 	ka := start(t, lab, keepalived, hb, conf("rb", v1, v2))
 	r := &trackRig{lab: lab, ha: ha, hb: hb, ka: ka, interval: interval}
-	r.ip(t, "link", "add", "trk0", "up", "type", "dummy")
+	addTrackLink(t, r)
 	v1.prio, v2.prio = trackHigh, trackHigh
 	text := conf("ra", v1, v2)
 	text = strings.Replace(text, "vrrp_instance VI_1 {\n", "vrrp_sync_group G1 {\n  group {\n    VI_1\n    VI_2\n  }\n}\nvrrp_instance VI_1 {\n  track_interface {\n    trk0\n  }\n", 1)
@@ -295,12 +295,16 @@ vrrp_script insecure {
 		t.Errorf("vrrpkit's adverts: %d, longest gap %v (interval %v)", n, worst, r.interval)
 	}
 	log := string(mustRead(t, r.vk.Proc().Log()))
-	for _, want := range []string{"hang", "crash", "missing", "insecure"} {
-		re := regexp.MustCompile(`(?m)^.*vrrp_script.*` + want + `.*$`)
-		if m := re.FindString(log); m == "" {
-			t.Errorf("no log line about vrrp_script %s", want)
+	for name, pattern := range map[string]string{
+		"hang":     `(?i)vrrp_script=hang.*tim(ed|e) ?out`,
+		"crash":    `vrrp_script=crash.*signal 11`,
+		"missing":  `no-such-script cannot be accessed.*vrrp_script missing`,
+		"insecure": `Unsafe permissions.*ww/check.sh.*vrrp_script insecure`,
+	} {
+		if m := regexp.MustCompile(`(?m)^.*` + pattern + `.*$`).FindString(log); m == "" {
+			t.Errorf("no log line about vrrp_script %s matching %q", name, pattern)
 		} else {
-			t.Logf("%s: %s", want, m)
+			t.Logf("%s: %s", name, m)
 		}
 	}
 	t.Logf("%d adverts from vrrpkit, longest gap %v", n, worst)

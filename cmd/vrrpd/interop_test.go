@@ -96,6 +96,12 @@ func buildBinaries() {
 		return
 	}
 	bins.dir = dir
+	// checkerd runs as nobody from the supervisor's binary: like /usr/sbin,
+	// the directory must let it in.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		bins.err = err
+		return
+	}
 	// The supervisor's binary is vrrpd too (cmd/supervisor main), as make
 	// build ships it.
 	cmd := exec.Command(goBin, "build", "-tags", "grpcnotrace", "-o", dir+"/", "github.com/vrrpkit/vrrpkit/cmd/supervisor")

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -180,7 +180,7 @@ func trackers() []tracker {
 	}, {
 		name:    "interface",
 		inst:    "  track_interface {\n    trk0 WEIGHTLINE\n  }\n",
-		setup:   func(t *testing.T, r *trackRig) { r.ip(t, "link", "add", "trk0", "up", "type", "dummy") },
+		setup:   func(t *testing.T, r *trackRig) { addTrackLink(t, r) },
 		fail:    func(t *testing.T, r *trackRig) { r.ip(t, "link", "set", "trk0", "down") },
 		recover: func(t *testing.T, r *trackRig) { r.ip(t, "link", "set", "trk0", "up") },
 	}}
@@ -384,4 +384,13 @@ func checkerdPid(t *testing.T, r *trackRig) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// addTrackLink gives vrrpkit's host an interface trk0 to track (one end of
+// a veth pair: this kernel has no dummy driver), up.
+func addTrackLink(t *testing.T, r *trackRig) {
+	t.Helper()
+	r.ip(t, "link", "add", "trk0", "type", "veth", "peer", "name", "trk0p")
+	r.ip(t, "link", "set", "trk0p", "up")
+	r.ip(t, "link", "set", "trk0", "up")
 }
