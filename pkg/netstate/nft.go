@@ -1,6 +1,7 @@
 package netstate
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -230,7 +231,7 @@ func NewNoAccept(ctx context.Context, opts NoAcceptOptions) (*NoAccept, error) {
 		return nil, fmt.Errorf("netstate: nftables: %w", err)
 	}
 	n := &NoAccept{
-		table:    cmpOr(opts.Table, DefaultNFTTable),
+		table:    cmp.Or(opts.Table, DefaultNFTTable),
 		priority: DefaultNFTPriority,
 		counters: opts.Counters,
 		log:      orDiscard(opts.Log),
@@ -307,13 +308,6 @@ func (n *NoAccept) dropConn() {
 		n.conn.CloseLasting() //nolint:errcheck // being discarded
 		n.conn = nil
 	}
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func familyOf(ipv6 bool) nftables.TableFamily {
@@ -399,7 +393,6 @@ func (n *NoAccept) Block(ctx context.Context, addrs ...BlockedAddr) error {
 	if err := n.connect(); err != nil {
 		return fmt.Errorf("netstate: nftables block: %w", err)
 	}
-
 	type add struct {
 		b BlockedAddr
 		e nftElem
@@ -429,44 +422,97 @@ func (n *NoAccept) Block(ctx context.Context, addrs ...BlockedAddr) error {
 		return nil
 	}
 
-	// Build the whole transaction: missing tables, chains and sets first,
-	// then the elements. Nothing is recorded until the kernel accepted it.
-	var pending [2]nftFamily
-	for i := range pending {
-		pending[i] = n.fam[i]
-	}
-	newElems := make(map[*nftables.Set][]nftables.SetElement)
-	var order []*nftables.Set
+	var elems []nftElem
 	for _, a := range adds {
-		if n.refs[a.e] > 0 {
-			continue // the same element for another BlockedAddr
-		}
-		s, err := n.ensureSet(&pending, a.e)
-		if err != nil {
-			n.dropConn()
-			return fmt.Errorf("netstate: nftables block: %w", err)
-		}
-		if _, ok := newElems[s]; !ok {
-			order = append(order, s)
-		}
-		newElems[s] = append(newElems[s], nftables.SetElement{Key: []byte(a.e.key)})
-	}
-	for _, s := range order {
-		if err := n.conn.SetAddElements(s, newElems[s]); err != nil {
-			n.dropConn()
-			return fmt.Errorf("netstate: nftables block: %w", err)
+		if n.refs[a.e] == 0 { // else the element is there for another BlockedAddr
+			elems = append(elems, a.e)
 		}
 	}
-	if err := n.flush(); err != nil {
+	err := n.addElements(elems)
+	if errors.Is(err, unix.ENOENT) {
+		// A table of ours was deleted behind our back ("nft flush
+		// ruleset", a firewall reload): recreate it, with everything that
+		// was blocked in it.
+		if lost := n.forgetLostTables(); len(lost) > 0 {
+			n.log.Warn("nftables table was deleted by someone else; recreating it", "families", lost)
+			for e := range n.refs {
+				if n.fam[famIndex(e.ipv6)].table == nil {
+					elems = append(elems, e)
+				}
+			}
+			err = n.addElements(elems)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("netstate: nftables block %s: %w", blockedList(adds, func(a add) BlockedAddr { return a.b }), err)
 	}
-	n.fam = pending
 	for _, a := range adds {
 		n.blocked[a.b] = a.e
 		n.refs[a.e]++
 		n.log.Info("blocking traffic to address (no_accept)", "address", a.b.String())
 	}
 	return nil
+}
+
+// addElements adds the elements in one transaction, with the tables,
+// chains and sets that do not exist yet. The record of what exists is
+// updated only once the kernel accepted it all.
+func (n *NoAccept) addElements(elems []nftElem) error {
+	if len(elems) == 0 {
+		return nil
+	}
+	if err := n.connect(); err != nil {
+		return err
+	}
+	pending := n.fam
+	bySet := make(map[*nftables.Set][]nftables.SetElement)
+	var order []*nftables.Set
+	for _, e := range elems {
+		s, err := n.ensureSet(&pending, e)
+		if err != nil {
+			n.dropConn()
+			return err
+		}
+		if _, ok := bySet[s]; !ok {
+			order = append(order, s)
+		}
+		bySet[s] = append(bySet[s], nftables.SetElement{Key: []byte(e.key)})
+	}
+	for _, s := range order {
+		if err := n.conn.SetAddElements(s, bySet[s]); err != nil {
+			n.dropConn()
+			return err
+		}
+	}
+	if err := n.flush(); err != nil {
+		return err
+	}
+	n.fam = pending
+	return nil
+}
+
+// forgetLostTables forgets the tables of ours that no longer exist in the
+// kernel and returns their families.
+func (n *NoAccept) forgetLostTables() []string {
+	if err := n.connect(); err != nil {
+		return nil
+	}
+	var lost []string
+	for i := range n.fam {
+		if n.fam[i].table == nil {
+			continue
+		}
+		tables, err := n.conn.ListTablesOfFamily(familyOf(i == 1))
+		if err != nil {
+			n.log.Warn("cannot list nftables tables", "family", familyName(i == 1), "error", err)
+			continue
+		}
+		if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == n.table }) {
+			n.fam[i] = nftFamily{}
+			lost = append(lost, familyName(i == 1))
+		}
+	}
+	return lost
 }
 
 // Unblock stops dropping traffic of the addresses, in one transaction.

@@ -640,3 +640,40 @@ func TestNoAcceptBlockErrors(t *testing.T) {
 		t.Errorf("Block with a canceled context: %v", err)
 	}
 }
+
+// TestNoAcceptRecreatesDeletedTable: a firewall reload ("nft flush
+// ruleset") deletes our tables; the next Block puts back everything that
+// was blocked, and Unblock of elements already gone is not an error.
+func TestNoAcceptRecreatesDeletedTable(t *testing.T) {
+	l := newNFTLab(t)
+	n := l.newNoAccept(t, NoAcceptOptions{})
+	ctx := context.Background()
+	b4, b6 := BlockedAddr{Addr: nftVIP4}, BlockedAddr{Addr: nftVIP6}
+	if err := n.Block(ctx, b4); err != nil {
+		t.Fatalf("Block: %v", err)
+	}
+	l.nft(t, "flush", "ruleset")
+	l.mustReach(t, nftVIP4)
+	other := BlockedAddr{Addr: netip.MustParseAddr("198.51.100.7")}
+	if err := n.Block(ctx, other, b6); err != nil {
+		t.Fatalf("Block after the table was deleted: %v", err)
+	}
+	l.mustNotReach(t, nftVIP4)
+	l.mustNotReach(t, nftVIP6)
+	if out := l.nft(t, "list", "set", "ip", "vrrpkit", "vips"); !strings.Contains(out, "elements = { 192.0.2.100, 198.51.100.7 }") {
+		t.Errorf("set vips after recreation:\n%s", out)
+	}
+
+	// An element deleted behind our back: Unblock still succeeds and
+	// removes the rest.
+	l.nft(t, "delete", "element", "ip", "vrrpkit", "vips", "{ 192.0.2.100 }")
+	if err := n.Unblock(ctx, b4, other); err != nil {
+		t.Fatalf("Unblock with an element already gone: %v", err)
+	}
+	if out := l.nft(t, "list", "set", "ip", "vrrpkit", "vips"); strings.Contains(out, "elements") {
+		t.Errorf("set vips after Unblock:\n%s", out)
+	}
+	if got := n.Blocked(); !slices.Equal(got, []BlockedAddr{b6}) {
+		t.Errorf("Blocked() = %v, want [%v]", got, b6)
+	}
+}
