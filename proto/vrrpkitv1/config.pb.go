@@ -155,8 +155,14 @@ type ConfigSnapshot struct {
 	ResumeMaster   []string            `protobuf:"bytes,8,rep,name=resume_master,json=resumeMaster,proto3" json:"resume_master,omitempty"`
 	TrackFiles     []*VrrpTrackFile    `protobuf:"bytes,9,rep,name=track_files,json=trackFiles,proto3" json:"track_files,omitempty"`
 	TrackProcesses []*VrrpTrackProcess `protobuf:"bytes,10,rep,name=track_processes,json=trackProcesses,proto3" json:"track_processes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// static_ipaddress / static_routes / static_rules: vrrpd adds them at
+	// start whatever the VRRP state, and removes (only) what it added on exit,
+	// as keepalived does (vrrp/vrrp_daemon.c: stop_vrrp).
+	StaticIpaddress []*VirtualAddress `protobuf:"bytes,11,rep,name=static_ipaddress,json=staticIpaddress,proto3" json:"static_ipaddress,omitempty"`
+	StaticRoutes    []*Route          `protobuf:"bytes,12,rep,name=static_routes,json=staticRoutes,proto3" json:"static_routes,omitempty"`
+	StaticRules     []*Rule           `protobuf:"bytes,13,rep,name=static_rules,json=staticRules,proto3" json:"static_rules,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ConfigSnapshot) Reset() {
@@ -259,6 +265,27 @@ func (x *ConfigSnapshot) GetTrackProcesses() []*VrrpTrackProcess {
 	return nil
 }
 
+func (x *ConfigSnapshot) GetStaticIpaddress() []*VirtualAddress {
+	if x != nil {
+		return x.StaticIpaddress
+	}
+	return nil
+}
+
+func (x *ConfigSnapshot) GetStaticRoutes() []*Route {
+	if x != nil {
+		return x.StaticRoutes
+	}
+	return nil
+}
+
+func (x *ConfigSnapshot) GetStaticRules() []*Rule {
+	if x != nil {
+		return x.StaticRules
+	}
+	return nil
+}
+
 // GlobalDefs holds the global_defs that the children still need after the
 // supervisor folded the instance-level defaults into each VrrpInstance.
 type GlobalDefs struct {
@@ -273,9 +300,16 @@ type GlobalDefs struct {
 	VrrpMcastGroup4 string `protobuf:"bytes,5,opt,name=vrrp_mcast_group4,json=vrrpMcastGroup4,proto3" json:"vrrp_mcast_group4,omitempty"`
 	VrrpMcastGroup6 string `protobuf:"bytes,6,opt,name=vrrp_mcast_group6,json=vrrpMcastGroup6,proto3" json:"vrrp_mcast_group6,omitempty"`
 	// vrrp_strict: RFC-strict mode (no unicast, no auth, VIPs must be reachable...).
-	VrrpStrict    bool `protobuf:"varint,7,opt,name=vrrp_strict,json=vrrpStrict,proto3" json:"vrrp_strict,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	VrrpStrict bool `protobuf:"varint,7,opt,name=vrrp_strict,json=vrrpStrict,proto3" json:"vrrp_strict,omitempty"`
+	// nftables [TABLE]: the table that blocks traffic to the VIPs of
+	// no_accept masters (vrrpkit's own name, "vrrpkit", unless one is given);
+	// nftables_priority (default -1), nftables_counters, nftables_ifindex.
+	NftablesTable    string `protobuf:"bytes,8,opt,name=nftables_table,json=nftablesTable,proto3" json:"nftables_table,omitempty"`
+	NftablesPriority int32  `protobuf:"varint,9,opt,name=nftables_priority,json=nftablesPriority,proto3" json:"nftables_priority,omitempty"`
+	NftablesCounters bool   `protobuf:"varint,10,opt,name=nftables_counters,json=nftablesCounters,proto3" json:"nftables_counters,omitempty"`
+	NftablesIfindex  bool   `protobuf:"varint,11,opt,name=nftables_ifindex,json=nftablesIfindex,proto3" json:"nftables_ifindex,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GlobalDefs) Reset() {
@@ -353,6 +387,34 @@ func (x *GlobalDefs) GetVrrpMcastGroup6() string {
 func (x *GlobalDefs) GetVrrpStrict() bool {
 	if x != nil {
 		return x.VrrpStrict
+	}
+	return false
+}
+
+func (x *GlobalDefs) GetNftablesTable() string {
+	if x != nil {
+		return x.NftablesTable
+	}
+	return ""
+}
+
+func (x *GlobalDefs) GetNftablesPriority() int32 {
+	if x != nil {
+		return x.NftablesPriority
+	}
+	return 0
+}
+
+func (x *GlobalDefs) GetNftablesCounters() bool {
+	if x != nil {
+		return x.NftablesCounters
+	}
+	return false
+}
+
+func (x *GlobalDefs) GetNftablesIfindex() bool {
+	if x != nil {
+		return x.NftablesIfindex
 	}
 	return false
 }
@@ -1914,7 +1976,7 @@ var File_vrrpkit_v1_config_proto protoreflect.FileDescriptor
 const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"\x17vrrpkit/v1/config.proto\x12\n" +
-	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf4\x03\n" +
+	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\"\xa8\x05\n" +
 	"\x0eConfigSnapshot\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -1931,7 +1993,10 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\vtrack_files\x18\t \x03(\v2\x19.vrrpkit.v1.VrrpTrackFileR\n" +
 	"trackFiles\x12E\n" +
 	"\x0ftrack_processes\x18\n" +
-	" \x03(\v2\x1c.vrrpkit.v1.VrrpTrackProcessR\x0etrackProcesses\"\x9c\x02\n" +
+	" \x03(\v2\x1c.vrrpkit.v1.VrrpTrackProcessR\x0etrackProcesses\x12E\n" +
+	"\x10static_ipaddress\x18\v \x03(\v2\x1a.vrrpkit.v1.VirtualAddressR\x0fstaticIpaddress\x126\n" +
+	"\rstatic_routes\x18\f \x03(\v2\x11.vrrpkit.v1.RouteR\fstaticRoutes\x123\n" +
+	"\fstatic_rules\x18\r \x03(\v2\x10.vrrpkit.v1.RuleR\vstaticRules\"\xc8\x03\n" +
 	"\n" +
 	"GlobalDefs\x12\x1b\n" +
 	"\trouter_id\x18\x01 \x01(\tR\brouterId\x12\x1f\n" +
@@ -1942,7 +2007,12 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x11vrrp_mcast_group4\x18\x05 \x01(\tR\x0fvrrpMcastGroup4\x12*\n" +
 	"\x11vrrp_mcast_group6\x18\x06 \x01(\tR\x0fvrrpMcastGroup6\x12\x1f\n" +
 	"\vvrrp_strict\x18\a \x01(\bR\n" +
-	"vrrpStrict\"\xb5\r\n" +
+	"vrrpStrict\x12%\n" +
+	"\x0enftables_table\x18\b \x01(\tR\rnftablesTable\x12+\n" +
+	"\x11nftables_priority\x18\t \x01(\x05R\x10nftablesPriority\x12+\n" +
+	"\x11nftables_counters\x18\n" +
+	" \x01(\bR\x10nftablesCounters\x12)\n" +
+	"\x10nftables_ifindex\x18\v \x01(\bR\x0fnftablesIfindex\"\xb5\r\n" +
 	"\fVrrpInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -2160,40 +2230,43 @@ var file_vrrpkit_v1_config_proto_depIdxs = []int32{
 	11, // 3: vrrpkit.v1.ConfigSnapshot.scripts:type_name -> vrrpkit.v1.VrrpScript
 	12, // 4: vrrpkit.v1.ConfigSnapshot.track_files:type_name -> vrrpkit.v1.VrrpTrackFile
 	13, // 5: vrrpkit.v1.ConfigSnapshot.track_processes:type_name -> vrrpkit.v1.VrrpTrackProcess
-	16, // 6: vrrpkit.v1.VrrpInstance.advert_int:type_name -> google.protobuf.Duration
-	7,  // 7: vrrpkit.v1.VrrpInstance.virtual_ipaddress:type_name -> vrrpkit.v1.VirtualAddress
-	7,  // 8: vrrpkit.v1.VrrpInstance.virtual_ipaddress_excluded:type_name -> vrrpkit.v1.VirtualAddress
-	16, // 9: vrrpkit.v1.VrrpInstance.preempt_delay:type_name -> google.protobuf.Duration
-	1,  // 10: vrrpkit.v1.VrrpInstance.auth_type:type_name -> vrrpkit.v1.AuthType
-	0,  // 11: vrrpkit.v1.VrrpInstance.state_hint:type_name -> vrrpkit.v1.VrrpState
-	8,  // 12: vrrpkit.v1.VrrpInstance.garp:type_name -> vrrpkit.v1.GarpSettings
-	9,  // 13: vrrpkit.v1.VrrpInstance.track_interface:type_name -> vrrpkit.v1.TrackInterface
-	10, // 14: vrrpkit.v1.VrrpInstance.track_script:type_name -> vrrpkit.v1.TrackScript
-	14, // 15: vrrpkit.v1.VrrpInstance.notify:type_name -> vrrpkit.v1.Notify
-	16, // 16: vrrpkit.v1.VrrpInstance.startup_delay:type_name -> google.protobuf.Duration
-	10, // 17: vrrpkit.v1.VrrpInstance.track_file:type_name -> vrrpkit.v1.TrackScript
-	10, // 18: vrrpkit.v1.VrrpInstance.track_process:type_name -> vrrpkit.v1.TrackScript
-	5,  // 19: vrrpkit.v1.VrrpInstance.virtual_routes:type_name -> vrrpkit.v1.Route
-	6,  // 20: vrrpkit.v1.VrrpInstance.virtual_rules:type_name -> vrrpkit.v1.Rule
-	16, // 21: vrrpkit.v1.GarpSettings.master_delay:type_name -> google.protobuf.Duration
-	16, // 22: vrrpkit.v1.GarpSettings.master_refresh:type_name -> google.protobuf.Duration
-	16, // 23: vrrpkit.v1.GarpSettings.lower_prio_delay:type_name -> google.protobuf.Duration
-	16, // 24: vrrpkit.v1.GarpSettings.interval:type_name -> google.protobuf.Duration
-	16, // 25: vrrpkit.v1.GarpSettings.na_interval:type_name -> google.protobuf.Duration
-	16, // 26: vrrpkit.v1.VrrpScript.interval:type_name -> google.protobuf.Duration
-	16, // 27: vrrpkit.v1.VrrpScript.timeout:type_name -> google.protobuf.Duration
-	16, // 28: vrrpkit.v1.VrrpTrackProcess.delay_down:type_name -> google.protobuf.Duration
-	16, // 29: vrrpkit.v1.VrrpTrackProcess.delay_up:type_name -> google.protobuf.Duration
-	14, // 30: vrrpkit.v1.VrrpSyncGroup.notify:type_name -> vrrpkit.v1.Notify
-	9,  // 31: vrrpkit.v1.VrrpSyncGroup.track_interface:type_name -> vrrpkit.v1.TrackInterface
-	10, // 32: vrrpkit.v1.VrrpSyncGroup.track_script:type_name -> vrrpkit.v1.TrackScript
-	10, // 33: vrrpkit.v1.VrrpSyncGroup.track_file:type_name -> vrrpkit.v1.TrackScript
-	10, // 34: vrrpkit.v1.VrrpSyncGroup.track_process:type_name -> vrrpkit.v1.TrackScript
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	7,  // 6: vrrpkit.v1.ConfigSnapshot.static_ipaddress:type_name -> vrrpkit.v1.VirtualAddress
+	5,  // 7: vrrpkit.v1.ConfigSnapshot.static_routes:type_name -> vrrpkit.v1.Route
+	6,  // 8: vrrpkit.v1.ConfigSnapshot.static_rules:type_name -> vrrpkit.v1.Rule
+	16, // 9: vrrpkit.v1.VrrpInstance.advert_int:type_name -> google.protobuf.Duration
+	7,  // 10: vrrpkit.v1.VrrpInstance.virtual_ipaddress:type_name -> vrrpkit.v1.VirtualAddress
+	7,  // 11: vrrpkit.v1.VrrpInstance.virtual_ipaddress_excluded:type_name -> vrrpkit.v1.VirtualAddress
+	16, // 12: vrrpkit.v1.VrrpInstance.preempt_delay:type_name -> google.protobuf.Duration
+	1,  // 13: vrrpkit.v1.VrrpInstance.auth_type:type_name -> vrrpkit.v1.AuthType
+	0,  // 14: vrrpkit.v1.VrrpInstance.state_hint:type_name -> vrrpkit.v1.VrrpState
+	8,  // 15: vrrpkit.v1.VrrpInstance.garp:type_name -> vrrpkit.v1.GarpSettings
+	9,  // 16: vrrpkit.v1.VrrpInstance.track_interface:type_name -> vrrpkit.v1.TrackInterface
+	10, // 17: vrrpkit.v1.VrrpInstance.track_script:type_name -> vrrpkit.v1.TrackScript
+	14, // 18: vrrpkit.v1.VrrpInstance.notify:type_name -> vrrpkit.v1.Notify
+	16, // 19: vrrpkit.v1.VrrpInstance.startup_delay:type_name -> google.protobuf.Duration
+	10, // 20: vrrpkit.v1.VrrpInstance.track_file:type_name -> vrrpkit.v1.TrackScript
+	10, // 21: vrrpkit.v1.VrrpInstance.track_process:type_name -> vrrpkit.v1.TrackScript
+	5,  // 22: vrrpkit.v1.VrrpInstance.virtual_routes:type_name -> vrrpkit.v1.Route
+	6,  // 23: vrrpkit.v1.VrrpInstance.virtual_rules:type_name -> vrrpkit.v1.Rule
+	16, // 24: vrrpkit.v1.GarpSettings.master_delay:type_name -> google.protobuf.Duration
+	16, // 25: vrrpkit.v1.GarpSettings.master_refresh:type_name -> google.protobuf.Duration
+	16, // 26: vrrpkit.v1.GarpSettings.lower_prio_delay:type_name -> google.protobuf.Duration
+	16, // 27: vrrpkit.v1.GarpSettings.interval:type_name -> google.protobuf.Duration
+	16, // 28: vrrpkit.v1.GarpSettings.na_interval:type_name -> google.protobuf.Duration
+	16, // 29: vrrpkit.v1.VrrpScript.interval:type_name -> google.protobuf.Duration
+	16, // 30: vrrpkit.v1.VrrpScript.timeout:type_name -> google.protobuf.Duration
+	16, // 31: vrrpkit.v1.VrrpTrackProcess.delay_down:type_name -> google.protobuf.Duration
+	16, // 32: vrrpkit.v1.VrrpTrackProcess.delay_up:type_name -> google.protobuf.Duration
+	14, // 33: vrrpkit.v1.VrrpSyncGroup.notify:type_name -> vrrpkit.v1.Notify
+	9,  // 34: vrrpkit.v1.VrrpSyncGroup.track_interface:type_name -> vrrpkit.v1.TrackInterface
+	10, // 35: vrrpkit.v1.VrrpSyncGroup.track_script:type_name -> vrrpkit.v1.TrackScript
+	10, // 36: vrrpkit.v1.VrrpSyncGroup.track_file:type_name -> vrrpkit.v1.TrackScript
+	10, // 37: vrrpkit.v1.VrrpSyncGroup.track_process:type_name -> vrrpkit.v1.TrackScript
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_config_proto_init() }

@@ -1210,6 +1210,7 @@ type VrrpEvent struct {
 	//	*VrrpEvent_Snapshot
 	//	*VrrpEvent_Transition
 	//	*VrrpEvent_Address
+	//	*VrrpEvent_LowerPriorityMaster
 	Event         isVrrpEvent_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1300,6 +1301,15 @@ func (x *VrrpEvent) GetAddress() *AddressChange {
 	return nil
 }
 
+func (x *VrrpEvent) GetLowerPriorityMaster() *LowerPriorityMaster {
+	if x != nil {
+		if x, ok := x.Event.(*VrrpEvent_LowerPriorityMaster); ok {
+			return x.LowerPriorityMaster
+		}
+	}
+	return nil
+}
+
 type isVrrpEvent_Event interface {
 	isVrrpEvent_Event()
 }
@@ -1316,11 +1326,90 @@ type VrrpEvent_Address struct {
 	Address *AddressChange `protobuf:"bytes,6,opt,name=address,proto3,oneof"`
 }
 
+type VrrpEvent_LowerPriorityMaster struct {
+	LowerPriorityMaster *LowerPriorityMaster `protobuf:"bytes,7,opt,name=lower_priority_master,json=lowerPriorityMaster,proto3,oneof"`
+}
+
 func (*VrrpEvent_Snapshot) isVrrpEvent_Event() {}
 
 func (*VrrpEvent_Transition) isVrrpEvent_Event() {}
 
 func (*VrrpEvent_Address) isVrrpEvent_Event() {}
+
+func (*VrrpEvent_LowerPriorityMaster) isVrrpEvent_Event() {}
+
+// LowerPriorityMaster: a MASTER heard an advert from a master of lower
+// priority and answered it (keepalived's notify_master_rx_lower_pri and its
+// FIFO line MASTER_RX_LOWER_PRI hang off it).
+type LowerPriorityMaster struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance string                 `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	// The other master's address and advertised priority.
+	From          string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	TheirPriority uint32 `protobuf:"varint,3,opt,name=their_priority,json=theirPriority,proto3" json:"their_priority,omitempty"`
+	// This instance's effective priority.
+	Priority      uint32 `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LowerPriorityMaster) Reset() {
+	*x = LowerPriorityMaster{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LowerPriorityMaster) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LowerPriorityMaster) ProtoMessage() {}
+
+func (x *LowerPriorityMaster) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LowerPriorityMaster.ProtoReflect.Descriptor instead.
+func (*LowerPriorityMaster) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *LowerPriorityMaster) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *LowerPriorityMaster) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *LowerPriorityMaster) GetTheirPriority() uint32 {
+	if x != nil {
+		return x.TheirPriority
+	}
+	return 0
+}
+
+func (x *LowerPriorityMaster) GetPriority() uint32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
 
 // EventSnapshot is every instance as it is now: the first message of a
 // stream.
@@ -1333,7 +1422,7 @@ type EventSnapshot struct {
 
 func (x *EventSnapshot) Reset() {
 	*x = EventSnapshot{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1434,7 @@ func (x *EventSnapshot) String() string {
 func (*EventSnapshot) ProtoMessage() {}
 
 func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1447,7 @@ func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventSnapshot.ProtoReflect.Descriptor instead.
 func (*EventSnapshot) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EventSnapshot) GetInstances() []*InstanceState {
@@ -1381,7 +1470,7 @@ type InstanceState struct {
 
 func (x *InstanceState) Reset() {
 	*x = InstanceState{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1482,7 @@ func (x *InstanceState) String() string {
 func (*InstanceState) ProtoMessage() {}
 
 func (x *InstanceState) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1495,7 @@ func (x *InstanceState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceState.ProtoReflect.Descriptor instead.
 func (*InstanceState) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InstanceState) GetName() string {
@@ -1454,7 +1543,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1555,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1568,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StateTransition) GetInstance() string {
@@ -1532,7 +1621,7 @@ type AddressChange struct {
 
 func (x *AddressChange) Reset() {
 	*x = AddressChange{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1633,7 @@ func (x *AddressChange) String() string {
 func (*AddressChange) ProtoMessage() {}
 
 func (x *AddressChange) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1646,7 @@ func (x *AddressChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddressChange.ProtoReflect.Descriptor instead.
 func (*AddressChange) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AddressChange) GetInstance() string {
@@ -1598,7 +1687,7 @@ type SupervisorStatusRequest struct {
 
 func (x *SupervisorStatusRequest) Reset() {
 	*x = SupervisorStatusRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1699,7 @@ func (x *SupervisorStatusRequest) String() string {
 func (*SupervisorStatusRequest) ProtoMessage() {}
 
 func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1712,7 @@ func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusRequest.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SupervisorStatusRequest) GetInstances() []string {
@@ -1653,7 +1742,7 @@ type SupervisorStatusResponse struct {
 
 func (x *SupervisorStatusResponse) Reset() {
 	*x = SupervisorStatusResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1754,7 @@ func (x *SupervisorStatusResponse) String() string {
 func (*SupervisorStatusResponse) ProtoMessage() {}
 
 func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1767,7 @@ func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusResponse.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SupervisorStatusResponse) GetGeneration() uint64 {
@@ -1747,7 +1836,7 @@ type ReloadFailure struct {
 
 func (x *ReloadFailure) Reset() {
 	*x = ReloadFailure{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1848,7 @@ func (x *ReloadFailure) String() string {
 func (*ReloadFailure) ProtoMessage() {}
 
 func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1861,7 @@ func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadFailure.ProtoReflect.Descriptor instead.
 func (*ReloadFailure) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReloadFailure) GetAt() *timestamppb.Timestamp {
@@ -1809,7 +1898,7 @@ type ChildStatus struct {
 
 func (x *ChildStatus) Reset() {
 	*x = ChildStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1910,7 @@ func (x *ChildStatus) String() string {
 func (*ChildStatus) ProtoMessage() {}
 
 func (x *ChildStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1923,7 @@ func (x *ChildStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildStatus.ProtoReflect.Descriptor instead.
 func (*ChildStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ChildStatus) GetName() string {
@@ -1982,7 +2071,7 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\tDropCount\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\"\x0f\n" +
-	"\rEventsRequest\"\xa1\x02\n" +
+	"\rEventsRequest\"\xf8\x02\n" +
 	"\tVrrpEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1e\n" +
@@ -1993,8 +2082,14 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"transition\x18\x05 \x01(\v2\x1b.vrrpkit.v1.StateTransitionH\x00R\n" +
 	"transition\x125\n" +
-	"\aaddress\x18\x06 \x01(\v2\x19.vrrpkit.v1.AddressChangeH\x00R\aaddressB\a\n" +
-	"\x05event\"H\n" +
+	"\aaddress\x18\x06 \x01(\v2\x19.vrrpkit.v1.AddressChangeH\x00R\aaddress\x12U\n" +
+	"\x15lower_priority_master\x18\a \x01(\v2\x1f.vrrpkit.v1.LowerPriorityMasterH\x00R\x13lowerPriorityMasterB\a\n" +
+	"\x05event\"\x88\x01\n" +
+	"\x13LowerPriorityMaster\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12%\n" +
+	"\x0etheir_priority\x18\x03 \x01(\rR\rtheirPriority\x12\x1a\n" +
+	"\bpriority\x18\x04 \x01(\rR\bpriority\"H\n" +
 	"\rEventSnapshot\x127\n" +
 	"\tinstances\x18\x01 \x03(\v2\x19.vrrpkit.v1.InstanceStateR\tinstances\"\x9d\x01\n" +
 	"\rInstanceState\x12\x12\n" +
@@ -2078,7 +2173,7 @@ func file_vrrpkit_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_vrrpkit_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_vrrpkit_v1_control_proto_goTypes = []any{
 	(TrackerKind)(0),                 // 0: vrrpkit.v1.TrackerKind
 	(ScriptKind)(0),                  // 1: vrrpkit.v1.ScriptKind
@@ -2097,68 +2192,70 @@ var file_vrrpkit_v1_control_proto_goTypes = []any{
 	(*DropCount)(nil),                // 14: vrrpkit.v1.DropCount
 	(*EventsRequest)(nil),            // 15: vrrpkit.v1.EventsRequest
 	(*VrrpEvent)(nil),                // 16: vrrpkit.v1.VrrpEvent
-	(*EventSnapshot)(nil),            // 17: vrrpkit.v1.EventSnapshot
-	(*InstanceState)(nil),            // 18: vrrpkit.v1.InstanceState
-	(*StateTransition)(nil),          // 19: vrrpkit.v1.StateTransition
-	(*AddressChange)(nil),            // 20: vrrpkit.v1.AddressChange
-	(*SupervisorStatusRequest)(nil),  // 21: vrrpkit.v1.SupervisorStatusRequest
-	(*SupervisorStatusResponse)(nil), // 22: vrrpkit.v1.SupervisorStatusResponse
-	(*ReloadFailure)(nil),            // 23: vrrpkit.v1.ReloadFailure
-	(*ChildStatus)(nil),              // 24: vrrpkit.v1.ChildStatus
-	(VrrpState)(0),                   // 25: vrrpkit.v1.VrrpState
-	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 27: google.protobuf.Duration
-	(*ConfigSnapshot)(nil),           // 28: vrrpkit.v1.ConfigSnapshot
+	(*LowerPriorityMaster)(nil),      // 17: vrrpkit.v1.LowerPriorityMaster
+	(*EventSnapshot)(nil),            // 18: vrrpkit.v1.EventSnapshot
+	(*InstanceState)(nil),            // 19: vrrpkit.v1.InstanceState
+	(*StateTransition)(nil),          // 20: vrrpkit.v1.StateTransition
+	(*AddressChange)(nil),            // 21: vrrpkit.v1.AddressChange
+	(*SupervisorStatusRequest)(nil),  // 22: vrrpkit.v1.SupervisorStatusRequest
+	(*SupervisorStatusResponse)(nil), // 23: vrrpkit.v1.SupervisorStatusResponse
+	(*ReloadFailure)(nil),            // 24: vrrpkit.v1.ReloadFailure
+	(*ChildStatus)(nil),              // 25: vrrpkit.v1.ChildStatus
+	(VrrpState)(0),                   // 26: vrrpkit.v1.VrrpState
+	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 28: google.protobuf.Duration
+	(*ConfigSnapshot)(nil),           // 29: vrrpkit.v1.ConfigSnapshot
 }
 var file_vrrpkit_v1_control_proto_depIdxs = []int32{
 	5,  // 0: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	25, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
+	26, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
 	13, // 2: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
-	26, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
+	27, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
 	6,  // 4: vrrpkit.v1.InstanceStatus.tracking:type_name -> vrrpkit.v1.TrackedStatus
 	0,  // 5: vrrpkit.v1.TrackedStatus.kind:type_name -> vrrpkit.v1.TrackerKind
-	26, // 6: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
+	27, // 6: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
 	9,  // 7: vrrpkit.v1.HealthEvent.snapshot:type_name -> vrrpkit.v1.HealthSnapshot
 	10, // 8: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
 	10, // 9: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
 	0,  // 10: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
 	1,  // 11: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
-	27, // 12: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
+	28, // 12: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
 	14, // 13: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
-	26, // 14: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
-	17, // 15: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
-	19, // 16: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
-	20, // 17: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
-	18, // 18: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
-	25, // 19: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
-	25, // 20: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
-	25, // 21: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
-	26, // 22: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
-	23, // 23: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
-	24, // 24: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
-	5,  // 25: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	26, // 26: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	26, // 27: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
-	26, // 28: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
-	28, // 29: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	3,  // 30: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
-	15, // 31: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
-	28, // 32: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	7,  // 33: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
-	11, // 34: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
-	21, // 35: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
-	2,  // 36: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	4,  // 37: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
-	16, // 38: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
-	2,  // 39: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	8,  // 40: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
-	12, // 41: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
-	22, // 42: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
-	36, // [36:43] is the sub-list for method output_type
-	29, // [29:36] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	27, // 14: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
+	18, // 15: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
+	20, // 16: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
+	21, // 17: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
+	17, // 18: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
+	19, // 19: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
+	26, // 20: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
+	26, // 21: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
+	26, // 22: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
+	27, // 23: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
+	24, // 24: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
+	25, // 25: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
+	5,  // 26: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
+	27, // 27: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	27, // 28: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
+	27, // 29: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
+	29, // 30: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	3,  // 31: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
+	15, // 32: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
+	29, // 33: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	7,  // 34: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
+	11, // 35: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
+	22, // 36: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
+	2,  // 37: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	4,  // 38: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
+	16, // 39: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
+	2,  // 40: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	8,  // 41: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
+	12, // 42: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
+	23, // 43: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
+	37, // [37:44] is the sub-list for method output_type
+	30, // [30:37] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_control_proto_init() }
@@ -2175,6 +2272,7 @@ func file_vrrpkit_v1_control_proto_init() {
 		(*VrrpEvent_Snapshot)(nil),
 		(*VrrpEvent_Transition)(nil),
 		(*VrrpEvent_Address)(nil),
+		(*VrrpEvent_LowerPriorityMaster)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2182,7 +2280,7 @@ func file_vrrpkit_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_control_proto_rawDesc), len(file_vrrpkit_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
