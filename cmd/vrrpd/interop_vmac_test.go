@@ -244,6 +244,7 @@ type linkDetails struct {
 	Link        string `json:"link"`
 	Address     string `json:"address"`
 	Operstate   string `json:"operstate"`
+	TxQLen      int    `json:"txqlen"`
 	AddrGenMode string `json:"inet6_addr_gen_mode"`
 	LinkInfo    struct {
 		InfoKind string `json:"info_kind"`
@@ -289,6 +290,10 @@ func checkVMACLink(t *testing.T, h *netlab.Host, l *linkDetails, name string, vm
 	}
 	if l.AddrGenMode != "none" {
 		t.Errorf("%s: %s has addrgenmode %q, want none (no link-local from the virtual MAC, RFC 5798 §7.4)", h, name, l.AddrGenMode)
+	}
+	// keepalived leaves the kernel's default queue length (1000).
+	if l.TxQLen != 1000 {
+		t.Errorf("%s: %s has txqueuelen %d, want the kernel's default 1000, as keepalived's", h, name, l.TxQLen)
 	}
 	if l.Operstate != "UP" && l.Operstate != "UNKNOWN" {
 		t.Errorf("%s: %s is %s, want up", h, name, l.Operstate)
