@@ -236,8 +236,13 @@ func (m *VMACs) Ensure(ctx context.Context, spec VMACSpec) (VMACInfo, error) {
 		}
 	}
 	if link == nil {
+		// From NewLinkAttrs: a zero LinkAttrs has TxQLen 0, which netlink
+		// sends as IFLA_TXQLEN 0; keepalived sends none, so the VMAC gets
+		// the kernel's default (1000), as any qdisc put on it expects.
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name, attrs.ParentIndex, attrs.HardwareAddr = spec.Name, base.Attrs().Index, spec.HardwareAddr
 		mv := &netlink.Macvlan{
-			LinkAttrs: netlink.LinkAttrs{Name: spec.Name, ParentIndex: base.Attrs().Index, HardwareAddr: spec.HardwareAddr},
+			LinkAttrs: attrs,
 			// Private mode: the macvlan gets only frames for its own MAC
 			// (vrrp_vmac.c: MACVLAN_MODE_PRIVATE).
 			Mode: netlink.MACVLAN_MODE_PRIVATE,
