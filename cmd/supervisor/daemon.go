@@ -517,6 +517,11 @@ func (d *daemon) vrrpEvent(ev *pb.VrrpEvent) {
 		d.log.Debug("vrrpd event stream", "instances", len(e.Snapshot.GetInstances()), "masters", d.resume.Masters())
 	case *pb.VrrpEvent_Address:
 		return
+	case *pb.VrrpEvent_LowerPriorityMaster:
+		lp := e.LowerPriorityMaster
+		d.log.Warn("master heard a lower-priority master and answered it (split brain ending)", "instance", lp.GetInstance(),
+			"from", lp.GetFrom(), "their_priority", lp.GetTheirPriority(), "priority", lp.GetPriority())
+		return
 	}
 	d.sendStatus()
 }

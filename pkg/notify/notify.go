@@ -213,14 +213,17 @@ func (d *Dispatcher) Event(ev *pb.VrrpEvent) {
 		for _, a := range d.eng.transition(e.Transition) {
 			d.do(a)
 		}
+	case *pb.VrrpEvent_LowerPriorityMaster:
+		if a, ok := d.eng.masterRxLowerPri(e.LowerPriorityMaster.GetInstance(), e.LowerPriorityMaster.GetPriority()); ok {
+			d.do(a)
+		}
 	}
 }
 
 // MasterRxLowerPri reports that instance, as master, received an advert
 // with a lower priority (keepalived's VRRP_EVENT_MASTER_RX_LOWER_PRI): it
-// runs notify_master_rx_lower_pri and writes the FIFO line. The event
-// stream does not carry this yet; the caller may derive it from
-// InstanceCounters.lower_priority_master_heard.
+// runs notify_master_rx_lower_pri and writes the FIFO line. Event does the
+// same for vrrpd's LowerPriorityMaster events.
 func (d *Dispatcher) MasterRxLowerPri(instance string, priority uint32) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

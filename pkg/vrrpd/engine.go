@@ -384,6 +384,7 @@ func (e *Engine) handleRxLocked(ev *rxEvent) {
 	if in.m.State() != vrrp.StateMaster && ev.rx.Priority != 0 {
 		in.masterAddr = ev.rx.Src
 	}
+	in.heardFrom, in.heardPrio = ev.rx.Src, ev.rx.Priority
 	e.do(in, in.m.ReceiveAdvert(ev.at, vrrp.Advert{Src: ev.rx.Src, Priority: ev.rx.Priority, MaxAdvertInterval: ev.interval}, e.actions[:0]), ev.at)
 }
 
@@ -427,6 +428,12 @@ func (e *Engine) do(in *instance, acts []vrrp.Action, now time.Time) {
 			e.log.Info("re-announcing virtual addresses", "instance", in.name(), "reason", a.Reason.String(), "repeat", first)
 			e.announce(in, in.addrs, first)
 			in.garpOnce = second
+			if a.Reason == vrrp.AnnounceLowerPriorityMaster {
+				// notify_master_rx_lower_pri and its FIFO line hang off this.
+				e.publishLocked(now, &pb.VrrpEvent{Event: &pb.VrrpEvent_LowerPriorityMaster{LowerPriorityMaster: &pb.LowerPriorityMaster{
+					Instance: in.name(), From: in.heardFrom.String(), TheirPriority: uint32(in.heardPrio), Priority: uint32(in.m.Priority()),
+				}}})
+			}
 		case vrrp.ActionBecomeBackup, vrrp.ActionEnterFault, vrrp.ActionStop:
 			wasMaster := a.From == vrrp.StateMaster
 			e.transition(in, a, now)

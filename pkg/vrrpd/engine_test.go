@@ -213,7 +213,19 @@ func TestLoopFrozenMasterReannounces(t *testing.T) {
 	garps = r.net.announcedCount()
 	at := r.clock.advance(t, 100*time.Millisecond)
 	n := len(r.net.sentAdverts())
+	sub := r.e.Subscribe()
+	defer sub.Close()
+	<-sub.C // the snapshot
 	r.received(t, advert(100), peer, 255)
+	select {
+	case ev := <-sub.C:
+		lp := ev.GetLowerPriorityMaster()
+		if lp.GetInstance() != "VI_1" || lp.GetFrom() != peer.String() || lp.GetTheirPriority() != 100 || lp.GetPriority() != 150 {
+			t.Fatalf("event %v, want VI_1's lower_priority_master from %v at 100", ev, peer)
+		}
+	default:
+		t.Fatal("no lower_priority_master event (notify_master_rx_lower_pri hangs off it)")
+	}
 	answered := r.sentAfter(n)
 	if len(answered) != 1 || !answered[0].at.Equal(at) || answered[0].pkt.Priority != 150 {
 		t.Fatalf("answer to the lower priority master: %+v, want one advert at once", answered)

@@ -79,6 +79,10 @@ type instance struct {
 	// deadline it is filed under.
 	heapIndex int
 	due       time.Time
+	// heardFrom and heardPrio are the source and priority of the advert
+	// being handled, for the events its actions publish.
+	heardFrom netip.Addr
+	heardPrio uint8
 }
 
 // garpRound is a scheduled round of gratuitous ARP / unsolicited NA.
