@@ -234,6 +234,14 @@ func instance(g *config.GlobalDefs, gd *globals, v *config.VRRPInstance) *pb.Vrr
 		in.VirtualRules = append(in.VirtualRules, ruleOf(r))
 	}
 	in.UnicastFaultNoPeer = v.UnicastFaultNoPeer
+	switch {
+	case v.McastDstIP.IsValid():
+		in.McastGroup = v.McastDstIP.String()
+	case in.Ipv6 && g.VRRPMcastGroup6.IsValid():
+		in.McastGroup = g.VRRPMcastGroup6.String()
+	case !in.Ipv6 && g.VRRPMcastGroup4.IsValid():
+		in.McastGroup = g.VRRPMcastGroup4.String()
+	}
 	in.NotifyPriorityChanges = pickB(v.NotifyPriorityChanges, g.VRRPNotifyPriorityChanges)
 	return in
 }

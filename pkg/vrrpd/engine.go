@@ -111,6 +111,7 @@ type sockKey struct {
 	family  int
 	unicast bool
 	local   netip.Addr
+	group   netip.Addr // multicast: mcast_group, or invalid for RFC 5798's
 }
 
 // socket is one raw VRRP socket and the instances it serves, by VRID.
@@ -627,10 +628,16 @@ func (e *Engine) attach(ctx context.Context, in *instance) error {
 	key := sockKey{iface: iface, family: in.family, unicast: len(in.dsts) > 0}
 	if key.unicast {
 		key.local = in.src
+	} else if g := in.cfg.GetMcastGroup(); g != "" {
+		a, err := netip.ParseAddr(g)
+		if err != nil {
+			return fmt.Errorf("multicast group %q: %w", g, err)
+		}
+		key.group = a
 	}
 	s, ok := e.socks[key]
 	if !ok {
-		conn, err := e.net.Listen(ctx, vrrpnet.Config{Interface: iface, Family: in.family, Unicast: key.unicast, Local: key.local})
+		conn, err := e.net.Listen(ctx, vrrpnet.Config{Interface: iface, Family: in.family, Unicast: key.unicast, Local: key.local, Group: key.group})
 		if err != nil {
 			return err
 		}

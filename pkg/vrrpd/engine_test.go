@@ -409,3 +409,23 @@ func TestArrival(t *testing.T) {
 		}
 	}
 }
+
+// TestMcastGroup: vrrp_mcast_group4 (resolved by the snapshot into the
+// instance) is the group the socket joins and the adverts go to.
+func TestMcastGroup(t *testing.T) {
+	r := newRig(t)
+	in := vi1()
+	in.McastGroup = "224.0.0.99"
+	r.apply(t, snapshot(1, in))
+	d := r.clock.sl.settle(t)
+	r.clock.advanceTo(t, d)
+	ads := r.net.sentAdverts()
+	if len(ads) == 0 {
+		t.Fatal("no advert")
+	}
+	for _, a := range ads {
+		if a.dst != netip.MustParseAddr("224.0.0.99") {
+			t.Fatalf("advert to %v, want the configured group 224.0.0.99", a.dst)
+		}
+	}
+}

@@ -209,7 +209,12 @@ func (c *fakeConn) WriteTo(payload []byte, src, dst netip.Addr) error {
 
 func (c *fakeConn) Pending() bool     { return len(c.in) > 0 }
 func (c *fakeConn) IfIndex() int      { return 1 }
-func (c *fakeConn) Group() netip.Addr { return vrrpnet.DefaultGroup(4) }
+func (c *fakeConn) Group() netip.Addr {
+	if c.cfg.Group.IsValid() {
+		return c.cfg.Group
+	}
+	return vrrpnet.DefaultGroup(c.cfg.Family)
+}
 func (c *fakeConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return nil

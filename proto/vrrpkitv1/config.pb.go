@@ -491,8 +491,12 @@ type VrrpInstance struct {
 	// vrrp_notify_priority_changes / notify_priority_changes: the event stream
 	// (and so the notify FIFO) reports effective priority changes.
 	NotifyPriorityChanges bool `protobuf:"varint,38,opt,name=notify_priority_changes,json=notifyPriorityChanges,proto3" json:"notify_priority_changes,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Multicast group of the adverts: mcast_dst_ip, else the global
+	// vrrp_mcast_group4 / vrrp_mcast_group6; "" means RFC 5798's (224.0.0.18,
+	// ff02::12).
+	McastGroup    string `protobuf:"bytes,39,opt,name=mcast_group,json=mcastGroup,proto3" json:"mcast_group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VrrpInstance) Reset() {
@@ -789,6 +793,13 @@ func (x *VrrpInstance) GetNotifyPriorityChanges() bool {
 		return x.NotifyPriorityChanges
 	}
 	return false
+}
+
+func (x *VrrpInstance) GetMcastGroup() string {
+	if x != nil {
+		return x.McastGroup
+	}
+	return ""
 }
 
 // Route is one line of virtual_routes or static_routes, resolved to what
@@ -2012,7 +2023,7 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x11nftables_priority\x18\t \x01(\x05R\x10nftablesPriority\x12+\n" +
 	"\x11nftables_counters\x18\n" +
 	" \x01(\bR\x10nftablesCounters\x12)\n" +
-	"\x10nftables_ifindex\x18\v \x01(\bR\x0fnftablesIfindex\"\xb5\r\n" +
+	"\x10nftables_ifindex\x18\v \x01(\bR\x0fnftablesIfindex\"\xd6\r\n" +
 	"\fVrrpInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -2057,7 +2068,9 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\tvmac_addr\x18$ \x01(\tR\bvmacAddr\x12\x1d\n" +
 	"\n" +
 	"sync_group\x18% \x01(\tR\tsyncGroup\x126\n" +
-	"\x17notify_priority_changes\x18& \x01(\bR\x15notifyPriorityChanges\"\xf3\x01\n" +
+	"\x17notify_priority_changes\x18& \x01(\bR\x15notifyPriorityChanges\x12\x1f\n" +
+	"\vmcast_group\x18' \x01(\tR\n" +
+	"mcastGroup\"\xf3\x01\n" +
 	"\x05Route\x12\x1d\n" +
 	"\n" +
 	"defined_at\x18\x01 \x01(\tR\tdefinedAt\x12\x0e\n" +
