@@ -81,7 +81,8 @@ type Engine struct {
 	sleeper Sleeper   // set by Run; guarded by mu
 	armed   time.Time // the deadline the loop sleeps until; guarded by mu
 	stopped bool
-	wg      sync.WaitGroup // socket readers and the link watcher
+	wg      sync.WaitGroup // socket readers, the link watcher, the GARP pacers
+	pacers  map[Announcer]*garpPacer
 	// applyMu serializes Apply: it releases mu while the old link watcher
 	// stops.
 	applyMu sync.Mutex
@@ -548,6 +549,15 @@ func (e *Engine) announce(in *instance, list []netstate.Address, repeat int) {
 	if ann == nil {
 		return
 	}
+	if arp, na := in.cfg.GetGarp().GetInterval().AsDuration(), in.cfg.GetGarp().GetNaInterval().AsDuration(); arp > 0 || na > 0 {
+		p := e.pacerLocked(ann, arp, na) // garp_pacer.go
+		for i := 0; i < repeat; i++ {
+			for _, a := range list {
+				p.enqueue(a.Prefix.Addr())
+			}
+		}
+		return
+	}
 	for i := 0; i < repeat; i++ {
 		for _, a := range list {
 			ip := a.Prefix.Addr()
@@ -690,6 +700,7 @@ func (e *Engine) closeSocket(s *socket) {
 	s.closed = true
 	s.conn.Close()
 	if s.ann != nil {
+		e.stopPacerLocked(s.ann) // garp_pacer.go
 		s.ann.Close()
 	}
 }
@@ -862,6 +873,7 @@ func (e *Engine) shutdown() {
 		e.closeSocket(s)
 		delete(e.socks, k)
 	}
+	e.stopPacersLocked()
 	for sub := range e.subs {
 		sub.closeLocked()
 	}

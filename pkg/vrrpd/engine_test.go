@@ -429,3 +429,30 @@ func TestMcastGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestGarpInterval: with vrrp_garp_interval the messages of a round leave
+// spaced by it (on the real clock, which the pacer uses), not in a burst.
+func TestGarpInterval(t *testing.T) {
+	r := newRig(t)
+	in := vi1()
+	const gap = 20 * time.Millisecond
+	in.Garp.Interval = durationpb.New(gap)
+	r.apply(t, snapshot(1, in))
+	d := r.clock.sl.settle(t)
+	r.clock.advanceTo(t, d) // MASTER: a round of garp_master_repeat 5
+	deadline := time.Now().Add(5 * time.Second)
+	for r.net.announcedCount() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 5 gratuitous ARPs after 5 s", r.net.announcedCount())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.net.mu.Lock()
+	at := append([]time.Time(nil), r.net.announcedAt...)
+	r.net.mu.Unlock()
+	for i := 1; i < len(at); i++ {
+		if d := at[i].Sub(at[i-1]); d < gap {
+			t.Errorf("messages %d and %d %v apart, want at least vrrp_garp_interval %v", i-1, i, d, gap)
+		}
+	}
+}

@@ -130,6 +130,9 @@ type fakeNet struct {
 	// announced lists the addresses announced, in order.
 	announced []netip.Addr
 	primary   netip.Addr
+	// announcedAt is when each announcement was made, by the wall clock
+	// (the GARP pacer runs on real time).
+	announcedAt []time.Time
 }
 
 func (n *fakeNet) Listen(_ context.Context, cfg vrrpnet.Config) (Conn, error) {
@@ -207,8 +210,8 @@ func (c *fakeConn) WriteTo(payload []byte, src, dst netip.Addr) error {
 	return nil
 }
 
-func (c *fakeConn) Pending() bool     { return len(c.in) > 0 }
-func (c *fakeConn) IfIndex() int      { return 1 }
+func (c *fakeConn) Pending() bool { return len(c.in) > 0 }
+func (c *fakeConn) IfIndex() int  { return 1 }
 func (c *fakeConn) Group() netip.Addr {
 	if c.cfg.Group.IsValid() {
 		return c.cfg.Group
@@ -226,6 +229,7 @@ func (a fakeAnnouncer) GratuitousARP(ip netip.Addr) error {
 	a.n.mu.Lock()
 	defer a.n.mu.Unlock()
 	a.n.announced = append(a.n.announced, ip)
+	a.n.announcedAt = append(a.n.announcedAt, time.Now())
 	return nil
 }
 func (a fakeAnnouncer) UnsolicitedNA(ip netip.Addr) error { return a.GratuitousARP(ip) }

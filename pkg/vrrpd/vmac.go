@@ -136,6 +136,7 @@ func (e *Engine) ensureVMACLocked(ctx context.Context, in *instance) error {
 		return err
 	}
 	if in.vmac != nil && in.vmac.ann != nil {
+		e.stopPacerLocked(in.vmac.ann) // garp_pacer.go
 		in.vmac.ann.Close()
 	}
 	in.vmac = &vmacState{info: info}
@@ -172,6 +173,7 @@ func (e *Engine) releaseVMACLocked(in *instance) {
 		return
 	}
 	if in.vmac.ann != nil {
+		e.stopPacerLocked(in.vmac.ann) // garp_pacer.go
 		in.vmac.ann.Close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), addressTimeout)
