@@ -254,6 +254,11 @@ func (e *Engine) evaluateLocked(now time.Time) {
 		if in.ifFault != "" {
 			own = append(own, in.ifFault)
 		}
+		if in.cfg.GetUnicastFaultNoPeer() && len(in.cfg.GetUnicastPeer()) == 0 {
+			// keepalived.conf(5): rather than fall back on multicast, an
+			// instance meant for unicast with no peer left stays in FAULT.
+			own = append(own, "unicast_fault_no_peer: no unicast peer")
+		}
 		for _, t := range in.trackers {
 			st, detail := e.trackerStateLocked(t)
 			eff := vrrp.Effect(t, st)

@@ -444,3 +444,23 @@ func TestDontTrackPrimaryInPlace(t *testing.T) {
 	}
 	wantState(t, r.instance(t, "VI_1"), stBackup, 100)
 }
+
+// TestUnicastFaultNoPeer: unicast_fault_no_peer with no peer is FAULT, not
+// multicast.
+func TestUnicastFaultNoPeer(t *testing.T) {
+	r := newRig(t)
+	in := vi1()
+	in.UnicastFaultNoPeer = true
+	r.apply(t, snapshot(1, in))
+	st := r.instance(t, "VI_1")
+	if st.GetState() != pb.VrrpState_VRRP_STATE_FAULT || len(st.GetFaultReasons()) != 1 {
+		t.Fatalf("state %v, fault reasons %q; want FAULT for want of a unicast peer", st.GetState(), st.GetFaultReasons())
+	}
+	in = vi1()
+	in.UnicastFaultNoPeer = true
+	in.UnicastPeer = []string{"192.0.2.9"}
+	r.apply(t, snapshot(2, in))
+	if st := r.instance(t, "VI_1"); st.GetState() == pb.VrrpState_VRRP_STATE_FAULT {
+		t.Fatalf("with a peer: still FAULT (%q)", st.GetFaultReasons())
+	}
+}
