@@ -571,7 +571,13 @@ var instanceTable = func() table[*VRRPInstance] {
 			dc.maxArgs(n, 1)
 		},
 		"unicast_peer": func(dc *decoder, n *Node, v *VRRPInstance) {
-			v.UnicastPeers = append(v.UnicastPeers, dc.unicastPeers(n)...)
+			peers := dc.unicastPeers(n)
+			if len(n.Children) == 0 && len(n.Args()) == 0 && len(v.UnicastPeers) == 0 {
+				// keepalived 2.2.7's words; it multicasts (or, with
+				// unicast_fault_no_peer, stays in FAULT).
+				dc.d.warnf(n.Pos, "(%s) A unicast keyword has been specified without any unicast peers. Defaulting to multicast. This usage is deprecated - please update your configuration.", v.Name)
+			}
+			v.UnicastPeers = append(v.UnicastPeers, peers...)
 		},
 		"unicast_ttl": func(dc *decoder, n *Node, v *VRRPInstance) {
 			if x, ok := dc.uint(n, 0, 255); ok {
