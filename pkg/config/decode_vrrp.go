@@ -599,7 +599,11 @@ var instanceTable = func() table[*VRRPInstance] {
 			}
 			v.McastDstIP = a
 		},
-		"track_src_ip": func(dc *decoder, n *Node, v *VRRPInstance) { v.TrackSrcIP = true; dc.maxArgs(n, 0) },
+		"track_src_ip": func(dc *decoder, n *Node, v *VRRPInstance) {
+			v.TrackSrcIP = true
+			dc.maxArgs(n, 0)
+			dc.d.warnf(n.Pos, "track_src_ip is accepted but not acted on by vrrpkit yet (a vanished source address is not a fault)")
+		},
 		"native_ipv6":  func(dc *decoder, n *Node, v *VRRPInstance) { v.NativeIPv6 = true; dc.maxArgs(n, 0) },
 		"use_vmac": func(dc *decoder, n *Node, v *VRRPInstance) {
 			if v.UseVMAC == nil {
@@ -622,6 +626,7 @@ var instanceTable = func() table[*VRRPInstance] {
 			if v.UseIPVLAN == "" {
 				v.UseIPVLAN = "default"
 			}
+			dc.d.warnf(n.Pos, "use_ipvlan is accepted but not acted on by vrrpkit yet (the VIPs go on the interface itself)")
 		},
 		"dont_track_primary": func(dc *decoder, n *Node, v *VRRPInstance) { v.DontTrackPrimary = true; dc.maxArgs(n, 0) },
 		"track_interface": func(dc *decoder, n *Node, v *VRRPInstance) {
@@ -653,7 +658,11 @@ var instanceTable = func() table[*VRRPInstance] {
 		"no_accept":           func(dc *decoder, n *Node, v *VRRPInstance) { f := false; v.Accept = &f; dc.maxArgs(n, 0) },
 		"skip_check_adv_addr": func(dc *decoder, n *Node, v *VRRPInstance) { v.SkipCheckAdvAddr = dc.boolean(n) },
 		"strict_mode":         func(dc *decoder, n *Node, v *VRRPInstance) { v.StrictMode = dc.boolPtr(n) },
-		"promote_secondaries": func(dc *decoder, n *Node, v *VRRPInstance) { v.PromoteSecondaries = true; dc.maxArgs(n, 0) },
+		"promote_secondaries": func(dc *decoder, n *Node, v *VRRPInstance) {
+			v.PromoteSecondaries = true
+			dc.maxArgs(n, 0)
+			dc.d.warnf(n.Pos, "promote_secondaries is accepted but not acted on by vrrpkit yet (set net.ipv4.conf.%s.promote_secondaries=1 yourself)", cmpOr(v.Interface, "IFACE"))
+		},
 		"garp_master_delay": func(dc *decoder, n *Node, v *VRRPInstance) {
 			v.GarpMasterDelay = dc.secondsPtr(n, 0, maxTimerSeconds)
 		},
@@ -1152,4 +1161,12 @@ var garpGroupTable = table[*GarpGroup]{
 	},
 	"interface":  func(dc *decoder, n *Node, g *GarpGroup) { g.Interfaces = append(g.Interfaces, dc.str(n)) },
 	"interfaces": func(dc *decoder, n *Node, g *GarpGroup) { g.Interfaces = append(g.Interfaces, dc.values(n)...) },
+}
+
+// cmpOr is cmp.Or for the messages above.
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

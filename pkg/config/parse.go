@@ -102,6 +102,7 @@ var rootTable = table[*decoder]{
 			"group": func(dc *decoder, n *Node, g *TrackGroup) { g.Group = append(g.Group, dc.values(n)...) },
 		}, g, &g.Block)
 		dc.cfg.TrackGroups = append(dc.cfg.TrackGroups, g)
+		dc.d.warnf(n.Pos, "track_group is accepted but not acted on by vrrpkit yet (addresses with track_group follow their own instance only)")
 	},
 	"vrrp_sync_group": func(dc *decoder, n *Node, _ *decoder) {
 		name, ok := dc.blockName(n)
@@ -119,6 +120,7 @@ var rootTable = table[*decoder]{
 		g := &GarpGroup{Block: Block{Pos: n.Pos}}
 		decodeBlock(dc, n, "garp_group", garpGroupTable, g, &g.Block)
 		dc.cfg.GarpGroups = append(dc.cfg.GarpGroups, g)
+		dc.d.warnf(n.Pos, "garp_group is accepted but not acted on by vrrpkit yet (global vrrp_garp_interval / vrrp_gna_interval pace every interface)")
 	},
 	"vrrp_instance": func(dc *decoder, n *Node, _ *decoder) {
 		name, ok := dc.blockName(n)
