@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -604,7 +605,7 @@ var instanceTable = func() table[*VRRPInstance] {
 			dc.maxArgs(n, 0)
 			dc.d.warnf(n.Pos, "track_src_ip is accepted but not acted on by vrrpkit yet (a vanished source address is not a fault)")
 		},
-		"native_ipv6":  func(dc *decoder, n *Node, v *VRRPInstance) { v.NativeIPv6 = true; dc.maxArgs(n, 0) },
+		"native_ipv6": func(dc *decoder, n *Node, v *VRRPInstance) { v.NativeIPv6 = true; dc.maxArgs(n, 0) },
 		"use_vmac": func(dc *decoder, n *Node, v *VRRPInstance) {
 			if v.UseVMAC == nil {
 				v.UseVMAC = &VMAC{}
@@ -661,7 +662,7 @@ var instanceTable = func() table[*VRRPInstance] {
 		"promote_secondaries": func(dc *decoder, n *Node, v *VRRPInstance) {
 			v.PromoteSecondaries = true
 			dc.maxArgs(n, 0)
-			dc.d.warnf(n.Pos, "promote_secondaries is accepted but not acted on by vrrpkit yet (set net.ipv4.conf.%s.promote_secondaries=1 yourself)", cmpOr(v.Interface, "IFACE"))
+			dc.d.warnf(n.Pos, "promote_secondaries is accepted but not acted on by vrrpkit yet (set net.ipv4.conf.%s.promote_secondaries=1 yourself)", cmp.Or(v.Interface, "IFACE"))
 		},
 		"garp_master_delay": func(dc *decoder, n *Node, v *VRRPInstance) {
 			v.GarpMasterDelay = dc.secondsPtr(n, 0, maxTimerSeconds)
@@ -1161,12 +1162,4 @@ var garpGroupTable = table[*GarpGroup]{
 	},
 	"interface":  func(dc *decoder, n *Node, g *GarpGroup) { g.Interfaces = append(g.Interfaces, dc.str(n)) },
 	"interfaces": func(dc *decoder, n *Node, g *GarpGroup) { g.Interfaces = append(g.Interfaces, dc.values(n)...) },
-}
-
-// cmpOr is cmp.Or for the messages above.
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
