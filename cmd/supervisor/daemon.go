@@ -213,6 +213,11 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 		})
 		log.Info("checkerd runs unprivileged", "user", checker.name, "uid", checker.uid, "gid", checker.gid)
 	}
+	// global_defs startup_script runs to completion before anything starts,
+	// shutdown_script after everything stopped (keepalived's
+	// run_startup_script / run_shutdown_script; 10 s timeouts by default).
+	d.runGlobalScript(ctx, "startup_script", cfg.GlobalDefs.StartupScript, cfg.GlobalDefs.StartupScriptTimeout.Std())
+	defer d.runGlobalScript(context.Background(), "shutdown_script", cfg.GlobalDefs.ShutdownScript, cfg.GlobalDefs.ShutdownScriptTimeout.Std())
 	var kids []*supervise.Child
 	for _, spec := range specs {
 		d.children[spec.Name] = &childInfo{}
@@ -646,4 +651,26 @@ func childEnv(lookup func(string) (string, bool)) []string {
 		}
 	}
 	return env
+}
+
+// runGlobalScript runs global_defs' startup_script or shutdown_script, if
+// set, and logs how it ended; a failure stops nothing, as in keepalived.
+func (d *daemon) runGlobalScript(ctx context.Context, keyword string, sc *config.Script, timeout time.Duration) {
+	if sc == nil {
+		return
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	res := d.scripts.Run(ctx, scriptrun.Command{Name: keyword, Args: sc.Args, User: sc.User, Group: sc.Group, Timeout: timeout})
+	switch {
+	case res.Err != nil:
+		d.log.Error(keyword+" could not run", "err", res.Err)
+	case res.TimedOut:
+		d.log.Warn(keyword+" timed out and was killed", "timeout", timeout)
+	case res.ExitStatus != 0:
+		d.log.Warn(keyword+" failed", "exit_status", res.ExitStatus, "signal", res.Signal)
+	default:
+		d.log.Info(keyword+" done", "duration", res.Duration)
+	}
 }

@@ -132,7 +132,7 @@ func TestInteropNotify(t *testing.T) {
     trk0
   }
 `
-	r := newTrackRig(t, "  notify_fifo DIR/fifo\n", "", inst, func(r *trackRig) {
+	r := newTrackRig(t, "  notify_fifo DIR/fifo\n  startup_script \"DIR/notify.sh startup\"\n", "", inst, func(r *trackRig) {
 		notifyScripts(t, r)
 		fifo = readFIFO(t, filepath.Join(r.dir, "fifo"))
 		addTrackLink(t, r)
@@ -146,7 +146,8 @@ func TestInteropNotify(t *testing.T) {
 	}
 	if err := eventually(5*time.Second, func() (bool, string) {
 		got := readLines(t, filepath.Join(r.dir, "howto.log"))
-		return slices.Contains(got, "notify.sh -n master -a 172.16.100.1"), fmt.Sprintf("howto.log %q", got)
+		return slices.Contains(got, "notify.sh -n master -a 172.16.100.1") && got[0] == "notify.sh startup",
+			fmt.Sprintf("howto.log %q, want startup_script's line first and notify_master's", got)
 	}); err != nil {
 		t.Fatal(err)
 	}
