@@ -93,6 +93,7 @@ func Build(cfg *config.Config, path string, generation uint64) *pb.ConfigSnapsho
 	for _, p := range cfg.VRRPTrackProcesses {
 		s.TrackProcesses = append(s.TrackProcesses, trackProcessOf(p))
 	}
+	statics(cfg, s) // static.go
 	return s
 }
 

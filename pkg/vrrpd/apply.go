@@ -72,6 +72,10 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 		}
 	}
 
+	// statics.go: before any instance starts, which may take its source
+	// address from a static address.
+	e.applyStaticsLocked(snap)
+
 	resp := &pb.ApplyConfigResponse{Generation: snap.GetGeneration(),
 		Added: plan.Added, Removed: plan.Removed, Unchanged: plan.Unchanged}
 	now := e.clock.Now()

@@ -105,6 +105,8 @@ type Engine struct {
 	linkStates map[string]netstate.LinkState
 	initFail   map[string]bool
 	groups     map[string]*syncGroup
+
+	statics staticSet // statics.go: static_ipaddress/_routes/_rules; guarded by mu
 }
 
 type sockKey struct {
@@ -869,6 +871,7 @@ func (e *Engine) shutdown() {
 	for _, in := range e.order {
 		e.stopInstance(in, now)
 	}
+	e.removeStaticsLocked() // statics.go: after the instances stepped down
 	for k, s := range e.socks {
 		e.closeSocket(s)
 		delete(e.socks, k)
