@@ -490,3 +490,31 @@ func (m *Routes) hasRoute(n *netlink.Route) (bool, error) {
 	}
 	return false, nil
 }
+
+// AdoptRoute records r as added by vrrpkit without touching the kernel, so
+// that [Routes.RemoveRoute] will remove it: a restarted vrrpd takes over the
+// static routes it finds already in place (keepalived counts an EEXIST as
+// its own route). An invalid route is logged and ignored.
+func (m *Routes) AdoptRoute(r Route) {
+	if err := r.check(); err != nil {
+		m.log.Error("cannot adopt route", "route", r.String(), "err", err)
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.routes[r] = struct{}{}
+}
+
+// AdoptRule records r as added by vrrpkit without touching the kernel, so
+// that [Routes.RemoveRule] will remove it. An invalid rule is logged and
+// ignored.
+func (m *Routes) AdoptRule(r Rule) {
+	r, err := r.normalize()
+	if err != nil {
+		m.log.Error("cannot adopt rule", "rule", r.String(), "err", err)
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rules[r] = struct{}{}
+}
