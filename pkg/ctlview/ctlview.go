@@ -83,7 +83,27 @@ type Instance struct {
 	MasterAddress *string  `json:"master_address"`
 	StateSince    *Time    `json:"state_since"`
 	FaultReasons  []string `json:"fault_reasons"`
-	Counters      Counters `json:"counters"`
+	// The vrrp_sync_group it is in; nil if none.
+	SyncGroup *string `json:"sync_group"`
+	// Every tracker of the instance (and of its sync group) and what it
+	// does to the priority now.
+	Tracking []Tracker `json:"tracking"`
+	Counters Counters  `json:"counters"`
+}
+
+// Tracker is one track_interface / track_script / track_file /
+// track_process as an instance sees it.
+type Tracker struct {
+	// "interface", "script", "file" or "process" (keepalived's track_*).
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// The configured weight; 0 means the instance goes to FAULT when the
+	// tracker fails.
+	Weight int32 `json:"weight"`
+	Up     bool  `json:"up"`
+	// What it adds to the priority now (negative: lowers it).
+	Delta  int32  `json:"delta"`
+	Detail string `json:"detail"`
 }
 
 // Counters are an instance's monotonic counters since it started.
@@ -154,6 +174,8 @@ func FromProto(st *pb.SupervisorStatusResponse) *Status {
 			MasterAddress:     optional(in.GetMasterAddr()),
 			StateSince:        fromTimestamp(in.GetStateSince()),
 			FaultReasons:      strs(in.GetFaultReasons()),
+			SyncGroup:         optional(in.GetSyncGroup()),
+			Tracking:          trackers(in.GetTracking()),
 			Counters:          counters(in.GetCounters()),
 		})
 	}
@@ -163,6 +185,30 @@ func FromProto(st *pb.SupervisorStatusResponse) *Status {
 // virtualIPAddresses is the instance's virtual_ipaddress (and _excluded)
 // list in prefix form; [] when it has none, never null.
 func virtualIPAddresses(in *pb.InstanceStatus) []string { return strs(in.GetVirtualIpaddress()) }
+
+func trackers(list []*pb.TrackedStatus) []Tracker {
+	out := []Tracker{}
+	for _, t := range list {
+		out = append(out, Tracker{Kind: trackerKind(t.GetKind()), Name: t.GetName(), Weight: t.GetWeight(),
+			Up: t.GetUp(), Delta: t.GetDelta(), Detail: t.GetDetail()})
+	}
+	return out
+}
+
+// trackerKind is the word after keepalived's "track_".
+func trackerKind(k pb.TrackerKind) string {
+	switch k {
+	case pb.TrackerKind_TRACKER_KIND_INTERFACE:
+		return "interface"
+	case pb.TrackerKind_TRACKER_KIND_SCRIPT:
+		return "script"
+	case pb.TrackerKind_TRACKER_KIND_FILE:
+		return "file"
+	case pb.TrackerKind_TRACKER_KIND_PROCESS:
+		return "process"
+	}
+	return "unknown"
+}
 
 func counters(c *pb.InstanceCounters) Counters {
 	v := Counters{

@@ -48,6 +48,11 @@ func Status() *pb.SupervisorStatusResponse {
 				VirtualIpaddress: []string{"192.0.2.100/32", "2001:db8::100/128"},
 				MasterAddr:       "192.0.2.1", Interface: "eth0", Vrid: 51,
 				StateSince: at("2026-03-14T09:20:01.25Z"),
+				SyncGroup:  "SG_FRONT",
+				Tracking: []*pb.TrackedStatus{
+					{Kind: pb.TrackerKind_TRACKER_KIND_SCRIPT, Name: "chk_nginx", Weight: -10, Up: false, Delta: -10, Detail: "exit status 1"},
+					{Kind: pb.TrackerKind_TRACKER_KIND_INTERFACE, Name: "eth1", Up: true, Detail: "up"},
+				},
 				Counters: &pb.InstanceCounters{
 					AdvertsSent: 1520, AdvertsReceived: 12, PriorityZeroSent: 0, PriorityZeroReceived: 1,
 					BecameMaster: 2, ReleasedMaster: 1, SendErrors: 0, LowerPriorityMasterHeard: 3, ResumedLate: 1,
