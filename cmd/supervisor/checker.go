@@ -25,7 +25,6 @@ const childCheckerd = "checkerd"
 type checkerIdentity struct {
 	name     string
 	uid, gid uint32
-	groups   []uint32
 }
 
 // defaultCheckerUser is --checker-user's default: keepalived's own script
