@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
@@ -94,41 +93,26 @@ func (d *daemon) pushChecker(ctx context.Context) {
 	d.mu.Lock()
 	snap := d.current
 	d.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	wait := 5 * time.Millisecond
-	for {
+	var resp *pb.ApplyConfigResponse
+	err := retryPush(ctx, func() error {
 		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 		conn, err := ipc.Dial(dctx, d.dir.Checkerd(), fastRedial)
-		var resp *pb.ApplyConfigResponse
-		if err == nil {
-			resp, err = pb.NewCheckerdClient(conn).ApplyConfig(dctx, snap)
-			conn.Close()
+		if err != nil {
+			return err
 		}
-		cancel()
-		if err == nil {
-			d.log.Info("checkerd applied the configuration", "generation", resp.GetGeneration())
-			d.mu.Lock()
-			d.children[childCheckerd].generation = resp.GetGeneration()
-			d.mu.Unlock()
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		switch status.Code(err) {
-		case codes.InvalidArgument, codes.FailedPrecondition:
-			d.log.Error("checkerd refused the configuration; not retrying", "generation", snap.GetGeneration(), "err", status.Convert(err).Message())
-			return
-		}
-		if time.Now().After(deadline) {
-			d.log.Error("pushing the configuration to checkerd", "generation", snap.GetGeneration(), "err", err)
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 500*time.Millisecond)
+		defer conn.Close()
+		resp, err = pb.NewCheckerdClient(conn).ApplyConfig(dctx, snap)
+		return err
+	})
+	switch {
+	case err == nil:
+		d.log.Info("checkerd applied the configuration", "generation", resp.GetGeneration())
+		d.mu.Lock()
+		d.children[childCheckerd].generation = resp.GetGeneration()
+		d.mu.Unlock()
+	case ctx.Err() != nil:
+	default:
+		d.log.Error("pushing the configuration to checkerd", "generation", snap.GetGeneration(), "err", status.Convert(err).Message())
 	}
 }

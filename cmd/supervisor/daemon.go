@@ -424,39 +424,51 @@ func (d *daemon) push(ctx context.Context) {
 		d.startFollowerLocked(ctx)
 	}
 	d.mu.Unlock()
+	var resp *pb.ApplyConfigResponse
+	err := retryPush(ctx, func() (err error) {
+		resp, err = d.pushOnce(ctx, snap)
+		return err
+	})
+	switch {
+	case err == nil:
+		d.noteApplied(ctx, run, snap, resp)
+	case ctx.Err() != nil:
+	case status.Code(err) == codes.InvalidArgument:
+		d.log.Error("vrrpd refused the configuration as invalid; not retrying (a bug: the supervisor validated it); fix the config and reload",
+			"generation", snap.GetGeneration(), "err", status.Convert(err).Message())
+		d.notify("STATUS=vrrpd refused generation " + fmt.Sprint(snap.GetGeneration()) + " as invalid: " + status.Convert(err).Message())
+	case status.Code(err) == codes.FailedPrecondition:
+		d.log.Error("vrrpd runs a newer generation than this supervisor's; not retrying (another supervisor on the same run directory?)",
+			"generation", snap.GetGeneration(), "err", status.Convert(err).Message())
+	default:
+		d.log.Error("pushing the configuration to vrrpd", "generation", snap.GetGeneration(), "err", err)
+	}
+}
+
+// retryPush calls once until it succeeds, ctx ends, 10 s pass (a child's
+// socket appears within milliseconds of its start), or the child refuses:
+// by ApplyConfig's contract (control.proto) nothing was applied then, and
+// InvalidArgument (the snapshot's fault) or FailedPrecondition (the child
+// runs a newer generation) cannot pass by sending the same bytes again.
+// It returns once's last error.
+func retryPush(ctx context.Context, once func() error) error {
 	deadline := time.Now().Add(10 * time.Second)
-	wait := 5 * time.Millisecond // vrrpd is starting: its socket appears within milliseconds
+	wait := 5 * time.Millisecond
 	for {
-		resp, err := d.pushOnce(ctx, snap)
-		if err == nil {
-			d.noteApplied(ctx, run, snap, resp)
-			return
+		err := once()
+		if err == nil || ctx.Err() != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		// ApplyConfig's contract (control.proto): on any error nothing was
-		// applied. InvalidArgument is this snapshot's fault and
-		// FailedPrecondition means vrrpd runs a newer generation than ours:
-		// sending the same bytes again cannot help, so neither is retried.
 		switch status.Code(err) {
-		case codes.InvalidArgument:
-			d.log.Error("vrrpd refused the configuration as invalid; not retrying (a bug: the supervisor validated it); fix the config and reload",
-				"generation", snap.GetGeneration(), "err", status.Convert(err).Message())
-			d.notify("STATUS=vrrpd refused generation " + fmt.Sprint(snap.GetGeneration()) + " as invalid: " + status.Convert(err).Message())
-			return
-		case codes.FailedPrecondition:
-			d.log.Error("vrrpd runs a newer generation than this supervisor's; not retrying (another supervisor on the same run directory?)",
-				"generation", snap.GetGeneration(), "err", status.Convert(err).Message())
-			return
+		case codes.InvalidArgument, codes.FailedPrecondition:
+			return err
 		}
 		if time.Now().After(deadline) {
-			d.log.Error("pushing the configuration to vrrpd", "generation", snap.GetGeneration(), "err", err)
-			return
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return err
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 500*time.Millisecond)
