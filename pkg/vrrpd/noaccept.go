@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/vishvananda/netns"
+
 	"github.com/vrrpkit/vrrpkit/pkg/netstate"
 	"github.com/vrrpkit/vrrpkit/pkg/vrrp"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
@@ -49,7 +51,9 @@ type FirewallFactory func(ctx context.Context, cfg FirewallConfig) (VIPFirewall,
 func NFTablesFirewall(log *slog.Logger) FirewallFactory {
 	return func(ctx context.Context, cfg FirewallConfig) (VIPFirewall, error) {
 		prio := cfg.Priority
-		n, err := netstate.NewNoAccept(ctx, netstate.NoAcceptOptions{Table: cfg.Table, Priority: &prio, Counters: cfg.Counters, Log: log})
+		// Netns must be said to be none: the zero NsHandle is descriptor 0,
+		// which netns.NsHandle.IsOpen takes for an open namespace.
+		n, err := netstate.NewNoAccept(ctx, netstate.NoAcceptOptions{Netns: netns.None(), Table: cfg.Table, Priority: &prio, Counters: cfg.Counters, Log: log})
 		if err != nil {
 			return nil, err
 		}
