@@ -44,6 +44,66 @@ func TestInteropNoAccept(t *testing.T) {
 	}
 }
 
+// TestInteropNoAcceptVrrpdCrash: vrrpd, a no_accept master, is SIGKILLed
+// (the supervisor lives on). Its table stays, so the VIP it left on eth0
+// accepts nothing meanwhile; the restarted vrrpd resumes as master, makes
+// its firewall (which replaces the stale table) and blocks the VIP again,
+// with no failover.
+func TestInteropNoAcceptVrrpdCrash(t *testing.T) {
+	t.Parallel()
+	lab := newLab(t)
+	lan := lab.Segment("lan")
+	ha, hb, hc := lab.Host("ra", lan), lab.Host("rb", lan), lab.Host("rc", lan)
+	vip := lan.VIP4(1)
+	c := inst{vrid: 85, version: 3, interval: 500 * time.Millisecond, vips: []netip.Addr{vip}}
+	high, low := c, c
+	high.prio, low.prio = 200, 100
+	va := startVrrpkit(t, lab, ha, noAcceptConf("ra", "no_accept", high))
+	kb := start(t, lab, keepalived, hb, noAcceptConf("rb", "no_accept", low)).(*keepalivedRouter)
+	waitElected(t, "VI_1", c.vips, 15*time.Second, va, kb)
+	elected := kb.masterEntries("VI_1")
+	// The supervisor's resume record comes from vrrpd's event stream.
+	if err := va.Proc().WaitLog(`msg="vrrp transition" instance=VI_1 from=BACKUP to=MASTER`, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	before, err := va.Instance("VI_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := nftTableHandle(t, ha, "ip")
+	if handle == "" {
+		t.Fatal("ra: no vrrpkit table on the no_accept master")
+	}
+	killVrrpd(t, va)
+	if err := eventually(10*time.Second, func() (bool, string) {
+		st, err := va.Instance("VI_1")
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.GetState().String() == "VRRP_STATE_MASTER" && st.GetStateSince().AsTime().After(before.GetStateSince().AsTime()),
+			"restarted vrrpd is " + st.GetState().String()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if h := nftTableHandle(t, ha, "ip"); h == "" || h == handle {
+		t.Fatalf("ra: table handle %q after the resume, was %q: want the restarted vrrpd's own", h, handle)
+	}
+	if set, err := nftSet(ha, "ip", "vips"); err != nil || !strings.Contains(set, vip.String()) {
+		t.Fatalf("ra: resumed master's vips set (err %v):\n%s", err, set)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := hc.Ping(ctx, vip, 1); err == nil {
+		t.Fatal("rc: the resumed no_accept master answers ping to the VIP")
+	}
+	if !hasVIP(t, ha, vip) || hasVIP(t, hb, vip) {
+		t.Errorf("the VIP moved: on ra %v, on rb %v", hasVIP(t, ha, vip), hasVIP(t, hb, vip))
+	}
+	if n := kb.masterEntries("VI_1") - elected; n != 0 {
+		t.Errorf("keepalived became master %d times during the vrrpd crash", n)
+	}
+}
+
 // noAcceptConf is conf with the accept mode keyword.
 func noAcceptConf(routerID, mode string, c inst) string {
 	text := conf(routerID, c)
@@ -137,6 +197,11 @@ func testNoAccept(t *testing.T, v6 bool, vrid int, mode string, blocks bool) {
 	}
 	step("VRRP unaffected")
 
+	if blocks && !v6 && mode == "no_accept" {
+		va = noAcceptCrash(t, lab, ha, kb, va, noAcceptConf("ra", mode, high), vip, family)
+		step("crashed, restarted, stale table replaced")
+	}
+
 	// A clean stop removes the tables; keepalived takes over.
 	if err := va.Proc().Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -152,6 +217,49 @@ func testNoAccept(t *testing.T, v6 bool, vrid int, mode string, blocks bool) {
 	}
 	waitState(t, kb, "VI_1", "MASTER", 5*time.Second)
 	step("stopped; tables gone")
+}
+
+// noAcceptCrash kills vrrpkit (supervisor and vrrpd at once): its table
+// stays, still dropping traffic to the VIP it left on eth0 (taken down, as
+// a dead machine's link would be). A new vrrpkit replaces the stale table
+// with its own (netstate.NewNoAccept) and, master again, blocks the VIP.
+func noAcceptCrash(t *testing.T, lab *netlab.Lab, ha *netlab.Host, kb *keepalivedRouter, va *vrrpkitRouter, text string, vip netip.Addr, family string) *vrrpkitRouter {
+	t.Helper()
+	before := nftTableHandle(t, ha, family)
+	va.Crash(t)
+	linkDown(t, ha)
+	waitState(t, kb, "VI_1", "MASTER", 5*time.Second)
+	if h := nftTableHandle(t, ha, family); h != before {
+		t.Fatalf("ra: the crashed vrrpd's table is handle %q, was %q", h, before)
+	}
+	setLink(t, ha, "up")
+	va = startVrrpkit(t, lab, ha, text)
+	waitElected(t, "VI_1", []netip.Addr{vip}, 15*time.Second, va, kb)
+	after := nftTableHandle(t, ha, family)
+	if after == "" || after == before {
+		t.Fatalf("ra: table handle %q after the restart, was %q: want a new table", after, before)
+	}
+	if set, err := nftSet(ha, family, "vips"); err != nil || !strings.Contains(set, vip.String()) {
+		t.Fatalf("ra: restarted master's vips set (err %v):\n%s", err, set)
+	}
+	return va
+}
+
+// nftTableHandle is the kernel's handle of vrrpkit's table, "" if none.
+func nftTableHandle(t *testing.T, h *netlab.Host, family string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := h.Run(ctx, "nft", "-a", "list", "table", family, "vrrpkit")
+	if err != nil {
+		return ""
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	_, handle, ok := strings.Cut(first, "# handle ")
+	if !ok {
+		t.Fatalf("%s: no handle in %q", h, first)
+	}
+	return strings.TrimSpace(handle)
 }
 
 // listenTCP accepts TCP connections on port in h's namespace (any
