@@ -59,7 +59,7 @@ type Options struct {
 	Network   Network
 	VMACs     VMACs           // use_vmac interfaces (vmac.go)
 	Routes    Routes          // virtual routes and rules (routes.go)
-	Firewall  FirewallFactory // no_accept (noaccept.go)
+	Firewall  FirewallFactory // no_accept; nil: nftables, none with substitute Addresses (noaccept.go)
 }
 
 // Engine runs the VRRP instances. All instance state is guarded by mu:
