@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -160,12 +161,22 @@ var globalDefsTable = table[*GlobalDefs]{
 	"notify_fifo_script":      func(dc *decoder, n *Node, g *GlobalDefs) { g.NotifyFIFO = dc.fifoScript(n, g.NotifyFIFO) },
 	"vrrp_notify_fifo":        func(dc *decoder, n *Node, g *GlobalDefs) { g.VRRPNotifyFIFO = dc.fifo(n, g.VRRPNotifyFIFO) },
 	"vrrp_notify_fifo_script": func(dc *decoder, n *Node, g *GlobalDefs) { g.VRRPNotifyFIFO = dc.fifoScript(n, g.VRRPNotifyFIFO) },
-	"lvs_notify_fifo":         func(dc *decoder, n *Node, g *GlobalDefs) { g.LVSNotifyFIFO = dc.fifo(n, g.LVSNotifyFIFO) },
-	"lvs_notify_fifo_script":  func(dc *decoder, n *Node, g *GlobalDefs) { g.LVSNotifyFIFO = dc.fifoScript(n, g.LVSNotifyFIFO) },
-	"vmac_prefix":             func(dc *decoder, n *Node, g *GlobalDefs) { g.VMACPrefix = dc.str(n) },
-	"vmac_addr_prefix":        func(dc *decoder, n *Node, g *GlobalDefs) { g.VMACAddrPrefix = dc.str(n) },
-	"vrrp_garp_extra_if":      globalIgnored("garp_extra_if is per instance in vrrpkit"),
-	"vrrp_vmac_garp_intvl":    deprecated("vrrp_garp_extra_if", globalIgnored("garp_extra_if is per instance in vrrpkit")),
+	"nftables":                nftablesTable,
+	"nftables_priority": func(dc *decoder, n *Node, g *GlobalDefs) {
+		if v, ok := dc.intAt(n, 1, math.MinInt32, math.MaxInt32); ok {
+			dc.maxArgs(n, 1)
+			p := int32(v)
+			g.NFTablesPriority = &p
+		}
+	},
+	"nftables_ifindex":       func(dc *decoder, n *Node, g *GlobalDefs) { dc.maxArgs(n, 0); g.NFTablesIfindex = true },
+	"nftables_counters":      func(dc *decoder, n *Node, g *GlobalDefs) { dc.maxArgs(n, 0); g.NFTablesCounters = true },
+	"lvs_notify_fifo":        func(dc *decoder, n *Node, g *GlobalDefs) { g.LVSNotifyFIFO = dc.fifo(n, g.LVSNotifyFIFO) },
+	"lvs_notify_fifo_script": func(dc *decoder, n *Node, g *GlobalDefs) { g.LVSNotifyFIFO = dc.fifoScript(n, g.LVSNotifyFIFO) },
+	"vmac_prefix":            func(dc *decoder, n *Node, g *GlobalDefs) { g.VMACPrefix = dc.str(n) },
+	"vmac_addr_prefix":       func(dc *decoder, n *Node, g *GlobalDefs) { g.VMACAddrPrefix = dc.str(n) },
+	"vrrp_garp_extra_if":     globalIgnored("garp_extra_if is per instance in vrrpkit"),
+	"vrrp_vmac_garp_intvl":   deprecated("vrrp_garp_extra_if", globalIgnored("garp_extra_if is per instance in vrrpkit")),
 }
 
 // isHostname accepts RFC 1123 names; smtp_server may name its relay.
@@ -198,6 +209,34 @@ func lvsFlushOnStop(dc *decoder, n *Node, g *GlobalDefs) {
 	}
 }
 
+// nftTableMaxName is the kernel's NFT_TABLE_MAXNAMELEN, counting the NUL.
+const nftTableMaxName = 256
+
+// nftablesTable is "nftables [TABLE]", as core/global_parser.c
+// vrrp_nftables_handler reads it: a second one is ignored, a name too long
+// for the kernel is ignored, and it resets nftables_priority to -1, so a
+// nftables_priority written before it is lost there too.
+func nftablesTable(dc *decoder, n *Node, g *GlobalDefs) {
+	if g.NFTables {
+		dc.d.warnf(n.Pos, "nftables already specified; ignored")
+		return
+	}
+	dc.maxArgs(n, 1)
+	name := ""
+	if len(n.Words) > 1 {
+		name = n.Words[1]
+		if len(name) >= nftTableMaxName {
+			dc.d.warnf(n.Pos, "nftables: table name is longer than %d bytes; ignored", nftTableMaxName-1)
+			return
+		}
+	}
+	if g.NFTablesPriority != nil {
+		dc.d.warnf(n.Pos, "nftables resets the nftables_priority given before it to -1, as keepalived does; write nftables_priority after nftables")
+		g.NFTablesPriority = nil
+	}
+	g.NFTables, g.NFTablesTable = true, name
+}
+
 func globalIgnored(why string) handler[*GlobalDefs] {
 	return ignoredIn(func(g *GlobalDefs) *[]Ignored { return &g.Ignored }, why)
 }
@@ -222,9 +261,11 @@ func init() {
 			"snmp_socket", "enable_traps", "enable_snmp_vrrp", "enable_snmp_keepalived", "enable_snmp_rfc", "enable_snmp_rfcv2",
 			"enable_snmp_rfcv3", "enable_snmp_checker", "enable_dbus", "dbus_service_name",
 		},
-		"vrrpkit does not program firewalls": {
-			"vrrp_iptables", "vrrp_ipsets", "nftables", "nftables_priority", "nftables_ifindex", "nftables_ipvs",
-			"nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "nftables_counters",
+		"vrrpkit enforces no_accept with nftables (global_defs nftables), never iptables": {
+			"vrrp_iptables", "vrrp_ipsets",
+		},
+		"vrrpkit does not mark IPVS traffic with nftables": {
+			"nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark",
 		},
 		"not supported by vrrpkit": {
 			"linkbeat_use_polling", "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets", "lvs_sync_daemon",

@@ -87,7 +87,7 @@ type Script struct {
 }
 
 // GlobalDefs is the global_defs block. Keywords that only tune keepalived's
-// own process (scheduling priority, netlink buffers, SNMP, DBus, nftables)
+// own process (scheduling priority, netlink buffers, SNMP, DBus, iptables)
 // are kept in Ignored.
 type GlobalDefs struct {
 	Block
@@ -141,7 +141,18 @@ type GlobalDefs struct {
 	LVSNotifyFIFO               *FIFO               `json:"lvs_notify_fifo,omitempty"`
 	VMACPrefix                  string              `json:"vmac_prefix,omitempty"`
 	VMACAddrPrefix              string              `json:"vmac_addr_prefix,omitempty"`
-	Ignored                     []Ignored           `json:"ignored,omitempty"`
+	// NFTables is set by "nftables [TABLE]"; NFTablesTable is TABLE, ""
+	// when none is given. vrrpkit then uses its own name ("vrrpkit"), not
+	// keepalived's "keepalived", so that the two daemons on one host never
+	// share or delete each other's table.
+	NFTables      bool   `json:"nftables,omitempty"`
+	NFTablesTable string `json:"nftables_table,omitempty"`
+	// NFTablesPriority is nftables_priority, nil when absent (keepalived's
+	// default is -1).
+	NFTablesPriority *int32    `json:"nftables_priority,omitempty"`
+	NFTablesIfindex  bool      `json:"nftables_ifindex,omitempty"`
+	NFTablesCounters bool      `json:"nftables_counters,omitempty"`
+	Ignored          []Ignored `json:"ignored,omitempty"`
 }
 
 // FIFO is a notify FIFO and the optional script keepalived starts to read it.

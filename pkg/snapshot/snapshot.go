@@ -48,6 +48,7 @@ func Build(cfg *config.Config, path string, generation uint64) *pb.ConfigSnapsho
 	if g.VRRPMcastGroup6.IsValid() {
 		s.Global.VrrpMcastGroup6 = g.VRRPMcastGroup6.String()
 	}
+	nftGlobals(g, s.Global)
 	gd := effectiveGlobals(g)
 	tr := indexTrackers(cfg)
 	groups := map[string]*config.SyncGroup{}

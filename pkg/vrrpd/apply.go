@@ -105,6 +105,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	}
 	e.order = order
 	e.generation = snap.GetGeneration()
+	e.applyNoAcceptLocked(snap) // noaccept.go
 	e.rebuildTrackingLocked(snap)
 	var starting []*instance
 	for _, in := range order {

@@ -57,8 +57,9 @@ type Options struct {
 	Addresses Addresses
 	Links     Links
 	Network   Network
-	VMACs     VMACs  // use_vmac interfaces (vmac.go)
-	Routes    Routes // virtual routes and rules (routes.go)
+	VMACs     VMACs           // use_vmac interfaces (vmac.go)
+	Routes    Routes          // virtual routes and rules (routes.go)
+	Firewall  FirewallFactory // no_accept; nil: nftables, none with substitute Addresses (noaccept.go)
 }
 
 // Engine runs the VRRP instances. All instance state is guarded by mu:
@@ -76,6 +77,8 @@ type Engine struct {
 
 	vmacs  VMACs  // vmac.go
 	routes Routes // routes.go
+
+	noAccept noAccept // no_accept firewall (noaccept.go); guarded by mu
 
 	mu      sync.Mutex
 	sleeper Sleeper   // set by Run; guarded by mu
@@ -175,6 +178,7 @@ func New(o Options) *Engine {
 		e.net = OSNetwork{}
 	}
 	e.initVMACRoutes(o) // routes.go
+	e.initNoAccept(o)   // noaccept.go
 	return e
 }
 
@@ -534,6 +538,7 @@ func (e *Engine) changeAddresses(in *instance, list []netstate.Address, add bool
 	change, what := e.addrs.Remove, "removing virtual address"
 	if add {
 		change, what = e.addrs.Add, "adding virtual address"
+		e.blockLocked(ctx, in, list) // noaccept.go: no_accept blocks before adding
 	}
 	for _, a := range list {
 		if err := change(ctx, a); err != nil {
@@ -541,6 +546,9 @@ func (e *Engine) changeAddresses(in *instance, list []netstate.Address, add bool
 			continue
 		}
 		e.publishAddressLocked(in, a, add)
+	}
+	if !add {
+		e.unblockLocked(ctx, in, list) // noaccept.go: and unblocks after removing
 	}
 }
 
@@ -872,6 +880,7 @@ func (e *Engine) shutdown() {
 		e.stopInstance(in, now)
 	}
 	e.removeStaticsLocked() // statics.go: after the instances stepped down
+	e.closeNoAcceptLocked() // noaccept.go
 	for k, s := range e.socks {
 		e.closeSocket(s)
 		delete(e.socks, k)
