@@ -60,11 +60,12 @@ const (
 )
 
 // NoAcceptOptions configures [NewNoAccept]. The zero value is keepalived's
-// default configuration ("nftables" alone in global_defs), in the caller's
-// network namespace, with the table named [DefaultNFTTable].
+// default configuration ("nftables" alone in global_defs), with the table
+// named [DefaultNFTTable]; Netns must be set (netns.None() for the
+// caller's namespace: a zero NsHandle is fd 0, which counts as open).
 type NoAcceptOptions struct {
-	// Netns is the network namespace to work in. When it is not open the
-	// caller's namespace is used. The caller keeps ownership; NewNoAccept
+	// Netns is the network namespace to work in; netns.None() means the
+	// caller's. The caller keeps ownership; NewNoAccept
 	// keeps a duplicate.
 	Netns netns.NsHandle
 	// Table names both tables (family ip and family ip6). Empty means
