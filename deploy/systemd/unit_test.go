@@ -47,6 +47,7 @@ func TestUnitSettings(t *testing.T) {
 		{"Service", "Restart", "on-failure"},
 		{"Service", "RuntimeDirectory", "vrrpkit"},
 		{"Service", "RuntimeDirectoryMode", "0750"},
+		{"Service", "LimitRTPRIO", "10"}, // vrrpd's SCHED_FIFO timer thread (vrrpd.SystemClock)
 		{"Install", "WantedBy", "multi-user.target"},
 	}
 	for _, w := range want {
