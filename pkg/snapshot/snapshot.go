@@ -63,7 +63,7 @@ func Build(cfg *config.Config, path string, generation uint64) *pb.ConfigSnapsho
 			TrackProcess: trackRefs(sg.TrackProcesses, tr.process, false),
 		}
 		for _, t := range sg.TrackInterfaces {
-			out.TrackInterface = append(out.TrackInterface, &pb.TrackInterface{Name: t.Name, Weight: int32(t.Weight)})
+			out.TrackInterface = append(out.TrackInterface, &pb.TrackInterface{Name: t.Name, Weight: int32(t.Weight), Reverse: t.Reverse})
 		}
 		s.SyncGroups = append(s.SyncGroups, out)
 	}
@@ -75,7 +75,7 @@ func Build(cfg *config.Config, path string, generation uint64) *pb.ConfigSnapsho
 			zero = !groupWeights(sg)
 			if zero {
 				for _, t := range in.TrackInterface {
-					t.Weight = 0
+					t.Weight, t.Reverse = 0, false
 				}
 			}
 		}
@@ -222,7 +222,7 @@ func instance(g *config.GlobalDefs, gd *globals, v *config.VRRPInstance) *pb.Vrr
 		in.HigherPrioSendAdvert = pickB(v.HigherPrioSendAdvert, pickB(g.VRRPHigherPrioSendAdvert, false))
 	}
 	for _, t := range v.TrackInterfaces {
-		in.TrackInterface = append(in.TrackInterface, &pb.TrackInterface{Name: t.Name, Weight: int32(t.Weight)})
+		in.TrackInterface = append(in.TrackInterface, &pb.TrackInterface{Name: t.Name, Weight: int32(t.Weight), Reverse: t.Reverse})
 	}
 	in.Notify = notifyOf(&v.Notify)
 	if v.UseVMAC != nil {

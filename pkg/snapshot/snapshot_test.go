@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -206,6 +207,101 @@ func TestVMACNames(t *testing.T) {
 	for i, in := range ins {
 		if in.GetVmacInterface() != want[i] {
 			t.Errorf("instance %s: VMAC %q, want %q", in.GetName(), in.GetVmacInterface(), want[i])
+		}
+	}
+}
+
+// TestTracking: effective weights, reverse, and keepalived's rule for
+// sync-group members (weighted trackers dropped, default-weight track_file
+// and interfaces kept at weight 0, the group's own trackers unchanged).
+func TestTracking(t *testing.T) {
+	conf := `vrrp_script chk { 
+    script "/bin/true"
+    weight -20
+}
+vrrp_script chk0 {
+    script "/bin/true"
+}
+vrrp_track_file tf {
+    file /run/tf
+}
+vrrp_track_file tfw {
+    file /run/tfw
+    weight 5
+}
+vrrp_sync_group G {
+    group {
+        A
+        B
+    }
+    track_script {
+        chk
+    }
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 1
+    track_interface {
+        eth1 weight -10 reverse
+    }
+    track_script {
+        chk
+        chk0
+    }
+    track_file {
+        tf
+        tfw
+    }
+    virtual_ipaddress { 192.0.2.1 }
+}
+vrrp_instance B {
+    interface eth0
+    virtual_router_id 2
+    virtual_ipaddress { 192.0.2.2 }
+}
+vrrp_instance C {
+    interface eth0
+    virtual_router_id 3
+    track_interface {
+        eth1 weight -10 reverse
+    }
+    track_script {
+        chk weight 30 reverse
+    }
+    virtual_ipaddress { 192.0.2.3 }
+}
+`
+	cfg, diags := config.ParseBytes("k.conf", []byte(conf), config.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	s := Build(cfg, "k.conf", 1)
+	a, c := s.GetInstances()[0], s.GetInstances()[2]
+	g := s.GetSyncGroups()[0]
+	names := func(list []*pb.TrackScript) (out []string) {
+		for _, r := range list {
+			out = append(out, fmt.Sprintf("%s:%d:%v", r.GetName(), r.GetWeight(), r.GetReverse()))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		what      string
+		got, want any
+	}{
+		{"A in group", a.GetSyncGroup(), "G"},
+		{"A scripts: weighted chk dropped", names(a.GetTrackScript()), []string{"chk0:0:false"}},
+		{"A files: default weight kept at 0, explicit dropped", names(a.GetTrackFile()), []string{"tf:0:false"}},
+		{"A interface weight zeroed", a.GetTrackInterface()[0].GetWeight(), int32(0)},
+		{"A interface reverse cleared", a.GetTrackInterface()[0].GetReverse(), false},
+		{"group keeps its weights", names(g.GetTrackScript()), []string{"chk:-20:false"}},
+		{"C override", names(c.GetTrackScript()), []string{"chk:30:true"}},
+		{"C interface weight", c.GetTrackInterface()[0].GetWeight(), int32(-10)},
+		{"C interface reverse", c.GetTrackInterface()[0].GetReverse(), true},
+		{"scripts carried", len(s.GetScripts()), 2},
+		{"files carried", len(s.GetTrackFiles()), 2},
+	} {
+		if !equal(tc.got, tc.want) {
+			t.Errorf("%s = %v, want %v", tc.what, tc.got, tc.want)
 		}
 	}
 }

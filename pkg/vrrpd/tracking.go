@@ -195,7 +195,7 @@ func trackersOf(cfg *pb.VrrpInstance, g *pb.VrrpSyncGroup) []vrrp.Tracker {
 	var out []vrrp.Tracker
 	add := func(group string, ifs []*pb.TrackInterface, scripts, files, procs []*pb.TrackScript) {
 		for _, t := range ifs {
-			out = append(out, vrrp.Tracker{Kind: vrrp.TrackInterface, Name: t.GetName(), Weight: int(t.GetWeight()), Group: group})
+			out = append(out, vrrp.Tracker{Kind: vrrp.TrackInterface, Name: t.GetName(), Weight: int(t.GetWeight()), Reverse: t.GetReverse(), Group: group})
 		}
 		for _, l := range []struct {
 			kind vrrp.TrackerKind

@@ -1268,9 +1268,11 @@ func (x *GarpSettings) GetNaInterval() *durationpb.Duration {
 // TrackInterface: the instance goes to FAULT when the interface is down, or,
 // with a weight, its priority changes by weight instead.
 type TrackInterface struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Weight        int32                  `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Weight int32                  `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	// `weight N reverse`: the weight applies while the interface is up.
+	Reverse       bool `protobuf:"varint,3,opt,name=reverse,proto3" json:"reverse,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1317,6 +1319,13 @@ func (x *TrackInterface) GetWeight() int32 {
 		return x.Weight
 	}
 	return 0
+}
+
+func (x *TrackInterface) GetReverse() bool {
+	if x != nil {
+		return x.Reverse
+	}
+	return false
 }
 
 // TrackScript refers to a vrrp_script by name, with an optional weight
@@ -2116,10 +2125,11 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x11lower_prio_repeat\x18\x06 \x01(\rR\x0flowerPrioRepeat\x125\n" +
 	"\binterval\x18\a \x01(\v2\x19.google.protobuf.DurationR\binterval\x12:\n" +
 	"\vna_interval\x18\b \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"naInterval\"<\n" +
+	"naInterval\"V\n" +
 	"\x0eTrackInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06weight\x18\x02 \x01(\x05R\x06weight\"S\n" +
+	"\x06weight\x18\x02 \x01(\x05R\x06weight\x12\x18\n" +
+	"\areverse\x18\x03 \x01(\bR\areverse\"S\n" +
 	"\vTrackScript\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x05R\x06weight\x12\x18\n" +
