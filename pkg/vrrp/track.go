@@ -75,6 +75,10 @@ type TrackEffect struct {
 	Delta int
 	// Fault, when not "", is why the instance must be in FAULT.
 	Fault string
+	// Pending: the fault is only that a weight-0 tracker has no result
+	// yet. keepalived holds a starting instance in INIT, silently, until
+	// the first result (seen with 2.2.7: no notify before it).
+	Pending bool
 }
 
 // trackFileFault is keepalived's threshold for a track_file result that
@@ -103,7 +107,7 @@ const (
 func Effect(t Tracker, s TrackerState) TrackEffect {
 	if !s.Known {
 		if t.Weight == 0 {
-			return TrackEffect{Fault: t.describe("has no result yet")}
+			return TrackEffect{Fault: t.describe("has no result yet"), Pending: true}
 		}
 		return TrackEffect{}
 	}

@@ -119,6 +119,13 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	// initialise_tracking_priorities runs before vrrp_init_state.
 	e.evaluateLocked(now)
 	for _, in := range starting {
+		if in.initPending {
+			// Only weight-0 trackers without a first result stand in the
+			// way: wait in INIT, silently, like keepalived (evaluateLocked
+			// starts it when they report).
+			in.holdInit = true
+			continue
+		}
 		e.do(in, in.m.Startup(now, e.actions[:0]), now)
 		in.reason = ""
 	}

@@ -83,6 +83,9 @@ type instance struct {
 	// being handled, for the events its actions publish.
 	heardFrom netip.Addr
 	heardPrio uint8
+	// initPending: its only faults are weight-0 trackers with no result
+	// yet; holdInit: it is kept in INIT for that reason, not yet started.
+	initPending, holdInit bool
 }
 
 // garpRound is a scheduled round of gratuitous ARP / unsolicited NA.

@@ -245,19 +245,24 @@ func (e *Engine) evaluateLocked(now time.Time) {
 	type result struct {
 		prio uint8
 		own  []string
+		// pending: every one of own is a tracker without a result yet.
+		pending bool
 	}
 	res := make(map[*instance]result, len(e.order))
 	for _, in := range e.order {
 		in.effects = in.effects[:0]
 		in.details = in.details[:0]
 		var own []string
+		pending := true
 		if in.ifFault != "" {
 			own = append(own, in.ifFault)
+			pending = false
 		}
 		if in.cfg.GetUnicastFaultNoPeer() && len(in.cfg.GetUnicastPeer()) == 0 {
 			// keepalived.conf(5): rather than fall back on multicast, an
 			// instance meant for unicast with no peer left stays in FAULT.
 			own = append(own, "unicast_fault_no_peer: no unicast peer")
+			pending = false
 		}
 		for _, t := range in.trackers {
 			st, detail := e.trackerStateLocked(t)
@@ -269,25 +274,35 @@ func (e *Engine) evaluateLocked(now time.Time) {
 			in.details = append(in.details, trackDetail{up: st.Up, detail: detail})
 			if eff.Fault != "" {
 				own = append(own, eff.Fault)
+				pending = pending && eff.Pending
 			}
 		}
 		prio, _ := vrrp.Fold(in.baseprio(), in.effects)
-		res[in] = result{prio, own}
+		res[in] = result{prio, own, pending}
 	}
 	for _, in := range e.order {
 		r := res[in]
-		faults := r.own
+		faults, pending := r.own, r.pending
 		if in.group != nil {
 			for _, other := range in.group.members {
 				if other == in {
 					continue
 				}
-				if o := res[other].own; len(o) > 0 {
-					faults = append(faults[:len(faults):len(faults)], fmt.Sprintf("sync group %s: %s in FAULT (%s)", in.group.cfg.GetName(), other.name(), o[0]))
+				if o := res[other]; len(o.own) > 0 {
+					faults = append(faults[:len(faults):len(faults)], fmt.Sprintf("sync group %s: %s in FAULT (%s)", in.group.cfg.GetName(), other.name(), o.own[0]))
+					pending = pending && o.pending
 				}
 			}
 		}
+		in.initPending = len(faults) > 0 && pending
 		e.applyTrackingLocked(in, r.prio, faults, now)
+		if in.holdInit && !in.initPending {
+			// The first results are in: start now, as keepalived leaves
+			// INIT once no tracker is in its initial state.
+			in.holdInit = false
+			e.do(in, in.m.Startup(now, e.actions[:0]), now)
+			in.reason = ""
+		}
 	}
 }
 
