@@ -207,6 +207,9 @@ func elemFor(b BlockedAddr, ifindex uint32) nftElem {
 // address, none of which is a VIP. IPv6 neighbor solicitations and
 // advertisements pass too, so the VIP stays resolvable.
 //
+// The same tables hold the rules that keep VMACs quiet
+// ([NoAccept.QuietVMAC]), as keepalived's do.
+//
 // Only this value's tables are touched; they are removed by
 // [NoAccept.Close]. It is safe for concurrent use.
 type NoAccept struct {
