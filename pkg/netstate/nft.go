@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/vishvananda/netlink"
@@ -55,8 +56,16 @@ const (
 	nftChainOut      = "out"
 	nftChainInLL     = "in_link_local"
 	nftChainOutLL    = "out_link_local"
+	nftSetVMACMap    = "vmac_map"
+	nftSetVMACSet    = "vmac_set"
 	icmpv6NeighSolic = 135 // RFC 4861 §4.3
 	icmpv6NeighAdv   = 136 // RFC 4861 §4.4
+	icmpv6RouterSol  = 133 // RFC 4861 §4.1
+	icmpv6MLD2Report = 143 // RFC 3810 §5.2
+	// metaKeyOIFKIND is NFT_META_OIFKIND of linux/netfilter/nf_tables.h
+	// (the output interface's rtnl_link_ops kind), which the nftables
+	// library has no name for.
+	metaKeyOIFKIND expr.MetaKey = 27
 )
 
 // NoAcceptOptions configures [NewNoAccept]. The zero value is keepalived's
@@ -146,6 +155,7 @@ type nftElem struct {
 	ipv6 bool
 	set  string
 	key  string // the set key, as bytes
+	val  string // the map value, as bytes; "" in a set
 }
 
 // elemFor encodes b as the element of the set it belongs in. ifindex is
@@ -197,6 +207,9 @@ func elemFor(b BlockedAddr, ifindex uint32) nftElem {
 // address, none of which is a VIP. IPv6 neighbor solicitations and
 // advertisements pass too, so the VIP stays resolvable.
 //
+// The same tables hold the rules that keep VMACs quiet
+// ([NoAccept.QuietVMAC]), as keepalived's do.
+//
 // Only this value's tables are touched; they are removed by
 // [NoAccept.Close]. It is safe for concurrent use.
 type NoAccept struct {
@@ -212,7 +225,8 @@ type NoAccept struct {
 	closed  bool
 	fam     [2]nftFamily // [0] ip, [1] ip6
 	blocked map[BlockedAddr]nftElem
-	refs    map[nftElem]int // elements shared by several BlockedAddr (one global address on two interfaces)
+	refs    map[nftElem]int     // elements shared by several BlockedAddr (one global address on two interfaces)
+	quiet   map[int]quietRecord // VMACs kept quiet (QuietVMAC), by interface index
 }
 
 // nftFamily is what exists in the kernel of one family's table.
@@ -239,6 +253,7 @@ func NewNoAccept(ctx context.Context, opts NoAcceptOptions) (*NoAccept, error) {
 		ns:       netns.None(),
 		blocked:  make(map[BlockedAddr]nftElem),
 		refs:     make(map[nftElem]int),
+		quiet:    make(map[int]quietRecord),
 	}
 	if opts.Priority != nil {
 		n.priority = *opts.Priority
@@ -436,11 +451,7 @@ func (n *NoAccept) Block(ctx context.Context, addrs ...BlockedAddr) error {
 		// was blocked in it.
 		if lost := n.forgetLostTables(); len(lost) > 0 {
 			n.log.Warn("nftables table was deleted by someone else; recreating it", "families", lost)
-			for e := range n.refs {
-				if n.fam[famIndex(e.ipv6)].table == nil {
-					elems = append(elems, e)
-				}
-			}
+			elems = append(elems, n.lostElems()...)
 			err = n.addElements(elems)
 		}
 	}
@@ -477,7 +488,11 @@ func (n *NoAccept) addElements(elems []nftElem) error {
 		if _, ok := bySet[s]; !ok {
 			order = append(order, s)
 		}
-		bySet[s] = append(bySet[s], nftables.SetElement{Key: []byte(e.key)})
+		el := nftables.SetElement{Key: []byte(e.key)}
+		if e.val != "" {
+			el.Val = []byte(e.val)
+		}
+		bySet[s] = append(bySet[s], el)
 	}
 	for _, s := range order {
 		if err := n.conn.SetAddElements(s, bySet[s]); err != nil {
@@ -672,6 +687,7 @@ func (n *NoAccept) Close() error {
 	n.fam = [2]nftFamily{}
 	clear(n.blocked)
 	clear(n.refs)
+	clear(n.quiet)
 	n.release()
 	return errors.Join(errs...)
 }
@@ -714,6 +730,12 @@ func (n *NoAccept) ensureSet(pending *[2]nftFamily, e nftElem) (*nftables.Set, e
 	}
 	if s, ok := f.sets[e.set]; ok {
 		return s, nil
+	}
+	if e.set == nftSetVMACMap || e.set == nftSetVMACSet {
+		if err := n.queueVMAC(f, e.ipv6); err != nil {
+			return nil, err
+		}
+		return f.sets[e.set], nil
 	}
 	// Only the link-local sets are created on demand, like keepalived's
 	// setup_link_local_checks.
@@ -862,5 +884,254 @@ func ndExprs(s *nftables.Set) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+	}
+}
+
+// lostElems returns every element recorded in a family whose table is not
+// known to exist (forgetLostTables forgot it): what recreating it needs.
+func (n *NoAccept) lostElems() []nftElem {
+	var out []nftElem
+	for e := range n.refs {
+		if n.fam[famIndex(e.ipv6)].table == nil {
+			out = append(out, e)
+		}
+	}
+	for _, q := range n.quiet {
+		for _, e := range q.elems {
+			if n.fam[famIndex(e.ipv6)].table == nil {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// QuietVMAC is a VMAC (a macvlan with the virtual MAC) whose multicast
+// listener reports and router solicitations [NoAccept.QuietVMAC] keeps
+// from leaving with the virtual MAC as source.
+type QuietVMAC struct {
+	// Index is the VMAC's interface index, BaseIndex its base's (the
+	// interface the reports are sent from instead).
+	Index, BaseIndex int
+	// IPv4 quiets IGMP, IPv6 MLDv2 reports and router solicitations:
+	// keepalived sets up the instance's family and, with virtual
+	// addresses of the other family, that one too (vrrp_nftables.c
+	// nft_update_vmac: other_family).
+	IPv4, IPv6 bool
+}
+
+// quietRecord is a quieted VMAC with the elements added for it, so that
+// they are deleted even once the VMAC is gone.
+type quietRecord struct {
+	v     QuietVMAC
+	elems []nftElem
+}
+
+// quietElems are the set elements of v: per family an entry VMAC → base in
+// vmac_map, and for IPv6 the VMAC in vmac_set. Interface indexes are in
+// host byte order, as "meta oif" loads them.
+func quietElems(v QuietVMAC) []nftElem {
+	var idx, base [4]byte
+	binary.NativeEndian.PutUint32(idx[:], uint32(v.Index))
+	binary.NativeEndian.PutUint32(base[:], uint32(v.BaseIndex))
+	var out []nftElem
+	if v.IPv4 {
+		out = append(out, nftElem{set: nftSetVMACMap, key: string(idx[:]), val: string(base[:])})
+	}
+	if v.IPv6 {
+		out = append(out,
+			nftElem{ipv6: true, set: nftSetVMACMap, key: string(idx[:]), val: string(base[:])},
+			nftElem{ipv6: true, set: nftSetVMACSet, key: string(idx[:])})
+	}
+	return out
+}
+
+// QuietVMAC keeps a VMAC from sending frames with the virtual MAC as
+// source that are not VRRP's: a switch would learn the virtual MAC on the
+// port of whoever sent them, and a backup would pull the master's traffic
+// to itself. It does what keepalived 2.2.7 does for every VMAC it creates,
+// whatever the instance's state (vrrp_vmac.c netlink_link_add_vmac →
+// vrrp_firewall.c firewall_add_vmac → vrrp_nftables.c nft_add_vmac), in the
+// output chain "out" of the family's table:
+//
+//	ip protocol igmp meta oifkind "macvlan" dup to ip daddr device oif map @vmac_map drop
+//	icmpv6 type mld2-listener-report meta oifkind "macvlan" dup to ip6 daddr device oif map @vmac_map drop
+//	icmpv6 type nd-router-solicit meta oifkind "macvlan" oif @vmac_set drop
+//
+// (setup_rule_move_igmp, setup_rule_drop_router_solicit): IGMP and MLDv2
+// reports are sent out of the base interface instead, with the base's MAC,
+// so the group membership still reaches the segment's snooping switches
+// and routers; router solicitations are dropped. Unlike keepalived the
+// rules go first in the chain: after no_accept's "ip6 saddr fe80::/10
+// goto out_link_local" a report from a link-local source would never
+// reach them.
+//
+// Quieting a VMAC again with other values replaces the entries; the VMAC
+// need not exist any more when it is unquieted.
+func (n *NoAccept) QuietVMAC(ctx context.Context, v QuietVMAC) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("netstate: nftables quiet VMAC %d: %w", v.Index, err)
+	}
+	if v.Index <= 0 || v.BaseIndex <= 0 {
+		return fmt.Errorf("netstate: nftables quiet VMAC %d on %d: invalid interface index", v.Index, v.BaseIndex)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return errors.New("netstate: nftables quiet VMAC: closed")
+	}
+	if old, ok := n.quiet[v.Index]; ok {
+		if old.v == v {
+			return nil
+		}
+		if err := n.unquietLocked(old); err != nil {
+			return fmt.Errorf("netstate: nftables quiet VMAC %d: replace the old entries: %w", v.Index, err)
+		}
+	}
+	elems := quietElems(v)
+	if len(elems) == 0 {
+		return nil
+	}
+	err := n.addElements(elems)
+	if errors.Is(err, unix.ENOENT) {
+		if lost := n.forgetLostTables(); len(lost) > 0 {
+			n.log.Warn("nftables table was deleted by someone else; recreating it", "families", lost)
+			err = n.addElements(append(elems, n.lostElems()...))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("netstate: nftables quiet VMAC %d on %d: %w", v.Index, v.BaseIndex, err)
+	}
+	n.quiet[v.Index] = quietRecord{v: v, elems: elems}
+	n.log.Info("VMAC quieted: IGMP/MLD reports go out of the base, router solicitations are dropped",
+		"ifindex", v.Index, "base_ifindex", v.BaseIndex, "ipv4", v.IPv4, "ipv6", v.IPv6)
+	return nil
+}
+
+// UnquietVMAC deletes the entries QuietVMAC added for the VMAC of index;
+// one it did not quiet is ignored. The rules and sets stay, empty, as
+// keepalived's do (nft_remove_vmac), until [NoAccept.Close].
+func (n *NoAccept) UnquietVMAC(ctx context.Context, index int) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("netstate: nftables unquiet VMAC %d: %w", index, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil // Close removed everything
+	}
+	rec, ok := n.quiet[index]
+	if !ok {
+		return nil
+	}
+	if err := n.unquietLocked(rec); err != nil {
+		return fmt.Errorf("netstate: nftables unquiet VMAC %d: %w", index, err)
+	}
+	n.log.Info("VMAC no longer quieted", "ifindex", index)
+	return nil
+}
+
+func (n *NoAccept) unquietLocked(rec quietRecord) error {
+	if err := n.connect(); err != nil {
+		return err
+	}
+	bySet := make(map[*nftables.Set][]nftables.SetElement)
+	var order []*nftables.Set
+	for _, e := range rec.elems {
+		s := n.fam[famIndex(e.ipv6)].sets[e.set]
+		if s == nil { // the table was lost and not recreated: nothing to delete
+			continue
+		}
+		if _, ok := bySet[s]; !ok {
+			order = append(order, s)
+		}
+		bySet[s] = append(bySet[s], nftables.SetElement{Key: []byte(e.key)})
+	}
+	if err := n.deleteElements(order, bySet); err != nil {
+		return err
+	}
+	delete(n.quiet, rec.v.Index)
+	return nil
+}
+
+// Quieted returns the VMACs quieted now, by index.
+func (n *NoAccept) Quieted() []QuietVMAC {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]QuietVMAC, 0, len(n.quiet))
+	for _, q := range n.quiet {
+		out = append(out, q.v)
+	}
+	slices.SortFunc(out, func(a, b QuietVMAC) int { return cmp.Compare(a.Index, b.Index) })
+	return out
+}
+
+// queueVMAC queues the sets of one family that QuietVMAC fills, and the
+// rules that use them, at the head of the output chain (keepalived's
+// nft_setup_igmp).
+func (n *NoAccept) queueVMAC(f *nftFamily, ipv6 bool) error {
+	// f.sets may be shared with n.fam; copy before adding.
+	f.sets = maps.Clone(f.sets)
+	// Host byte order, as "meta oif" loads an index; said so, or nft(8)
+	// shows the elements as big-endian numbers.
+	m := &nftables.Set{Table: f.table, Name: nftSetVMACMap, KeyType: nftables.TypeIFIndex, IsMap: true, DataType: nftables.TypeIFIndex,
+		KeyByteOrder: binaryutil.NativeEndian}
+	if err := n.conn.AddSet(m, nil); err != nil {
+		return fmt.Errorf("set %s: %w", m.Name, err)
+	}
+	f.sets[nftSetVMACMap] = m
+	out := &nftables.Chain{Name: nftChainOut, Table: f.table}
+	// Each rule is inserted at the head: the last inserted comes first.
+	if ipv6 {
+		s := &nftables.Set{Table: f.table, Name: nftSetVMACSet, KeyType: nftables.TypeIFIndex, KeyByteOrder: binaryutil.NativeEndian}
+		if err := n.conn.AddSet(s, nil); err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		f.sets[nftSetVMACSet] = s
+		rs := append(icmpv6TypeExprs(icmpv6RouterSol), macvlanOIFExprs()...)
+		rs = append(rs, &expr.Meta{Key: expr.MetaKeyOIF, Register: 2},
+			&expr.Lookup{SourceRegister: 2, SetName: s.Name, SetID: s.ID})
+		n.conn.InsertRule(&nftables.Rule{Table: f.table, Chain: out, Exprs: n.verdict(rs, expr.VerdictDrop, "")})
+	}
+	var match []expr.Any
+	if ipv6 {
+		match = icmpv6TypeExprs(icmpv6MLD2Report)
+	} else {
+		match = []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1}, // struct iphdr protocol
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_IGMP}},
+		}
+	}
+	// "dup to ip daddr device oif map @vmac_map": the destination (the
+	// report's group address, RFC 3376 §4.2.14 / RFC 3810 §5.2.14) in
+	// register 1, the base's index looked up in register 2.
+	match = append(match, addrPayload(ipv6, false))
+	match = append(match, macvlanOIFExprs()...)
+	match = append(match,
+		&expr.Meta{Key: expr.MetaKeyOIF, Register: 2},
+		&expr.Lookup{SourceRegister: 2, DestRegister: 2, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
+		&expr.Dup{RegAddr: 1, RegDev: 2, IsRegDevSet: true})
+	n.conn.InsertRule(&nftables.Rule{Table: f.table, Chain: out, Exprs: n.verdict(match, expr.VerdictDrop, "")})
+	return nil
+}
+
+// icmpv6TypeExprs is "icmpv6 type T".
+func icmpv6TypeExprs(t byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{t}},
+	}
+}
+
+// macvlanOIFExprs is "meta oifkind "macvlan"", in register 2: a cheap
+// test before the set lookup, as keepalived makes it.
+func macvlanOIFExprs() []expr.Any {
+	kind := make([]byte, unix.IFNAMSIZ)
+	copy(kind, "macvlan")
+	return []expr.Any{
+		&expr.Meta{Key: metaKeyOIFKIND, Register: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 2, Data: kind},
 	}
 }

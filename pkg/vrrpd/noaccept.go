@@ -26,10 +26,16 @@ import (
 // changed. An instance that accepts, or owns its addresses (priority 255),
 // is never blocked, nor is one that is not master.
 
-// VIPFirewall drops traffic to and from addresses (netstate.NoAccept).
+// VIPFirewall drops traffic to and from addresses, and keeps VMACs quiet
+// (netstate.NoAccept): keepalived keeps both in one nftables table.
 type VIPFirewall interface {
 	Block(ctx context.Context, addrs ...netstate.BlockedAddr) error
 	Unblock(ctx context.Context, addrs ...netstate.BlockedAddr) error
+	// QuietVMAC keeps a VMAC's IGMP/MLD reports and router solicitations
+	// from leaving with the virtual MAC (see vmac.go quietVMACLocked);
+	// UnquietVMAC undoes it, by the VMAC's interface index.
+	QuietVMAC(ctx context.Context, v netstate.QuietVMAC) error
+	UnquietVMAC(ctx context.Context, index int) error
 	// Close removes everything the firewall created.
 	Close() error
 }
@@ -74,6 +80,8 @@ type noAccept struct {
 	// now; refs counts the instances blocking each address.
 	held map[*instance]map[netstate.Address]netstate.BlockedAddr
 	refs map[netstate.BlockedAddr]int
+	// quiet is the VMAC each use_vmac instance has quieted.
+	quiet map[*instance]netstate.QuietVMAC
 }
 
 // initNoAccept sets the firewall factory from o. Without one, nftables is
@@ -85,6 +93,7 @@ func (e *Engine) initNoAccept(o Options) {
 		cfg:     FirewallConfig{Table: netstate.DefaultNFTTable, Priority: netstate.DefaultNFTPriority},
 		held:    map[*instance]map[netstate.Address]netstate.BlockedAddr{},
 		refs:    map[netstate.BlockedAddr]int{},
+		quiet:   map[*instance]netstate.QuietVMAC{},
 	}
 	if o.Firewall == nil && o.Addresses == nil {
 		e.noAccept.factory = NFTablesFirewall(e.log)
@@ -130,7 +139,7 @@ func (e *Engine) firewallLocked(ctx context.Context) VIPFirewall {
 	}
 	fw, err := na.factory(ctx, na.cfg)
 	if err != nil {
-		e.log.Error("no_accept not enforced: cannot set up the nftables table", "table", na.cfg.Table, "err", err)
+		e.log.Error("no_accept and VMAC rules not enforced: cannot set up the nftables table", "table", na.cfg.Table, "err", err)
 		return nil
 	}
 	na.fw, na.fwCfg = fw, na.cfg
@@ -303,12 +312,15 @@ func (e *Engine) applyNoAcceptLocked(snap *pb.ConfigSnapshot) {
 }
 
 // sweepFirewallLocked removes what a crashed vrrpd left: making the firewall
-// does. It is kept when an instance of the snapshot may need it.
+// does. It is kept when an instance of the snapshot may need it: one
+// without accept, or with use_vmac (keepalived uses nftables for either,
+// vrrp.c vrrp_complete_instance: "use_vmac or no_accept/strict specified,
+// but no firewall configured - using nftables").
 func (e *Engine) sweepFirewallLocked(ctx context.Context, snap *pb.ConfigSnapshot) {
 	na := &e.noAccept
 	need := false
 	for _, c := range snap.GetInstances() {
-		need = need || (!c.GetAccept() && c.GetPriority() != 255)
+		need = need || (!c.GetAccept() && c.GetPriority() != 255) || c.GetUseVmac()
 	}
 	if need {
 		e.firewallLocked(ctx)
@@ -349,6 +361,15 @@ func (e *Engine) replaceFirewallLocked(ctx context.Context) {
 			ok = false
 		}
 	}
+	for _, q := range na.quiet {
+		if !ok {
+			break
+		}
+		if err := fw.QuietVMAC(ctx, q); err != nil {
+			e.log.Error("quieting a VMAC in the new nftables table", "table", na.cfg.Table, "ifindex", q.Index, "err", err)
+			ok = false
+		}
+	}
 	switch {
 	case ok:
 		if old != nil {
@@ -363,8 +384,10 @@ func (e *Engine) replaceFirewallLocked(ctx context.Context) {
 		na.fw, na.fwCfg = old, oldCfg
 	default:
 		// Nothing blocks now: forget it, so the next apply blocks again.
+		// A VMAC is quieted again when its instance re-creates it.
 		clear(na.held)
 		clear(na.refs)
+		clear(na.quiet)
 	}
 }
 
@@ -378,10 +401,54 @@ func (e *Engine) closeNoAcceptLocked() {
 	}
 	clear(na.held)
 	clear(na.refs)
+	clear(na.quiet)
 }
 
 func (e *Engine) closeFirewall(fw VIPFirewall) {
 	if err := fw.Close(); err != nil {
 		e.log.Error("removing the no_accept nftables table", "err", err)
+	}
+}
+
+// quietVMACLocked has the firewall keep the instance's VMAC quiet, replacing
+// what it quieted for an earlier VMAC (keepalived's nft_add_vmac with
+// old_ifp). A failure is logged: the VMAC works, only noisier.
+func (e *Engine) quietVMACLocked(ctx context.Context, in *instance, q netstate.QuietVMAC) {
+	na := &e.noAccept
+	if na.factory == nil {
+		return
+	}
+	old, had := na.quiet[in]
+	if had && old == q {
+		return
+	}
+	fw := e.firewallLocked(ctx)
+	if fw == nil {
+		return // logged
+	}
+	if had && old.Index != q.Index {
+		e.unquietVMACLocked(ctx, in)
+	}
+	if err := fw.QuietVMAC(ctx, q); err != nil {
+		e.log.Error("VMAC: cannot keep its IGMP/MLD reports and router solicitations off the virtual MAC",
+			"instance", in.name(), "ifindex", q.Index, "err", err)
+		return
+	}
+	na.quiet[in] = q
+}
+
+// unquietVMACLocked removes what quietVMACLocked set up for the instance.
+func (e *Engine) unquietVMACLocked(ctx context.Context, in *instance) {
+	na := &e.noAccept
+	q, ok := na.quiet[in]
+	if !ok {
+		return
+	}
+	delete(na.quiet, in)
+	if na.fw == nil {
+		return
+	}
+	if err := na.fw.UnquietVMAC(ctx, q.Index); err != nil {
+		e.log.Error("VMAC: removing its nftables entries", "instance", in.name(), "ifindex", q.Index, "err", err)
 	}
 }

@@ -24,6 +24,7 @@ type fakeNFT struct {
 	mu       sync.Mutex
 	addrs    *fakeAddrs
 	tables   map[string]map[netstate.BlockedAddr]bool
+	quiet    map[string]map[int]netstate.QuietVMAC // by table, by VMAC index
 	made     []FirewallConfig
 	closed   int
 	ops      []string
@@ -40,13 +41,14 @@ func (f *fakeNFT) setAnyOrder(v bool) {
 }
 
 func newFakeNFT(addrs *fakeAddrs) *fakeNFT {
-	return &fakeNFT{addrs: addrs, tables: map[string]map[netstate.BlockedAddr]bool{}}
+	return &fakeNFT{addrs: addrs, tables: map[string]map[netstate.BlockedAddr]bool{}, quiet: map[string]map[int]netstate.QuietVMAC{}}
 }
 
 func (f *fakeNFT) factory(_ context.Context, cfg FirewallConfig) (VIPFirewall, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.tables, cfg.Table)
+	delete(f.quiet, cfg.Table)
 	f.made = append(f.made, cfg)
 	f.ops = append(f.ops, "new "+cfg.Table)
 	return &fakeFirewall{nft: f, table: cfg.Table}, nil
@@ -139,6 +141,58 @@ func (w *fakeFirewall) Unblock(_ context.Context, addrs ...netstate.BlockedAddr)
 	return nil
 }
 
+func (w *fakeFirewall) QuietVMAC(_ context.Context, v netstate.QuietVMAC) error {
+	f := w.nft
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if w.closed {
+		return fmt.Errorf("closed")
+	}
+	if f.quiet[w.table] == nil {
+		f.quiet[w.table] = map[int]netstate.QuietVMAC{}
+	}
+	f.quiet[w.table][v.Index] = v
+	f.ops = append(f.ops, fmt.Sprintf("quiet %d on %d v4=%v v6=%v", v.Index, v.BaseIndex, v.IPv4, v.IPv6))
+	return nil
+}
+
+func (w *fakeFirewall) UnquietVMAC(_ context.Context, index int) error {
+	f := w.nft
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.quiet[w.table][index]; !ok {
+		f.disorder = append(f.disorder, fmt.Sprintf("unquieted VMAC %d, which is not quiet", index))
+	}
+	delete(f.quiet[w.table], index)
+	f.ops = append(f.ops, fmt.Sprintf("unquiet %d", index))
+	return nil
+}
+
+// quieted lists the VMACs the table keeps quiet, by index.
+func (f *fakeNFT) quieted(table string) []netstate.QuietVMAC {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []netstate.QuietVMAC
+	for _, q := range f.quiet[table] {
+		out = append(out, q)
+	}
+	slices.SortFunc(out, func(a, b netstate.QuietVMAC) int { return a.Index - b.Index })
+	return out
+}
+
+// log records an operation of another fake among the firewall's.
+func (f *fakeNFT) log(op string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = append(f.ops, op)
+}
+
+func (f *fakeNFT) opsSnapshot() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ops)
+}
+
 func (w *fakeFirewall) Close() error {
 	f := w.nft
 	f.mu.Lock()
@@ -146,6 +200,7 @@ func (w *fakeFirewall) Close() error {
 	if !w.closed {
 		w.closed = true
 		delete(f.tables, w.table)
+		delete(f.quiet, w.table)
 		f.closed++
 		f.ops = append(f.ops, "close "+w.table)
 	}

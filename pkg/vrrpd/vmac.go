@@ -131,9 +131,23 @@ func (e *Engine) ensureVMACLocked(ctx context.Context, in *instance) error {
 			return err
 		}
 	}
+	// The VMAC is quieted before it has a link-local address: adding
+	// one joins its solicited-node group, and the kernel reports that
+	// (and, with no DAD, solicits routers) within a few milliseconds.
+	// keepalived adds the link-local first and has that window.
+	ll := spec.LinkLocal
+	spec.LinkLocal = netip.Addr{}
 	info, err := e.vmacs.Ensure(ctx, spec)
 	if err != nil {
 		return err
+	}
+	e.quietVMACLocked(ctx, in, netstate.QuietVMAC{Index: info.Index, BaseIndex: info.BaseIndex,
+		IPv4: in.family == 4 || in.hasAddrOfFamily(4), IPv6: in.family == 6 || in.hasAddrOfFamily(6)}) // noaccept.go
+	if ll.IsValid() {
+		spec.LinkLocal = ll
+		if info, err = e.vmacs.Ensure(ctx, spec); err != nil {
+			return err
+		}
 	}
 	if in.vmac != nil && in.vmac.ann != nil {
 		e.stopPacerLocked(in.vmac.ann) // garp_pacer.go
@@ -167,7 +181,9 @@ func (e *Engine) vmacLinkLocal(in *instance, base string) (netip.Addr, error) {
 }
 
 // releaseVMACLocked removes the instance's VMAC when the instance stops
-// (keepalived: netlink_link_del_vmac, only for an interface it created).
+// (keepalived: netlink_link_del_vmac, only for an interface it created),
+// then its firewall entries (firewall_remove_vmac, after the link is gone:
+// a VMAC going down could still report).
 func (e *Engine) releaseVMACLocked(in *instance) {
 	if in.vmac == nil {
 		return
@@ -181,6 +197,7 @@ func (e *Engine) releaseVMACLocked(in *instance) {
 	if err := e.vmacs.Remove(ctx, in.vmac.info.Name); err != nil {
 		e.log.Error("removing VMAC", "instance", in.name(), "vmac", in.vmac.info.Name, "err", err)
 	}
+	e.unquietVMACLocked(ctx, in) // noaccept.go
 	in.vmac = nil
 }
 

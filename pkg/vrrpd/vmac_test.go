@@ -13,25 +13,49 @@ import (
 )
 
 // fakeVMACs and fakeRoutes record what the engine asks of the kernel.
+// A VMAC gets interface index 7, 8, ... in the order made; the base is 1.
 type fakeVMACs struct {
 	mu    sync.Mutex
 	specs map[string]netstate.VMACSpec
+	index map[string]int
+	made  int
 	ops   []string
+	// log, if set, also gets each operation (to order them against the
+	// firewall's).
+	log func(string)
 }
 
 func (f *fakeVMACs) Ensure(_ context.Context, s netstate.VMACSpec) (netstate.VMACInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.specs[s.Name] = s
-	f.ops = append(f.ops, "+"+s.Name)
-	return netstate.VMACInfo{Name: s.Name, Index: 7, BaseIndex: 1, HardwareAddr: s.HardwareAddr}, nil
+	if f.index == nil {
+		f.index = map[string]int{}
+	}
+	if f.index[s.Name] == 0 {
+		f.index[s.Name] = 7 + f.made
+		f.made++
+	}
+	op := "+" + s.Name
+	if s.LinkLocal.IsValid() {
+		op += " " + s.LinkLocal.String()
+	}
+	f.ops = append(f.ops, op)
+	if f.log != nil {
+		f.log(op)
+	}
+	return netstate.VMACInfo{Name: s.Name, Index: f.index[s.Name], BaseIndex: 1, HardwareAddr: s.HardwareAddr}, nil
 }
 
 func (f *fakeVMACs) Remove(_ context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.specs, name)
+	delete(f.index, name)
 	f.ops = append(f.ops, "-"+name)
+	if f.log != nil {
+		f.log("-" + name)
+	}
 	return nil
 }
 
@@ -102,6 +126,26 @@ func newVMACRig(t *testing.T) (*rig, *fakeVMACs, *fakeRoutes) {
 	clk.sl.settle(t)
 	t.Cleanup(r.stop)
 	return r, vm, rt
+}
+
+// newVMACNFTRig is newVMACRig with the fake nftables too, whose ops also
+// record the VMACs'.
+func newVMACNFTRig(t *testing.T) (*rig, *fakeVMACs, *fakeNFT) {
+	t.Helper()
+	clk := newFakeClock()
+	r := &rig{clock: clk, net: &fakeNet{clock: clk, primary: netip.MustParseAddr("192.0.2.1")},
+		addrs: newFakeAddrs(), links: fakeLinks{changes: make(chan netstate.LinkState)}, done: make(chan error, 1)}
+	nft := newFakeNFT(r.addrs)
+	vm := &fakeVMACs{specs: map[string]netstate.VMACSpec{}, log: nft.log}
+	rt := &fakeRoutes{routes: map[netstate.Route]bool{}, rules: map[netstate.Rule]bool{}}
+	r.e = New(Options{Clock: clk, Addresses: r.addrs, Links: r.links, Network: r.net, VMACs: vm, Routes: rt, Firewall: nft.factory})
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- r.e.Run(ctx) }()
+	clk.sl.settle(t)
+	t.Cleanup(r.stop)
+	t.Cleanup(func() { nft.check(t) })
+	return r, vm, nft
 }
 
 func vmacVI() *pb.VrrpInstance {
@@ -276,5 +320,83 @@ func TestRouteOfRuleOf(t *testing.T) {
 	}
 	if _, err := RuleOf(&pb.Rule{Action: "goto"}); err == nil {
 		t.Error("RuleOf(goto): no error")
+	}
+}
+
+// TestVMACQuieted: a VMAC is quieted (IGMP/MLD reports moved to the base,
+// router solicitations dropped) from its creation, in BACKUP already, for
+// the instance's family and that of its other addresses, and before an
+// IPv6 VMAC gets its link-local; the entries go after the VMAC does
+// (keepalived: vrrp_vmac.c firewall_add_vmac / firewall_remove_vmac). The
+// firewall exists for use_vmac alone, even with accept.
+func TestVMACQuieted(t *testing.T) {
+	r, vm, nft := newVMACNFTRig(t)
+	c4 := vmacVI()
+	c4.Accept = true // no no_accept: the table is there for the VMAC
+	c4.VirtualRoutes, c4.VirtualRules = nil, nil
+	c6 := vmacVI()
+	c6.Name, c6.Ipv6, c6.VmacInterface, c6.Vrid = "VI_6", true, "vrrp.52", 52
+	c6.VirtualIpaddress = []*pb.VirtualAddress{{Prefix: "2001:db8::100/64"}}
+	c6.VirtualIpaddressExcluded = []*pb.VirtualAddress{{Prefix: "192.0.2.200/32"}} // the other family
+	c6.VirtualRoutes, c6.VirtualRules = nil, nil
+	r.net.mu.Lock()
+	r.net.primary = netip.MustParseAddr("fe80::5054:ff:fe12:3456")
+	r.net.mu.Unlock()
+	r.apply(t, snapshot(1, c4, c6))
+	for _, name := range []string{"VI_1", "VI_6"} {
+		if st := r.instance(t, name).GetState(); st != pb.VrrpState_VRRP_STATE_BACKUP {
+			t.Fatalf("%s: state %v, want BACKUP", name, st)
+		}
+	}
+	want := []netstate.QuietVMAC{
+		{Index: 7, BaseIndex: 1, IPv4: true},
+		{Index: 8, BaseIndex: 1, IPv4: true, IPv6: true},
+	}
+	if got := nft.quieted("vrrpkit"); !slices.Equal(got, want) {
+		t.Fatalf("quieted %+v, want %+v", got, want)
+	}
+	wantOps := []string{
+		"new vrrpkit", // the sweep, kept: use_vmac needs it
+		"+vrrp.51", "quiet 7 on 1 v4=true v6=false",
+		"+vrrp.52", "quiet 8 on 1 v4=true v6=true", "+vrrp.52 fe80::5054:ff:fe12:3456",
+	}
+	if got := nft.opsSnapshot(); !slices.Equal(got, wantOps) {
+		t.Errorf("ops %q, want %q", got, wantOps)
+	}
+
+	// VI_6 removed by a reload: its VMAC goes, then its entries.
+	r.apply(t, snapshot(2, c4))
+	if got := nft.quieted("vrrpkit"); !slices.Equal(got, want[:1]) {
+		t.Errorf("quieted after VI_6 went %+v, want %+v", got, want[:1])
+	}
+	ops := nft.opsSnapshot()
+	if i := slices.Index(ops, "-vrrp.52"); i < 0 || !slices.Equal(ops[i:], []string{"-vrrp.52", "unquiet 8"}) {
+		t.Errorf("ops %q, want -vrrp.52 then unquiet 8 at the end", ops)
+	}
+	r.stop()
+	if got := vm.held(); len(got) != 0 {
+		t.Errorf("VMACs after shutdown: %v", got)
+	}
+	if names := nft.tableNames(); len(names) != 0 || nft.closed != 1 || len(nft.quieted("vrrpkit")) != 0 {
+		t.Errorf("after shutdown: tables %v, %d closed, quieted %v; want none, one, none", names, nft.closed, nft.quieted("vrrpkit"))
+	}
+}
+
+// TestVMACQuietedAcrossFirewallReplace: a reload that changes the nftables
+// table moves the quieted VMACs to the new table.
+func TestVMACQuietedAcrossFirewallReplace(t *testing.T) {
+	r, _, nft := newVMACNFTRig(t)
+	c := vmacVI()
+	c.VirtualRoutes, c.VirtualRules = nil, nil
+	r.apply(t, snapshot(1, c))
+	snap := snapshot(2, c)
+	snap.Global = &pb.GlobalDefs{NftablesTable: "other", NftablesPriority: -1}
+	r.apply(t, snap)
+	want := []netstate.QuietVMAC{{Index: 7, BaseIndex: 1, IPv4: true}}
+	if got := nft.quieted("other"); !slices.Equal(got, want) {
+		t.Errorf("quieted in the new table %+v, want %+v", got, want)
+	}
+	if got := nft.quieted("vrrpkit"); len(got) != 0 {
+		t.Errorf("quieted in the old table %+v, want it gone", got)
 	}
 }
