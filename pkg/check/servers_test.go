@@ -40,7 +40,9 @@ func freePort(t *testing.T, network string) uint16 {
 	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
 
-func lo(port uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port) }
+func lo(port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+}
 
 func need(t *testing.T, bin string) string {
 	t.Helper()
@@ -276,6 +278,9 @@ func TestSMTPAgainstOpenSMTPD(t *testing.T) {
 	bad := SMTP{Conn: Conn{Target: netip.MustParseAddrPort(l.Addr().String()), Timeout: time.Second}}
 	expect(t, "554 banner", once(bad), false, "bad greeting banner: 554 go away")
 	srv.stop()
+	// OpenSMTPD's helpers hold the listening socket a moment longer
+	// than the parent lives.
+	eventually(t, TCP{Conn: c.Conn}, false)
 	expect(t, "smtp after stop", once(c), false, "SMTP connect to 127.0.0.1")
 }
 
