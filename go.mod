@@ -3,6 +3,7 @@ module github.com/vrrpkit/vrrpkit
 go 1.26.8
 
 require (
+	github.com/cloudflare/ipvs v0.12.0
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/google/nftables v0.3.0
 	github.com/mdlayher/arp v0.0.0-20220512170110-6706a2966875
@@ -19,7 +20,6 @@ require (
 )
 
 require (
-	github.com/cloudflare/ipvs v0.12.0 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/mdlayher/ethernet v0.0.0-20220221185849-529eae5b6118 // indirect
