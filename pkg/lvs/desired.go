@@ -334,3 +334,7 @@ func (t Table) Keys() []ServiceKey {
 func sortKeys(ks []ServiceKey) {
 	sort.Slice(ks, func(i, j int) bool { return ks[i].String() < ks[j].String() })
 }
+
+func (d Destination) String() string {
+	return fmt.Sprintf("%s weight %d method %d", d.DestKey, d.Weight, d.Method)
+}

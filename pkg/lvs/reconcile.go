@@ -211,9 +211,12 @@ func reconcileDests(k Kernel, key ServiceKey, existed bool, want *Entry) (Change
 // it has hashed; it is not a setting.
 const flagHashed uint32 = 0x0002
 
+// The persistence engine is not compared: cloudflare/ipvs v0.12.0 neither
+// sets nor reads IPVS_SVC_ATTR_PE_NAME, so the kernel would always differ.
 func sameService(have, want Service) bool {
 	have.Flags &^= flagHashed
 	want.Flags &^= flagHashed
+	have.PEName, want.PEName = "", ""
 	return have == want
 }
 
