@@ -108,8 +108,10 @@ type Entry struct {
 // next computation needs (quorum state has hysteresis).
 type Table struct {
 	Services map[ServiceKey]*Entry
-	// QuorumUp per VirtualServer name.
+	// QuorumUp and the live weight it was decided on, per VirtualServer
+	// name.
 	QuorumUp map[string]bool
+	Live     map[string]uint64
 }
 
 // Health reports a real server's health by its health_id: healthy, and
@@ -119,18 +121,18 @@ type Health func(id string) (healthy, known bool)
 // Desired is the table keepalived programs at start (init_services):
 // quorum is up when the live weight reaches quorum + hysteresis.
 func Desired(vss []*pb.VirtualServer, health Health) Table {
-	return next(nil, vss, health)
+	return next(Table{}, vss, health)
 }
 
 // Next is the table after prev, for the same or a reloaded configuration:
 // a virtual server that prev knew keeps its quorum state unless the live
 // weight crosses quorum ± hysteresis (ipwrapper.c update_quorum_state).
 func (prev Table) Next(vss []*pb.VirtualServer, health Health) Table {
-	return next(prev.QuorumUp, vss, health)
+	return next(prev, vss, health)
 }
 
-func next(prevUp map[string]bool, vss []*pb.VirtualServer, health Health) Table {
-	t := Table{Services: map[ServiceKey]*Entry{}, QuorumUp: map[string]bool{}}
+func next(prev Table, vss []*pb.VirtualServer, health Health) Table {
+	t := Table{Services: map[ServiceKey]*Entry{}, QuorumUp: map[string]bool{}, Live: map[string]uint64{}}
 	for _, vs := range vss {
 		alive := make([]bool, len(vs.GetRealServers()))
 		var live uint64
@@ -140,8 +142,8 @@ func next(prevUp map[string]bool, vss []*pb.VirtualServer, health Health) Table 
 				live += uint64(rs.GetWeight())
 			}
 		}
-		up := quorumUp(prevUp, vs, live)
-		t.QuorumUp[vs.GetName()] = up
+		up := quorumUp(prev, vs, live)
+		t.QuorumUp[vs.GetName()], t.Live[vs.GetName()] = up, live
 		sorry := vs.GetSorryServer()
 		useSorry := !up && sorry != nil
 
@@ -223,12 +225,18 @@ func isAlive(rs *pb.LvsRealServer, health Health) bool {
 }
 
 // quorumUp follows ipwrapper.c: at start (or for a virtual server the
-// previous table did not know) up iff live >= quorum + hysteresis; then down
-// when live is 0 or below quorum - hysteresis, up again at quorum +
-// hysteresis.
-func quorumUp(prev map[string]bool, vs *pb.VirtualServer, live uint64) bool {
+// previous table did not know) up iff live >= quorum + hysteresis
+// (init_service_vs -> update_quorum_state); then down when live is 0 or
+// below quorum - hysteresis, up again at quorum + hysteresis. keepalived
+// re-evaluates only when a server or weight changes; here, only when the
+// live weight changed (the same, except that a weight-0 server's state
+// changes alone do not count).
+func quorumUp(prev Table, vs *pb.VirtualServer, live uint64) bool {
 	q, h := uint64(vs.GetQuorum()), uint64(vs.GetHysteresis())
-	was, known := prev[vs.GetName()]
+	was, known := prev.QuorumUp[vs.GetName()]
+	if known && prev.Live[vs.GetName()] == live {
+		return was
+	}
 	if !known || !was {
 		return live >= q+h
 	}

@@ -226,3 +226,26 @@ func TestDesiredServices(t *testing.T) {
 }
 
 func vssOf(v ...*pb.VirtualServer) []*pb.VirtualServer { return v }
+
+// TestQuorumZero: a pool whose total weight is 0 has quorum 0 (clamped by
+// the snapshot). keepalived starts it with quorum up, and it loses quorum at
+// the first weight change that leaves the live weight at 0
+// (update_quorum_state: "!weight_sum").
+func TestQuorumZero(t *testing.T) {
+	v := vs(0, 0, sorry(), rs(1, 0), rs(2, 1))
+	v.Quorum = 0
+	vss := vssOf(v)
+	tab := Desired(vss, health(map[string]bool{"rs1": true, "rs2": false}))
+	if !tab.QuorumUp[v.Name] || dests(tab.Services[svc80]) != "10.0.0.1:80=0" {
+		t.Fatalf("start: up %v, %s", tab.QuorumUp[v.Name], dests(tab.Services[svc80]))
+	}
+	tab = tab.Next(vss, health(map[string]bool{"rs1": true, "rs2": false}))
+	if !tab.QuorumUp[v.Name] {
+		t.Fatalf("no change: quorum lost")
+	}
+	tab = tab.Next(vss, health(map[string]bool{"rs1": true, "rs2": true}))
+	tab = tab.Next(vss, health(map[string]bool{"rs1": true, "rs2": false}))
+	if tab.QuorumUp[v.Name] || dests(tab.Services[svc80]) != "10.0.9.9:80=1" {
+		t.Errorf("live weight back to 0: up %v, %s", tab.QuorumUp[v.Name], dests(tab.Services[svc80]))
+	}
+}
