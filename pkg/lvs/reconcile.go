@@ -88,7 +88,8 @@ type Changes []Change
 // service or destination in place, removes destinations not desired from
 // owned services and owned services not desired. It never flushes and never
 // touches a service it does not own. It goes on past a failed step and
-// returns every failure joined.
+// returns every failure joined. At stop, Reconcile with an empty Table
+// removes exactly what vrrpkit owns.
 func Reconcile(ctx context.Context, k Kernel, owned *Ownership, desired Table) (Changes, error) {
 	var ch Changes
 	var errs []error
