@@ -94,7 +94,8 @@ func Build(cfg *config.Config, path string, generation uint64) *pb.ConfigSnapsho
 	for _, p := range cfg.VRRPTrackProcesses {
 		s.TrackProcesses = append(s.TrackProcesses, trackProcessOf(p))
 	}
-	statics(cfg, s) // static.go
+	statics(cfg, s)        // static.go
+	virtualServers(cfg, s) // lvs.go
 	return s
 }
 

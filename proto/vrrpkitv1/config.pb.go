@@ -161,8 +161,10 @@ type ConfigSnapshot struct {
 	StaticIpaddress []*VirtualAddress `protobuf:"bytes,11,rep,name=static_ipaddress,json=staticIpaddress,proto3" json:"static_ipaddress,omitempty"`
 	StaticRoutes    []*Route          `protobuf:"bytes,12,rep,name=static_routes,json=staticRoutes,proto3" json:"static_routes,omitempty"`
 	StaticRules     []*Rule           `protobuf:"bytes,13,rep,name=static_rules,json=staticRules,proto3" json:"static_rules,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// virtual_server blocks as IPVS services (lvs.proto); vrrpd programs them.
+	VirtualServers []*VirtualServer `protobuf:"bytes,14,rep,name=virtual_servers,json=virtualServers,proto3" json:"virtual_servers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ConfigSnapshot) Reset() {
@@ -282,6 +284,13 @@ func (x *ConfigSnapshot) GetStaticRoutes() []*Route {
 func (x *ConfigSnapshot) GetStaticRules() []*Rule {
 	if x != nil {
 		return x.StaticRules
+	}
+	return nil
+}
+
+func (x *ConfigSnapshot) GetVirtualServers() []*VirtualServer {
+	if x != nil {
+		return x.VirtualServers
 	}
 	return nil
 }
@@ -1996,7 +2005,7 @@ var File_vrrpkit_v1_config_proto protoreflect.FileDescriptor
 const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\n" +
 	"\x17vrrpkit/v1/config.proto\x12\n" +
-	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\"\xa8\x05\n" +
+	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x14vrrpkit/v1/lvs.proto\"\xec\x05\n" +
 	"\x0eConfigSnapshot\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -2016,7 +2025,8 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	" \x03(\v2\x1c.vrrpkit.v1.VrrpTrackProcessR\x0etrackProcesses\x12E\n" +
 	"\x10static_ipaddress\x18\v \x03(\v2\x1a.vrrpkit.v1.VirtualAddressR\x0fstaticIpaddress\x126\n" +
 	"\rstatic_routes\x18\f \x03(\v2\x11.vrrpkit.v1.RouteR\fstaticRoutes\x123\n" +
-	"\fstatic_rules\x18\r \x03(\v2\x10.vrrpkit.v1.RuleR\vstaticRules\"\xc8\x03\n" +
+	"\fstatic_rules\x18\r \x03(\v2\x10.vrrpkit.v1.RuleR\vstaticRules\x12B\n" +
+	"\x0fvirtual_servers\x18\x0e \x03(\v2\x19.vrrpkit.v1.VirtualServerR\x0evirtualServers\"\xc8\x03\n" +
 	"\n" +
 	"GlobalDefs\x12\x1b\n" +
 	"\trouter_id\x18\x01 \x01(\tR\brouterId\x12\x1f\n" +
@@ -2244,7 +2254,8 @@ var file_vrrpkit_v1_config_proto_goTypes = []any{
 	(*VrrpTrackProcess)(nil),    // 13: vrrpkit.v1.VrrpTrackProcess
 	(*Notify)(nil),              // 14: vrrpkit.v1.Notify
 	(*VrrpSyncGroup)(nil),       // 15: vrrpkit.v1.VrrpSyncGroup
-	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
+	(*VirtualServer)(nil),       // 16: vrrpkit.v1.VirtualServer
+	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
 }
 var file_vrrpkit_v1_config_proto_depIdxs = []int32{
 	3,  // 0: vrrpkit.v1.ConfigSnapshot.global:type_name -> vrrpkit.v1.GlobalDefs
@@ -2256,40 +2267,41 @@ var file_vrrpkit_v1_config_proto_depIdxs = []int32{
 	7,  // 6: vrrpkit.v1.ConfigSnapshot.static_ipaddress:type_name -> vrrpkit.v1.VirtualAddress
 	5,  // 7: vrrpkit.v1.ConfigSnapshot.static_routes:type_name -> vrrpkit.v1.Route
 	6,  // 8: vrrpkit.v1.ConfigSnapshot.static_rules:type_name -> vrrpkit.v1.Rule
-	16, // 9: vrrpkit.v1.VrrpInstance.advert_int:type_name -> google.protobuf.Duration
-	7,  // 10: vrrpkit.v1.VrrpInstance.virtual_ipaddress:type_name -> vrrpkit.v1.VirtualAddress
-	7,  // 11: vrrpkit.v1.VrrpInstance.virtual_ipaddress_excluded:type_name -> vrrpkit.v1.VirtualAddress
-	16, // 12: vrrpkit.v1.VrrpInstance.preempt_delay:type_name -> google.protobuf.Duration
-	1,  // 13: vrrpkit.v1.VrrpInstance.auth_type:type_name -> vrrpkit.v1.AuthType
-	0,  // 14: vrrpkit.v1.VrrpInstance.state_hint:type_name -> vrrpkit.v1.VrrpState
-	8,  // 15: vrrpkit.v1.VrrpInstance.garp:type_name -> vrrpkit.v1.GarpSettings
-	9,  // 16: vrrpkit.v1.VrrpInstance.track_interface:type_name -> vrrpkit.v1.TrackInterface
-	10, // 17: vrrpkit.v1.VrrpInstance.track_script:type_name -> vrrpkit.v1.TrackScript
-	14, // 18: vrrpkit.v1.VrrpInstance.notify:type_name -> vrrpkit.v1.Notify
-	16, // 19: vrrpkit.v1.VrrpInstance.startup_delay:type_name -> google.protobuf.Duration
-	10, // 20: vrrpkit.v1.VrrpInstance.track_file:type_name -> vrrpkit.v1.TrackScript
-	10, // 21: vrrpkit.v1.VrrpInstance.track_process:type_name -> vrrpkit.v1.TrackScript
-	5,  // 22: vrrpkit.v1.VrrpInstance.virtual_routes:type_name -> vrrpkit.v1.Route
-	6,  // 23: vrrpkit.v1.VrrpInstance.virtual_rules:type_name -> vrrpkit.v1.Rule
-	16, // 24: vrrpkit.v1.GarpSettings.master_delay:type_name -> google.protobuf.Duration
-	16, // 25: vrrpkit.v1.GarpSettings.master_refresh:type_name -> google.protobuf.Duration
-	16, // 26: vrrpkit.v1.GarpSettings.lower_prio_delay:type_name -> google.protobuf.Duration
-	16, // 27: vrrpkit.v1.GarpSettings.interval:type_name -> google.protobuf.Duration
-	16, // 28: vrrpkit.v1.GarpSettings.na_interval:type_name -> google.protobuf.Duration
-	16, // 29: vrrpkit.v1.VrrpScript.interval:type_name -> google.protobuf.Duration
-	16, // 30: vrrpkit.v1.VrrpScript.timeout:type_name -> google.protobuf.Duration
-	16, // 31: vrrpkit.v1.VrrpTrackProcess.delay_down:type_name -> google.protobuf.Duration
-	16, // 32: vrrpkit.v1.VrrpTrackProcess.delay_up:type_name -> google.protobuf.Duration
-	14, // 33: vrrpkit.v1.VrrpSyncGroup.notify:type_name -> vrrpkit.v1.Notify
-	9,  // 34: vrrpkit.v1.VrrpSyncGroup.track_interface:type_name -> vrrpkit.v1.TrackInterface
-	10, // 35: vrrpkit.v1.VrrpSyncGroup.track_script:type_name -> vrrpkit.v1.TrackScript
-	10, // 36: vrrpkit.v1.VrrpSyncGroup.track_file:type_name -> vrrpkit.v1.TrackScript
-	10, // 37: vrrpkit.v1.VrrpSyncGroup.track_process:type_name -> vrrpkit.v1.TrackScript
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	16, // 9: vrrpkit.v1.ConfigSnapshot.virtual_servers:type_name -> vrrpkit.v1.VirtualServer
+	17, // 10: vrrpkit.v1.VrrpInstance.advert_int:type_name -> google.protobuf.Duration
+	7,  // 11: vrrpkit.v1.VrrpInstance.virtual_ipaddress:type_name -> vrrpkit.v1.VirtualAddress
+	7,  // 12: vrrpkit.v1.VrrpInstance.virtual_ipaddress_excluded:type_name -> vrrpkit.v1.VirtualAddress
+	17, // 13: vrrpkit.v1.VrrpInstance.preempt_delay:type_name -> google.protobuf.Duration
+	1,  // 14: vrrpkit.v1.VrrpInstance.auth_type:type_name -> vrrpkit.v1.AuthType
+	0,  // 15: vrrpkit.v1.VrrpInstance.state_hint:type_name -> vrrpkit.v1.VrrpState
+	8,  // 16: vrrpkit.v1.VrrpInstance.garp:type_name -> vrrpkit.v1.GarpSettings
+	9,  // 17: vrrpkit.v1.VrrpInstance.track_interface:type_name -> vrrpkit.v1.TrackInterface
+	10, // 18: vrrpkit.v1.VrrpInstance.track_script:type_name -> vrrpkit.v1.TrackScript
+	14, // 19: vrrpkit.v1.VrrpInstance.notify:type_name -> vrrpkit.v1.Notify
+	17, // 20: vrrpkit.v1.VrrpInstance.startup_delay:type_name -> google.protobuf.Duration
+	10, // 21: vrrpkit.v1.VrrpInstance.track_file:type_name -> vrrpkit.v1.TrackScript
+	10, // 22: vrrpkit.v1.VrrpInstance.track_process:type_name -> vrrpkit.v1.TrackScript
+	5,  // 23: vrrpkit.v1.VrrpInstance.virtual_routes:type_name -> vrrpkit.v1.Route
+	6,  // 24: vrrpkit.v1.VrrpInstance.virtual_rules:type_name -> vrrpkit.v1.Rule
+	17, // 25: vrrpkit.v1.GarpSettings.master_delay:type_name -> google.protobuf.Duration
+	17, // 26: vrrpkit.v1.GarpSettings.master_refresh:type_name -> google.protobuf.Duration
+	17, // 27: vrrpkit.v1.GarpSettings.lower_prio_delay:type_name -> google.protobuf.Duration
+	17, // 28: vrrpkit.v1.GarpSettings.interval:type_name -> google.protobuf.Duration
+	17, // 29: vrrpkit.v1.GarpSettings.na_interval:type_name -> google.protobuf.Duration
+	17, // 30: vrrpkit.v1.VrrpScript.interval:type_name -> google.protobuf.Duration
+	17, // 31: vrrpkit.v1.VrrpScript.timeout:type_name -> google.protobuf.Duration
+	17, // 32: vrrpkit.v1.VrrpTrackProcess.delay_down:type_name -> google.protobuf.Duration
+	17, // 33: vrrpkit.v1.VrrpTrackProcess.delay_up:type_name -> google.protobuf.Duration
+	14, // 34: vrrpkit.v1.VrrpSyncGroup.notify:type_name -> vrrpkit.v1.Notify
+	9,  // 35: vrrpkit.v1.VrrpSyncGroup.track_interface:type_name -> vrrpkit.v1.TrackInterface
+	10, // 36: vrrpkit.v1.VrrpSyncGroup.track_script:type_name -> vrrpkit.v1.TrackScript
+	10, // 37: vrrpkit.v1.VrrpSyncGroup.track_file:type_name -> vrrpkit.v1.TrackScript
+	10, // 38: vrrpkit.v1.VrrpSyncGroup.track_process:type_name -> vrrpkit.v1.TrackScript
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_config_proto_init() }
@@ -2297,6 +2309,7 @@ func file_vrrpkit_v1_config_proto_init() {
 	if File_vrrpkit_v1_config_proto != nil {
 		return
 	}
+	file_vrrpkit_v1_lvs_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
