@@ -130,13 +130,18 @@ func Boot(t testing.TB, opts Options) *VM {
 	if err != nil {
 		t.Fatalf("vmlab: %v", err)
 	}
+	kernel := opts.Kernel
+	if pvh, err := pvhKernel(opts.Kernel, cacheDir()); err == nil {
+		kernel = pvh
+	} else {
+		t.Logf("vmlab: booting the bzImage, slower: %v", err)
+	}
 	vm := &VM{
 		t: t, opts: opts, dir: dir, console: filepath.Join(dir, "console.log"),
 		pending: map[uint64]chan wire.Response{}, procs: map[*Proc]bool{}, dead: make(chan struct{}),
 	}
 	t.Cleanup(vm.Close)
-	if err := vm.start(qemuBin, initrd); err != nil {
-		vm.logConsole()
+	if err := vm.start(qemuBin, kernel, initrd); err != nil {
 		t.Fatalf("vmlab: boot: %v", err)
 	}
 	t.Logf("vmlab: booted %s in %v (kernel up %.2fs at hello)", vm.Hello.Kernel, vm.BootTime.Round(time.Millisecond), vm.Hello.Uptime)
@@ -344,7 +349,7 @@ func readModule(p string) ([]byte, error) {
 	return out, nil
 }
 
-func (vm *VM) start(qemuBin, initrd string) error {
+func (vm *VM) start(qemuBin, kernel, initrd string) error {
 	sock := filepath.Join(vm.dir, "cmd.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -355,10 +360,12 @@ func (vm *VM) start(qemuBin, initrd string) error {
 	args := []string{
 		"-accel", vm.opts.Accel, "-m", vm.opts.Memory, "-smp", fmt.Sprint(vm.opts.CPUs),
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-kernel", vm.opts.Kernel, "-initrd", initrd, "-append", strings.TrimSpace(appendLine),
+		"-kernel", kernel, "-initrd", initrd, "-append", strings.TrimSpace(appendLine),
 		"-chardev", "file,id=con,path=" + vm.console, "-serial", "chardev:con",
 		"-chardev", "socket,id=cmd,path=" + sock, "-serial", "chardev:cmd",
 	}
+	// VMLAB_QEMU_ARGS adds qemu options, for debugging a boot.
+	args = append(args, strings.Fields(os.Getenv("VMLAB_QEMU_ARGS"))...)
 	vm.qemu = exec.Command(qemuBin, args...)
 	vm.qemu.Stdout, vm.qemu.Stderr = &vm.qemuErr, &vm.qemuErr
 	begin := time.Now()
