@@ -43,15 +43,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "vminit: must run as PID 1 (or with \"serve\")")
 		os.Exit(2)
 	}
-	if err := pid1(); err != nil {
-		fmt.Fprintln(os.Stderr, "vminit:", err)
-	}
+	fmt.Fprintln(os.Stderr, "vminit:", pid1())
 	// -no-reboot makes qemu exit on restart, so this ends the VM.
 	unix.Sync()
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 	select {}
 }
 
+// pid1 returns only when the VM must end: why.
 func pid1() error {
 	cfg, err := setup()
 	if err != nil {
