@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,9 +146,6 @@ func Boot(t testing.TB, opts Options) *VM {
 		t.Fatalf("vmlab: boot: %v", err)
 	}
 	t.Logf("vmlab: booted %s in %v (kernel up %.2fs at hello)", vm.Hello.Kernel, vm.BootTime.Round(time.Millisecond), vm.Hello.Uptime)
-	if len(vm.Hello.Failed) > 0 {
-		t.Logf("vmlab: optional modules that did not load: %v", vm.Hello.Failed)
-	}
 	return vm
 }
 
@@ -240,9 +238,11 @@ func assemble(t testing.TB, o Options) (fsTree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("busybox --list-full: %w", err)
 	}
+	applets := map[string]bool{}
 	for _, l := range busyboxApplets(list) {
 		if l != "/bin/busybox" && l != "/linuxrc" {
 			tr.symlink(l, "/bin/busybox")
+			applets[filepath.Base(l)] = true
 		}
 	}
 	tr.charDev("/dev/console", 5, 1)
@@ -306,6 +306,22 @@ func assemble(t testing.TB, o Options) (fsTree, error) {
 			}
 		}
 	}
+	// Debian's busybox sh runs its own applet for a bare name even when
+	// PATH has a real program first (FEATURE_SH_STANDALONE); a shell
+	// function beats an applet, so the profile Sh sources defines one per
+	// copied program that shares an applet's name (ip, ...).
+	var profile strings.Builder
+	guests := make([]string, 0, len(progs))
+	for g := range progs {
+		guests = append(guests, g)
+	}
+	sort.Strings(guests)
+	for _, g := range guests {
+		if name := filepath.Base(g); applets[name] {
+			fmt.Fprintf(&profile, "%s() { %s \"$@\"; }\n", name, g)
+		}
+	}
+	tr.data(ProfilePath, 0o644, []byte(profile.String()))
 	for g, b := range o.Files {
 		tr.data(g, 0o644, b)
 	}
@@ -368,6 +384,9 @@ func (vm *VM) start(qemuBin, kernel, initrd string) error {
 	args = append(args, strings.Fields(os.Getenv("VMLAB_QEMU_ARGS"))...)
 	vm.qemu = exec.Command(qemuBin, args...)
 	vm.qemu.Stdout, vm.qemu.Stderr = &vm.qemuErr, &vm.qemuErr
+	// A test binary killed outright (go test -timeout, ^C) takes its VMs
+	// with it.
+	vm.qemu.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	begin := time.Now()
 	if err := vm.qemu.Start(); err != nil {
 		return fmt.Errorf("start qemu: %w", err)
@@ -519,15 +538,23 @@ func (vm *VM) MustRun(argv ...string) string {
 		vm.t.Fatalf("%v", err)
 	}
 	if r.Exit != 0 {
-		vm.t.Fatalf("vmlab: %q exited %d\nstdout: %s\nstderr: %s", argv, r.Exit, r.Stdout, r.Stderr)
+		vm.t.Fatalf("vmlab: %q exited %d %s\nstdout: %s\nstderr: %s", argv, r.Exit, r.Signal, r.Stdout, r.Stderr)
 	}
 	return string(r.Stdout)
 }
 
-// Sh runs a busybox sh script like [VM.MustRun].
+// ProfilePath is a shell file in the VM that makes bare names of programs
+// copied in (Options.HostPrograms, Options.Binaries) run those programs
+// rather than busybox applets of the same name: Debian's busybox sh
+// prefers its applets to PATH. [VM.Sh] sources it; a script of one's own
+// should too (". /vmlab/profile") or call such programs by full path.
+const ProfilePath = "/vmlab/profile"
+
+// Sh runs a busybox sh script (with -e, after sourcing [ProfilePath]) like
+// [VM.MustRun].
 func (vm *VM) Sh(script string) string {
 	vm.t.Helper()
-	return vm.MustRun("/bin/sh", "-ec", script)
+	return vm.MustRun("/bin/sh", "-ec", ". "+ProfilePath+"\n"+script)
 }
 
 // WriteFile writes data to path in the VM with mode perm.

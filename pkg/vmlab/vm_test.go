@@ -16,6 +16,7 @@ import (
 // library vrrpd uses, and cross-checks the result with the host's ipvsadm
 // (dynamically linked: vmlab brings its libraries along).
 func TestIPVS(t *testing.T) {
+	t.Parallel()
 	begin := time.Now()
 	probe := vmlab.BuildGo(t, "github.com/vrrpkit/vrrpkit/pkg/vmlab/internal/ipvsprobe")
 	opts := vmlab.Options{
@@ -84,6 +85,7 @@ func TestIPVS(t *testing.T) {
 // TestRun covers the command channel: output, exit status, stdin,
 // background processes, cancellation, and large output.
 func TestRun(t *testing.T) {
+	t.Parallel()
 	vm := vmlab.Boot(t, vmlab.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

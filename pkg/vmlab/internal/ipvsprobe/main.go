@@ -1,16 +1,22 @@
 // Command ipvsprobe is vmlab's proof that vrrpd-side IPVS code runs against
 // the VM's kernel: through github.com/cloudflare/ipvs (generic netlink,
-// like vrrpd) it creates the TCP service 10.0.0.1:80 with scheduler rr and
-// real servers 10.0.1.1:80 (weight 1) and 10.0.1.2:80 (weight 2), reads
-// them back and prints what the kernel holds as JSON.
+// like vrrpd) it creates a TCP service with masquerading real servers,
+// by default 10.0.0.1:80, scheduler rr, real servers 10.0.1.1:80 (weight 1)
+// and 10.0.1.2:80 (weight 2), reads everything back and prints what the
+// kernel holds as JSON.
+//
+//	ipvsprobe [-vip 10.0.0.1:80] [-sched rr] [-rs 10.0.1.1:80:1 -rs ...]
 package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/cloudflare/ipvs"
 	"github.com/cloudflare/ipvs/netmask"
@@ -43,7 +49,46 @@ func main() {
 	}
 }
 
+type realServer struct {
+	addr   netip.AddrPort
+	weight uint32
+}
+
+type rsFlag []realServer
+
+func (f *rsFlag) String() string { return fmt.Sprint(*f) }
+
+// Set takes addr:port:weight.
+func (f *rsFlag) Set(v string) error {
+	i := strings.LastIndexByte(v, ':')
+	if i < 0 {
+		return fmt.Errorf("real server %q: want addr:port:weight", v)
+	}
+	ap, err := netip.ParseAddrPort(v[:i])
+	if err != nil {
+		return fmt.Errorf("real server %q: %w", v, err)
+	}
+	w, err := strconv.ParseUint(v[i+1:], 10, 32)
+	if err != nil {
+		return fmt.Errorf("real server %q weight: %w", v, err)
+	}
+	*f = append(*f, realServer{ap, uint32(w)})
+	return nil
+}
+
 func run() error {
+	vipFlag := flag.String("vip", "10.0.0.1:80", "virtual service `addr:port` (TCP, IPv4)")
+	sched := flag.String("sched", "rr", "IPVS scheduler")
+	var rss rsFlag
+	flag.Var(&rss, "rs", "real server `addr:port:weight`, repeatable (default 10.0.1.1:80:1 10.0.1.2:80:2)")
+	flag.Parse()
+	vip, err := netip.ParseAddrPort(*vipFlag)
+	if err != nil || !vip.Addr().Is4() {
+		return fmt.Errorf("-vip %q: want an IPv4 addr:port", *vipFlag)
+	}
+	if len(rss) == 0 {
+		rss = rsFlag{{netip.MustParseAddrPort("10.0.1.1:80"), 1}, {netip.MustParseAddrPort("10.0.1.2:80"), 2}}
+	}
 	c, err := ipvs.New()
 	if err != nil {
 		return fmt.Errorf("ipvs client: %w", err)
@@ -53,16 +98,16 @@ func run() error {
 		return fmt.Errorf("ipvs info: %w", err)
 	}
 	svc := ipvs.Service{
-		Address: netip.MustParseAddr("10.0.0.1"), Port: 80, Family: ipvs.INET, Protocol: ipvs.TCP,
-		Netmask: netmask.MaskFrom(32, 32), Scheduler: "rr",
+		Address: vip.Addr(), Port: vip.Port(), Family: ipvs.INET, Protocol: ipvs.TCP,
+		Netmask: netmask.MaskFrom(32, 32), Scheduler: *sched,
 	}
 	if err := c.CreateService(svc); err != nil {
 		return fmt.Errorf("create service: %w", err)
 	}
-	for i, w := range []uint32{1, 2} {
+	for _, rs := range rss {
 		d := ipvs.Destination{
-			Address: netip.AddrFrom4([4]byte{10, 0, 1, byte(i + 1)}), Port: 80, Family: ipvs.INET,
-			Weight: w, FwdMethod: ipvs.Masquerade,
+			Address: rs.addr.Addr(), Port: rs.addr.Port(), Family: ipvs.INET,
+			Weight: rs.weight, FwdMethod: ipvs.Masquerade,
 		}
 		if err := c.CreateDestination(svc, d); err != nil {
 			return fmt.Errorf("create destination %s: %w", d.Address, err)
