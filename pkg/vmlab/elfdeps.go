@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +21,11 @@ var libDirs = []string{
 // program needs, recursively (DT_NEEDED), as absolute paths where the
 // loader inside the VM will look for them. A static program has none.
 func sharedDeps(prog string) ([]string, error) {
+	if head, err := readHead(prog, 4); err != nil {
+		return nil, fmt.Errorf("elf: %w", err)
+	} else if string(head) != elf.ELFMAG {
+		return nil, nil // a script: its interpreter is the caller's business
+	}
 	var out []string
 	seen := map[string]bool{}
 	var walk func(file string, depth int) error
@@ -86,4 +92,18 @@ func findLib(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("not found in %v: %w", libDirs, fs.ErrNotExist)
+}
+
+func readHead(p string, n int) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	k, err := io.ReadFull(f, b)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return b[:k], err
 }

@@ -29,6 +29,9 @@ func (vm *VM) Start(c Cmd) *Proc {
 	go func() {
 		defer close(p.done)
 		p.res, p.err = vm.Exec(ctx, c)
+		if p.res != nil && ctx.Err() != nil {
+			p.err = nil // stopped on purpose: the output is the point
+		}
 	}()
 	return p
 }
@@ -54,13 +57,13 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-// Stop kills the command's process group, if it still runs, and waits for
-// it. The output a killed command wrote is lost with it (the agent answers
-// for a command only when it exits, and a cancelled wait discards that).
-func (p *Proc) Stop() {
+// Stop kills the command's process group, if it still runs, waits for it
+// and returns what it wrote (nil when the VM is gone).
+func (p *Proc) Stop() *Result {
 	p.cancel()
 	<-p.done
 	p.forget()
+	return p.res
 }
 
 func (p *Proc) forget() {

@@ -71,9 +71,12 @@ type VM struct {
 	dir     string
 	console string
 	qemu    *exec.Cmd
-	qemuErr bytes.Buffer
-	conn    net.Conn
-	out     *wire.Writer
+	qemuErr bytes.Buffer // qemu's stdout and stderr
+	// qemuDone is closed when qemu has exited, qemuWaitErr then says how.
+	qemuDone    chan struct{}
+	qemuWaitErr error
+	conn        net.Conn
+	out         *wire.Writer
 
 	// Hello is what the agent reported at boot.
 	Hello wire.Hello
@@ -139,7 +142,7 @@ func Boot(t testing.TB, opts Options) *VM {
 	}
 	vm := &VM{
 		t: t, opts: opts, dir: dir, console: filepath.Join(dir, "console.log"),
-		pending: map[uint64]chan wire.Response{}, procs: map[*Proc]bool{}, dead: make(chan struct{}),
+		pending: map[uint64]chan wire.Response{}, procs: map[*Proc]bool{}, dead: make(chan struct{}), qemuDone: make(chan struct{}),
 	}
 	t.Cleanup(vm.Close)
 	if err := vm.start(qemuBin, kernel, initrd); err != nil {
@@ -391,8 +394,10 @@ func (vm *VM) start(qemuBin, kernel, initrd string) error {
 	if err := vm.qemu.Start(); err != nil {
 		return fmt.Errorf("start qemu: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- vm.qemu.Wait() }()
+	go func() {
+		vm.qemuWaitErr = vm.qemu.Wait()
+		close(vm.qemuDone)
+	}()
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -404,8 +409,8 @@ func (vm *VM) start(qemuBin, kernel, initrd string) error {
 	defer timer.Stop()
 	select {
 	case vm.conn = <-accepted:
-	case err := <-exited:
-		return fmt.Errorf("qemu exited before connecting: %v: %s", err, vm.qemuErr.Bytes())
+	case <-vm.qemuDone:
+		return fmt.Errorf("qemu exited before connecting: %v: %s", vm.qemuWaitErr, vm.qemuErr.Bytes())
 	case <-timer.C:
 		return fmt.Errorf("qemu did not connect within %v", vm.opts.BootTimeout)
 	}
@@ -428,20 +433,20 @@ func (vm *VM) start(qemuBin, kernel, initrd string) error {
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
-	case err := <-exited:
-		return fmt.Errorf("qemu exited during boot: %v", err)
+	case <-vm.qemuDone:
+		return fmt.Errorf("qemu exited during boot: %v: %s", vm.qemuWaitErr, vm.qemuErr.Bytes())
 	case <-timer.C:
 		return fmt.Errorf("agent did not say hello within %v", vm.opts.BootTimeout)
 	}
 	vm.BootTime = time.Since(begin)
 	vm.readerWG.Add(1)
-	go vm.read(in, exited)
+	go vm.read(in)
 	return nil
 }
 
 // read dispatches responses until the channel breaks, then fails every
 // pending command.
-func (vm *VM) read(in *wire.Reader, exited <-chan error) {
+func (vm *VM) read(in *wire.Reader) {
 	defer vm.readerWG.Done()
 	var err error
 	for {
@@ -458,8 +463,8 @@ func (vm *VM) read(in *wire.Reader, exited <-chan error) {
 		}
 	}
 	select {
-	case qerr := <-exited:
-		err = fmt.Errorf("%w: qemu exited (%v): %v", ErrVMDead, qerr, err)
+	case <-vm.qemuDone:
+		err = fmt.Errorf("%w: qemu exited (%v): %v", ErrVMDead, vm.qemuWaitErr, err)
 	case <-time.After(2 * time.Second):
 		err = fmt.Errorf("%w: command channel: %v", ErrVMDead, err)
 	}
@@ -469,9 +474,11 @@ func (vm *VM) read(in *wire.Reader, exited <-chan error) {
 	close(vm.dead)
 }
 
-// Exec runs c in the VM and waits for it to exit, or for ctx: then the
-// command's process group is killed and ctx's error returned. A non-zero
-// exit is no error: it is in Result.Exit.
+// Exec runs c in the VM and waits for it to exit. A non-zero exit is no
+// error: it is in Result.Exit. When ctx ends first, the command's process
+// group is killed and Exec returns ctx's error together with what the
+// command wrote until then (nil if the VM did not answer within
+// killGrace).
 func (vm *VM) Exec(ctx context.Context, c Cmd) (*Result, error) {
 	if len(c.Argv) == 0 {
 		return nil, errors.New("vmlab: exec: empty argv")
@@ -499,13 +506,29 @@ func (vm *VM) Exec(ctx context.Context, c Cmd) (*Result, error) {
 		}
 		return &Result{Stdout: r.Stdout, Stderr: r.Stderr, Exit: r.Exit, Signal: r.Signal}, nil
 	case <-ctx.Done():
+		err := fmt.Errorf("vmlab: run %q: %w", c.Argv, ctx.Err())
+		if werr := vm.out.Write(wire.Request{ID: id, Op: wire.OpKill}); werr != nil {
+			vm.forget(id)
+			return nil, err
+		}
+		grace := time.NewTimer(killGrace)
+		defer grace.Stop()
+		select {
+		case r := <-ch:
+			return &Result{Stdout: r.Stdout, Stderr: r.Stderr, Exit: r.Exit, Signal: r.Signal}, err
+		case <-grace.C:
+		case <-vm.dead:
+		}
 		vm.forget(id)
-		_ = vm.out.Write(wire.Request{ID: id, Op: wire.OpKill})
-		return nil, fmt.Errorf("vmlab: run %q: %w", c.Argv, ctx.Err())
+		return nil, err
 	case <-vm.dead:
 		return nil, fmt.Errorf("vmlab: run %q: %w", c.Argv, vm.err())
 	}
 }
+
+// killGrace is how long a cancelled Exec waits for the killed command's
+// output.
+const killGrace = 5 * time.Second
 
 func (vm *VM) forget(id uint64) {
 	vm.mu.Lock()
@@ -605,6 +628,7 @@ func (vm *VM) Close() {
 		}
 		if vm.qemu != nil && vm.qemu.Process != nil {
 			_ = vm.qemu.Process.Kill()
+			<-vm.qemuDone
 		}
 		if vm.conn != nil {
 			vm.conn.Close()

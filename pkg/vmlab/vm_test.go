@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,14 +128,35 @@ func TestRun(t *testing.T) {
 		return !strings.Contains(vm.MustRun("ps", "-o", "args"), "sleep 100")
 	}, "the cancelled command's sleeps to die")
 
-	p := vm.Start(vmlab.Cmd{Argv: []string{"sleep", "100"}})
+	p := vm.Start(vmlab.Cmd{Argv: []string{"sh", "-c", "echo started; exec sleep 100"}})
 	if p.Exited() {
 		t.Error("background sleep exited at once")
 	}
-	p.Stop()
+	waitFor(t, 10*time.Second, func() bool {
+		return strings.Contains(vm.MustRun("ps", "-o", "args"), "sleep 100")
+	}, "the background sleep to run")
+	res := p.Stop()
 	if !p.Exited() {
 		t.Error("stopped process has not exited")
 	}
+	if res == nil || string(res.Stdout) != "started\n" || res.Exit != -1 || res.Signal == "" {
+		t.Errorf("stopped process result = %+v, want its output and a signal", res)
+	}
+
+	// Commands run side by side; answers find their callers.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			want := fmt.Sprintf("n%d", i)
+			r, err := vm.Run(ctx, "sh", "-c", fmt.Sprintf("sleep 0.%d; echo %s", 8-i, want))
+			if err != nil || strings.TrimSpace(string(r.Stdout)) != want {
+				t.Errorf("concurrent run %d = %+v, %v; want %s", i, r, err, want)
+			}
+		}()
+	}
+	wg.Wait()
 
 	// Orphans are reaped by PID 1: kill the daemon and it must vanish
 	// from the process table, not linger as a zombie.
