@@ -268,7 +268,7 @@ func (s *server) run(req wire.Request) wire.Response {
 		return resp
 	}
 	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
-	cmd.Env = append([]string{"PATH=" + path, "HOME=/root", "TERM=dumb"}, req.Env...)
+	cmd.Env = append([]string{"PATH=" + path, "HOME=/root", "TERM=dumb", "VMLAB_GUEST=1"}, req.Env...)
 	cmd.Dir = req.Dir
 	cmd.Stdin = bytes.NewReader(req.Stdin)
 	stdout, stderr := &capped{}, &capped{}
