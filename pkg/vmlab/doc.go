@@ -17,6 +17,17 @@
 //	r, err := vm.Run(ctx, "cat", "/proc/net/ip_vs") // Result{Stdout, Stderr, Exit, Signal}
 //	d := vm.Start(vmlab.Cmd{Argv: []string{"vrrpd", "..."}}) // background; d.Stop()
 //
+// A package whose own tests need the kernel (say, vrrpd's IPVS code) can
+// run them in a VM instead: mark them with [RequireVM] (they skip on the
+// host) and add one host test calling [RunTestsInVM], which builds the
+// package's test binary statically, boots a VM and runs the matching tests
+// in it as root:
+//
+//	func TestInVM(t *testing.T) {
+//		vmlab.RunTestsInVM(t, vmlab.Options{Modules: []string{"ip_vs_wrr"}}, "^TestGuest")
+//	}
+//	func TestGuestIPVS(t *testing.T) { vmlab.RequireVM(t); c, _ := ipvs.New(); ... }
+//
 // Boot skips the test, saying why, when qemu-system-x86_64, a kernel in
 // /boot, its modules, a static busybox (busybox-static) or the go tool is
 // missing. No root is needed: qemu runs under TCG as the calling user.
@@ -47,9 +58,14 @@
 //
 // # Costs and caveats
 //
-//   - A boot takes about 4.5-5 s under TCG on the 2-CPU test machine (about
-//     3.5 s of it the kernel's own init), a whole IPVS test 7-10 s. Nested
+//   - A boot takes about 3.5-5 s under TCG on the 2-CPU test machine
+//     (about 3 s of it the kernel's own init), a whole IPVS test 5-10 s;
+//     more when other work loads the CPUs. -smp 2 boots no faster, so
+//     CPUs defaults to 1; the guest uses about 20 MB of its 256 MB. Nested
 //     KVM hangs there; set VMLAB_ACCEL=kvm where it works.
+//   - The cache holds the unpacked vmlinux (about 65 MB per kernel) and
+//     one archive per distinct content (10-20 MB), pruned after a day
+//     unused.
 //   - The command channel is an emulated 16550: about 140 KB/s. Fine for
 //     command output; copy large files in with Options.Binaries or Files.
 //   - Debian's busybox sh runs its applets in preference to PATH: a script
