@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc/status"
 
+	"github.com/vrrpkit/vrrpkit/pkg/config"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
@@ -115,4 +118,47 @@ func (d *daemon) pushChecker(ctx context.Context) {
 	default:
 		d.log.Error("pushing the configuration to checkerd", "generation", snap.GetGeneration(), "err", status.Convert(err).Message())
 	}
+}
+
+// pingGroupRange is the sysctl that lets a group open unprivileged ICMP
+// sockets (icmp(7)); Debian's default "1 0" lets none.
+const pingGroupRange = "/proc/sys/net/ipv4/ping_group_range"
+
+// allowCheckerPing widens net.ipv4.ping_group_range to take in checkerd's
+// group when the configuration has a PING_CHECK: checkerd pings with an
+// unprivileged ICMP socket, having no CAP_NET_RAW. keepalived, running its
+// checkers as root, widens the range for the same reason. A range that
+// already covers the group is left alone; the change is logged.
+func allowCheckerPing(cfg *config.Config, gid uint32, log *slog.Logger, path string) {
+	need := false
+	for _, vs := range cfg.VirtualServers {
+		for _, rs := range vs.RealServers {
+			for _, c := range rs.Checkers {
+				need = need || c.Type == "PING_CHECK"
+			}
+		}
+	}
+	if !need {
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		log.Warn("PING_CHECK: cannot read net.ipv4.ping_group_range; checkerd may not be able to ping", "err", err)
+		return
+	}
+	var lo, hi uint64
+	if _, err := fmt.Sscan(string(data), &lo, &hi); err == nil && lo <= uint64(gid) && uint64(gid) <= hi {
+		return
+	}
+	if lo > hi { // closed, as Debian's default "1 0": open it to the group alone
+		lo, hi = uint64(gid), uint64(gid)
+	} else {
+		lo, hi = min(lo, uint64(gid)), max(hi, uint64(gid))
+	}
+	value := fmt.Sprintf("%d %d", lo, hi)
+	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		log.Warn("PING_CHECK: cannot widen net.ipv4.ping_group_range for checkerd's group; set it yourself", "gid", gid, "err", err)
+		return
+	}
+	log.Info("net.ipv4.ping_group_range widened for checkerd's PING_CHECK", "was", strings.TrimSpace(string(data)), "now", value)
 }

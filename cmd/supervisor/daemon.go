@@ -59,6 +59,7 @@ type daemon struct {
 	started chan struct{} // a new vrrpd process is up: push to it
 	// checkerStarted: a new checkerd is up: push to it.
 	checkerStarted chan struct{}
+	checker        checkerIdentity // zero with --checkerd none
 
 	// children by name (childVrrpd, childCheckerd).
 	children map[string]*childInfo
@@ -212,6 +213,8 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 			Output:     os.Stderr,
 		})
 		log.Info("checkerd runs unprivileged", "user", checker.name, "uid", checker.uid, "gid", checker.gid)
+		allowCheckerPing(cfg, checker.gid, log, pingGroupRange)
+		d.checker = checker
 	}
 	// global_defs startup_script runs to completion before anything starts,
 	// shutdown_script after everything stopped (keepalived's
@@ -396,6 +399,9 @@ func (d *daemon) reload(ctx context.Context) {
 	gen := d.gen
 	d.mu.Unlock()
 	d.scripts.load(cfg, gen)
+	if _, ok := d.children[childCheckerd]; ok {
+		allowCheckerPing(cfg, d.checker.gid, d.log, pingGroupRange)
+	}
 	// Before vrrpd hears of the generation: removed instances' notify_deleted
 	// and new instances' scripts follow the new file.
 	if err := d.notifier.Apply(cfg, gen); err != nil {

@@ -429,3 +429,37 @@ func TestChildEnv(t *testing.T) {
 		t.Fatalf("childEnv = %q, want %q", got, want)
 	}
 }
+
+func TestAllowCheckerPing(t *testing.T) {
+	withPing, diags := config.ParseBytes("k.conf", []byte(`virtual_server 192.0.2.1 80 {
+    real_server 192.0.2.10 80 {
+        PING_CHECK {
+        }
+    }
+}
+`), config.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	without, _ := config.ParseBytes("k.conf", []byte("global_defs {\n}\n"), config.Options{})
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	for _, c := range []struct {
+		cfg       *config.Config
+		was, want string
+	}{
+		{withPing, "1 0", "65534 65534"},           // Debian's closed default
+		{withPing, "0 100", "0 65534"},             // widened up to the group
+		{withPing, "0 2147483647", "0 2147483647"}, // already covers it: untouched
+		{without, "1 0", "1 0"},                    // no PING_CHECK: untouched
+	} {
+		path := filepath.Join(t.TempDir(), "ping_group_range")
+		if err := os.WriteFile(path, []byte(c.was+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		allowCheckerPing(c.cfg, 65534, log, path)
+		got, _ := os.ReadFile(path)
+		if strings.TrimSpace(string(got)) != c.want {
+			t.Errorf("from %q: %q, want %q", c.was, strings.TrimSpace(string(got)), c.want)
+		}
+	}
+}
