@@ -407,3 +407,29 @@ func TestGuestStopRemovesOwned(t *testing.T) {
 		t.Errorf("second stop changed %s", s)
 	}
 }
+
+// Every setting the adapter carries survives the round trip through the
+// kernel, so that Reconcile edits nothing the second time: service flags
+// (one-packet, sh-fallback, sh-port), thresholds, a GUE tunnel.
+func TestGuestSettingsRoundTrip(t *testing.T) {
+	k, _ := guest(t)
+	dns := ServiceKey{Family: INET, Protocol: UDP, Addr: vip, Port: 53}
+	tun := ServiceKey{Family: INET, Protocol: TCP, Addr: vip, Port: 443}
+	d := vmTable(
+		vmEntry(Service{ServiceKey: dns, Scheduler: "sh", Flags: 0x4 | 0x8 | 0x10},
+			Destination{DestKey: DestKey{Addr: rs1, Port: 5353}, Method: NAT, Weight: 4, UThreshold: 100, LThreshold: 10}),
+		vmEntry(Service{ServiceKey: tun, Scheduler: "wrr"},
+			Destination{DestKey: DestKey{Addr: rs2, Port: 443}, Method: Tunnel, Weight: 1, TunnelType: 1, TunnelPort: 6080, TunnelFlags: 1},
+			Destination{DestKey: DestKey{Addr: rs1, Port: 443}, Method: Tunnel, Weight: 1}),
+	)
+	o := NewOwnership()
+	reconcile(t, k, o, d)
+	wantKernel(t, k, d)
+	wantOps(t, "again", reconcile(t, k, o, d))
+
+	// Weight 0 (inhibit_on_failure) is a real setting, not an absence.
+	d.Services[dns].Dests[DestKey{Addr: rs1, Port: 5353}] = Destination{DestKey: DestKey{Addr: rs1, Port: 5353}, Method: NAT, UThreshold: 100, LThreshold: 10}
+	wantOps(t, "inhibit", reconcile(t, k, o, d), "edit-dest UDP 10.0.0.1:53 -> 192.168.1.1:5353")
+	wantKernel(t, k, d)
+	wantOps(t, "again", reconcile(t, k, o, d))
+}
