@@ -1,8 +1,10 @@
 package lvs
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/cloudflare/ipvs"
@@ -26,6 +28,10 @@ func OpenKernel() (Kernel, error) {
 
 func (k ipvsKernel) Services() ([]Service, error) {
 	ss, err := k.c.Services()
+	if errors.Is(err, os.ErrNotExist) {
+		// cloudflare/ipvs reports an empty dump as ErrNotExist.
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +44,12 @@ func (k ipvsKernel) Services() ([]Service, error) {
 
 func (k ipvsKernel) Destinations(sk ServiceKey) ([]Destination, error) {
 	ds, err := k.c.Destinations(toIPVSService(Service{ServiceKey: sk}))
+	if errors.Is(err, os.ErrNotExist) {
+		// An empty dump, as for Services: a service without destinations
+		// (the kernel's ip_vs_genl_dump_dests also dumps nothing, without
+		// an error, for a service that does not exist).
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
