@@ -137,7 +137,8 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	set := track.NewSet(track.Options{Runner: runner, ProcInterval: o.ProcInterval, RunsAs: runsAs(), Log: log})
 	srv := ipc.NewServer(peerCheck(allow)...)
-	pb.RegisterCheckerdServer(srv, NewServer(set))
+	api := NewServer(set, log)
+	pb.RegisterCheckerdServer(srv, api)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 	log.Info("checkerd running", "socket", ln.Addr().String(), "listener", how, "user", runsAs(), "version", o.Version)
@@ -147,8 +148,10 @@ func Serve(ctx context.Context, o Options) error {
 	case <-ctx.Done():
 	case serveErr = <-srvDone:
 	}
-	// Ending the set ends every Health stream; then stop serving.
+	// Ending the set and the real-server checks ends every Health stream;
+	// then stop serving.
 	set.Close()
+	api.Close()
 	srv.Stop()
 	if serveErr == nil {
 		<-srvDone

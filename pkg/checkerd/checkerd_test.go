@@ -332,7 +332,7 @@ func TestPeerCheckInterceptor(t *testing.T) {
 	srv := ipc.NewServer(peerCheck(ipc.AllowUIDs(4242424))...)
 	set := track.NewSet(track.Options{Log: slog.New(slog.DiscardHandler)})
 	defer set.Close()
-	pb.RegisterCheckerdServer(srv, NewServer(set))
+	pb.RegisterCheckerdServer(srv, NewServer(set, nil))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -3,6 +3,7 @@ package checkerd
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -10,23 +11,40 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/vrrpkit/vrrpkit/pkg/check"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	"github.com/vrrpkit/vrrpkit/pkg/track"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
 // Server is checkerd's gRPC face (control.proto, service Checkerd) over a
-// track.Set.
+// track.Set (vrrp_script, track_file, track_process) and the real-server
+// health checks of the virtual servers (pkg/check), which Health streams
+// as TRACKER_KIND_REAL_SERVER results named by health_id.
 type Server struct {
 	pb.UnimplementedCheckerdServer
 	set *track.Set
+	rs  *realServers
 
 	mu      sync.Mutex
 	applied chan struct{} // closed and replaced by each ApplyConfig that moves the generation
 }
 
-// NewServer returns the gRPC server of set.
-func NewServer(set *track.Set) *Server { return &Server{set: set, applied: make(chan struct{})} }
+// NewServer returns the gRPC server of set; log (nil: slog.Default) gets
+// the real-server checkers that cannot run. Close stops the real-server
+// checks.
+func NewServer(set *track.Set, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	// MISC_CHECK needs a ScriptRunner that runs it through the supervisor;
+	// until the supervisor offers that kind, MISC_CHECK is not run.
+	return &Server{set: set, rs: newRealServers(log, check.SnapshotOptions{}), applied: make(chan struct{})}
+}
+
+// Close stops the real-server checks and ends their part of every Health
+// stream. The track.Set is the caller's to close.
+func (s *Server) Close() { s.rs.close() }
 
 // appliedChan is closed when the next generation is applied.
 func (s *Server) appliedChan() <-chan struct{} {
@@ -41,6 +59,11 @@ func (s *Server) ApplyConfig(_ context.Context, snap *pb.ConfigSnapshot) (*pb.Ap
 	if err != nil {
 		return nil, grpcError(err)
 	}
+	// set.Apply refused an older generation; the real servers follow the
+	// same one.
+	a, r, c, u := s.rs.apply(res.Generation, snap)
+	res.Added, res.Removed = append(res.Added, a...), append(res.Removed, r...)
+	res.Changed, res.Unchanged = append(res.Changed, c...), append(res.Unchanged, u...)
 	if res.Generation != before {
 		s.mu.Lock()
 		close(s.applied)
@@ -61,10 +84,26 @@ func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) er
 	applied := s.appliedChan()
 	snap, sub := s.set.Subscribe()
 	defer sub.Close()
+	rsSnap, rsSub := s.rs.subscribe()
+	defer rsSub.Close()
 	seq := uint64(1)
 	if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(snap.At), Generation: snap.Generation,
-		Event: &pb.HealthEvent_Snapshot{Snapshot: snap.Proto()}}); err != nil {
+		Event: &pb.HealthEvent_Snapshot{Snapshot: withRealServers(snap, rsSnap)}}); err != nil {
 		return err
+	}
+	send := func(ev track.Event) error {
+		if ev.Result.State == track.StateInit {
+			return nil // not on the wire (track.Snapshot.Proto)
+		}
+		seq++
+		return stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(ev.At), Generation: ev.Generation,
+			Event: &pb.HealthEvent_Result{Result: ev.Result.Proto()}})
+	}
+	ended := func(overflowed bool) error {
+		if overflowed {
+			return status.Error(codes.ResourceExhausted, "checkerd: health stream reader fell behind; subscribe again")
+		}
+		return status.Error(codes.Unavailable, "checkerd: stopping")
 	}
 	for {
 		select {
@@ -73,28 +112,40 @@ func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) er
 			snap := s.set.Snapshot()
 			seq++
 			if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(snap.At), Generation: snap.Generation,
-				Event: &pb.HealthEvent_Snapshot{Snapshot: snap.Proto()}}); err != nil {
+				Event: &pb.HealthEvent_Snapshot{Snapshot: withRealServers(snap, s.rs.snapshot())}}); err != nil {
 				return err
 			}
 		case ev, ok := <-sub.C:
 			if !ok {
-				if sub.Overflowed() {
-					return status.Error(codes.ResourceExhausted, "checkerd: health stream reader fell behind; subscribe again")
-				}
-				return status.Error(codes.Unavailable, "checkerd: stopping")
+				return ended(sub.Overflowed())
 			}
-			if ev.Result.State == track.StateInit {
-				continue // not on the wire (track.Snapshot.Proto)
+			if err := send(ev); err != nil {
+				return err
 			}
-			seq++
-			if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(ev.At), Generation: ev.Generation,
-				Event: &pb.HealthEvent_Result{Result: ev.Result.Proto()}}); err != nil {
+		case ev, ok := <-rsSub.C:
+			if !ok {
+				return ended(rsSub.Overflowed())
+			}
+			if err := send(ev); err != nil {
 				return err
 			}
 		case <-stream.Context().Done():
 			return nil
 		}
 	}
+}
+
+// withRealServers is snap on the wire with the real servers' results
+// after the trackers' (those without a result yet left out, as
+// track.Snapshot.Proto does).
+func withRealServers(snap track.Snapshot, rs []track.Result) *pb.HealthSnapshot {
+	out := snap.Proto()
+	for _, r := range rs {
+		if r.State != track.StateInit {
+			out.Results = append(out.Results, r.Proto())
+		}
+	}
+	return out
 }
 
 func grpcError(err error) error {

@@ -5,8 +5,10 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/vrrpkit/vrrpkit/pkg/check"
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
@@ -34,9 +36,13 @@ func virtualServers(cfg *config.Config, s *pb.ConfigSnapshot) {
 	for _, g := range cfg.VirtualServerGroups {
 		groups[g.Name] = g
 	}
+	files := map[string]*config.TrackFileDef{}
+	for _, f := range cfg.VRRPTrackFiles {
+		files[f.Name] = f
+	}
 	names := map[string]int{}
 	for _, vs := range cfg.VirtualServers {
-		out := virtualServerOf(vs, groups)
+		out := virtualServerOf(vs, groups, files)
 		if out == nil {
 			continue
 		}
@@ -95,7 +101,7 @@ func before(b *config.Block, a, c string) bool {
 	return pa.File == pc.File && pa.Line < pc.Line
 }
 
-func virtualServerOf(vs *config.VirtualServer, groups map[string]*config.VirtualServerGroup) *pb.VirtualServer {
+func virtualServerOf(vs *config.VirtualServer, groups map[string]*config.VirtualServerGroup, files map[string]*config.TrackFileDef) *pb.VirtualServer {
 	// A virtual server without real servers is dropped (validate_check_config:
 	// "has no real servers - ignoring").
 	if len(vs.RealServers) == 0 {
@@ -239,6 +245,7 @@ func virtualServerOf(vs *config.VirtualServer, groups map[string]*config.Virtual
 			continue // "Address family of virtual server and real server ... don't match - skipping"
 		}
 		o := realServerOf(vs, rs, vsMethod, fwmarkOnly)
+		o.Checkers = checkersOf(vs, rs, o, files)
 		key := netip.AddrPortFrom(rs.IP, uint16(o.Port))
 		if seen[key] {
 			continue // "real server ... is duplicated - removing second rs"
@@ -356,4 +363,133 @@ func realServerOf(vs *config.VirtualServer, rs *config.RealServer, vsMethod stri
 		}
 	}
 	return o
+}
+
+// checkerTypes maps checker block keywords to the wire's types.
+var checkerTypes = map[string]pb.LvsCheckerType{
+	"TCP_CHECK": pb.LvsCheckerType_LVS_CHECKER_TCP, "HTTP_GET": pb.LvsCheckerType_LVS_CHECKER_HTTP,
+	"SSL_GET": pb.LvsCheckerType_LVS_CHECKER_SSL, "SMTP_CHECK": pb.LvsCheckerType_LVS_CHECKER_SMTP,
+	"DNS_CHECK": pb.LvsCheckerType_LVS_CHECKER_DNS, "UDP_CHECK": pb.LvsCheckerType_LVS_CHECKER_UDP,
+	"PING_CHECK": pb.LvsCheckerType_LVS_CHECKER_PING, "FILE_CHECK": pb.LvsCheckerType_LVS_CHECKER_FILE,
+	"MISC_CHECK": pb.LvsCheckerType_LVS_CHECKER_MISC, "BFD_CHECK": pb.LvsCheckerType_LVS_CHECKER_BFD,
+}
+
+func levelOf(d config.CheckDefaults, alpha *bool) check.Level {
+	dur := func(v *config.Duration) *time.Duration {
+		if v == nil {
+			return nil
+		}
+		x := v.Std()
+		return &x
+	}
+	return check.Level{DelayLoop: dur(d.DelayLoop), Retry: d.Retry, DelayBeforeRetry: dur(d.DelayBeforeRetry),
+		Warmup: dur(d.Warmup), ConnectTimeout: dur(d.ConnectTimeout), Alpha: alpha}
+}
+
+// checkersOf returns the real server's checkers with effective values: the
+// timing through check.Resolve (validate_check_config's inheritance), the
+// target defaulting to the real server's address and effective port
+// (check_api.c queue_checker). An SMTP_CHECK with host blocks becomes one
+// checker per host, each host inheriting the unset connection options of
+// its SMTP_CHECK (check_smtp.c: every host is checked on its own).
+func checkersOf(vs *config.VirtualServer, rs *config.RealServer, o *pb.LvsRealServer, files map[string]*config.TrackFileDef) []*pb.LvsChecker {
+	vsAlpha := vs.Alpha
+	vsLevel, rsLevel := levelOf(vs.CheckDefaults, &vsAlpha), levelOf(rs.CheckDefaults, rs.Alpha)
+	rsAddr := rs.IP
+	var out []*pb.LvsChecker
+	for _, c := range rs.Checkers {
+		t, ok := checkerTypes[c.Type]
+		if !ok {
+			continue
+		}
+		retry, dbr := uint32(check.DefaultRetry), check.DefaultDelayBeforeRetry
+		if t == pb.LvsCheckerType_LVS_CHECKER_DNS {
+			// check_dns.c: DNS_DEFAULT_RETRY, delay_before_retry delay_loop.
+			retry, dbr = check.DNSDefaultRetry, 0
+		}
+		p := check.Resolve(levelOf(c.CheckDefaults, c.Alpha), rsLevel, vsLevel, retry, dbr)
+		host := rs.Virtualhost
+		if host == "" {
+			host = vs.Virtualhost
+		}
+		if c.Virtualhost != "" {
+			host = c.Virtualhost
+		}
+		base := &pb.LvsChecker{
+			DefinedAt:        c.Pos.String(),
+			Type:             t,
+			BindIf:           c.BindIf,
+			BindPort:         uint32(c.BindPort),
+			ConnectTimeout:   durationpb.New(p.Timeout),
+			DelayLoop:        durationpb.New(p.DelayLoop),
+			Retry:            p.Retry,
+			DelayBeforeRetry: durationpb.New(p.DelayBeforeRetry),
+			Warmup:           durationpb.New(p.Warmup),
+			Alpha:            p.Alpha,
+			HttpProtocol:     c.HTTPProtocol,
+			Virtualhost:      host,
+			EnableSni:        c.EnableSNI,
+			HeloName:         c.HeloName,
+			DnsType:          c.DNSType,
+			DnsName:          c.DNSName,
+			Payload:          c.Payload,
+			RequireReply:     c.RequireReply,
+			MinReplyLength:   c.MinReplyLength,
+			MaxReplyLength:   c.MaxReplyLength,
+			MiscDynamic:      c.MiscDynamic,
+		}
+		if c.BindTo.IsValid() {
+			base.Bindto = c.BindTo.String()
+		}
+		target := check.Target(rsAddr, uint16(o.Port), c.ConnectIP, c.ConnectPort)
+		base.ConnectIp, base.ConnectPort = target.Addr().String(), uint32(target.Port())
+		for _, u := range c.URLs {
+			base.Urls = append(base.Urls, &pb.LvsCheckerUrl{Path: u.Path, Digest: u.Digest, StatusCode: u.StatusCode,
+				Virtualhost: u.Virtualhost, Regex: u.Regex, RegexNoMatch: u.RegexNoMatch})
+		}
+		if c.MiscPath != nil {
+			base.MiscPath = c.MiscPath.Args
+		}
+		if c.MiscTimeout > 0 {
+			base.MiscTimeout = durationpb.New(c.MiscTimeout.Std())
+		}
+		if t == pb.LvsCheckerType_LVS_CHECKER_FILE {
+			// track_file.c: the checker's weight, else the track file's.
+			if f := files[c.TrackFile]; f != nil {
+				base.TrackFile = f.File
+				base.Weight, base.WeightReverse = int64(f.Weight), f.Reverse
+			}
+			if c.Weight != nil {
+				base.Weight, base.WeightReverse = int64(*c.Weight), c.Reverse
+			}
+		}
+		if t != pb.LvsCheckerType_LVS_CHECKER_SMTP || len(c.Hosts) == 0 {
+			out = append(out, base)
+			continue
+		}
+		for _, h := range c.Hosts {
+			hc := proto.Clone(base).(*pb.LvsChecker)
+			hc.DefinedAt = h.Pos.String()
+			ip, port := c.ConnectIP, c.ConnectPort
+			if h.ConnectIP.IsValid() {
+				ip = h.ConnectIP
+			}
+			if h.ConnectPort != 0 {
+				port = h.ConnectPort
+			}
+			target := check.Target(rsAddr, uint16(o.Port), ip, port)
+			hc.ConnectIp, hc.ConnectPort = target.Addr().String(), uint32(target.Port())
+			if h.BindTo.IsValid() {
+				hc.Bindto = h.BindTo.String()
+			}
+			if h.BindPort != 0 {
+				hc.BindPort = uint32(h.BindPort)
+			}
+			if h.BindIf != "" {
+				hc.BindIf = h.BindIf
+			}
+			out = append(out, hc)
+		}
+	}
+	return out
 }

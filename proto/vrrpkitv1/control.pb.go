@@ -31,6 +31,9 @@ const (
 	TrackerKind_TRACKER_KIND_FILE        TrackerKind = 2 // vrrp_track_file / track_file
 	TrackerKind_TRACKER_KIND_PROCESS     TrackerKind = 3 // vrrp_track_process / track_process
 	TrackerKind_TRACKER_KIND_INTERFACE   TrackerKind = 4 // track_interface (vrrpd follows links itself)
+	// A real server's health checks (all of its checkers together): name is
+	// the real server's health_id from the snapshot's VirtualServer.
+	TrackerKind_TRACKER_KIND_REAL_SERVER TrackerKind = 5
 )
 
 // Enum value maps for TrackerKind.
@@ -41,6 +44,7 @@ var (
 		2: "TRACKER_KIND_FILE",
 		3: "TRACKER_KIND_PROCESS",
 		4: "TRACKER_KIND_INTERFACE",
+		5: "TRACKER_KIND_REAL_SERVER",
 	}
 	TrackerKind_value = map[string]int32{
 		"TRACKER_KIND_UNSPECIFIED": 0,
@@ -48,6 +52,7 @@ var (
 		"TRACKER_KIND_FILE":        2,
 		"TRACKER_KIND_PROCESS":     3,
 		"TRACKER_KIND_INTERFACE":   4,
+		"TRACKER_KIND_REAL_SERVER": 5,
 	}
 )
 
@@ -2136,13 +2141,14 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\brestarts\x18\x05 \x01(\rR\brestarts\x129\n" +
 	"\n" +
 	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1b\n" +
-	"\tlast_exit\x18\a \x01(\tR\blastExit*\x91\x01\n" +
+	"\tlast_exit\x18\a \x01(\tR\blastExit*\xaf\x01\n" +
 	"\vTrackerKind\x12\x1c\n" +
 	"\x18TRACKER_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TRACKER_KIND_SCRIPT\x10\x01\x12\x15\n" +
 	"\x11TRACKER_KIND_FILE\x10\x02\x12\x18\n" +
 	"\x14TRACKER_KIND_PROCESS\x10\x03\x12\x1a\n" +
-	"\x16TRACKER_KIND_INTERFACE\x10\x04*F\n" +
+	"\x16TRACKER_KIND_INTERFACE\x10\x04\x12\x1c\n" +
+	"\x18TRACKER_KIND_REAL_SERVER\x10\x05*F\n" +
 	"\n" +
 	"ScriptKind\x12\x1b\n" +
 	"\x17SCRIPT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +

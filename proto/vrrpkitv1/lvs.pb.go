@@ -172,6 +172,79 @@ func (LvsTunnelType) EnumDescriptor() ([]byte, []int) {
 	return file_vrrpkit_v1_lvs_proto_rawDescGZIP(), []int{2}
 }
 
+type LvsCheckerType int32
+
+const (
+	LvsCheckerType_LVS_CHECKER_UNSPECIFIED LvsCheckerType = 0
+	LvsCheckerType_LVS_CHECKER_TCP         LvsCheckerType = 1  // TCP_CHECK
+	LvsCheckerType_LVS_CHECKER_HTTP        LvsCheckerType = 2  // HTTP_GET
+	LvsCheckerType_LVS_CHECKER_SSL         LvsCheckerType = 3  // SSL_GET
+	LvsCheckerType_LVS_CHECKER_SMTP        LvsCheckerType = 4  // SMTP_CHECK (one checker per host block)
+	LvsCheckerType_LVS_CHECKER_DNS         LvsCheckerType = 5  // DNS_CHECK
+	LvsCheckerType_LVS_CHECKER_UDP         LvsCheckerType = 6  // UDP_CHECK
+	LvsCheckerType_LVS_CHECKER_PING        LvsCheckerType = 7  // PING_CHECK
+	LvsCheckerType_LVS_CHECKER_FILE        LvsCheckerType = 8  // FILE_CHECK
+	LvsCheckerType_LVS_CHECKER_MISC        LvsCheckerType = 9  // MISC_CHECK
+	LvsCheckerType_LVS_CHECKER_BFD         LvsCheckerType = 10 // BFD_CHECK (not run by checkerd)
+)
+
+// Enum value maps for LvsCheckerType.
+var (
+	LvsCheckerType_name = map[int32]string{
+		0:  "LVS_CHECKER_UNSPECIFIED",
+		1:  "LVS_CHECKER_TCP",
+		2:  "LVS_CHECKER_HTTP",
+		3:  "LVS_CHECKER_SSL",
+		4:  "LVS_CHECKER_SMTP",
+		5:  "LVS_CHECKER_DNS",
+		6:  "LVS_CHECKER_UDP",
+		7:  "LVS_CHECKER_PING",
+		8:  "LVS_CHECKER_FILE",
+		9:  "LVS_CHECKER_MISC",
+		10: "LVS_CHECKER_BFD",
+	}
+	LvsCheckerType_value = map[string]int32{
+		"LVS_CHECKER_UNSPECIFIED": 0,
+		"LVS_CHECKER_TCP":         1,
+		"LVS_CHECKER_HTTP":        2,
+		"LVS_CHECKER_SSL":         3,
+		"LVS_CHECKER_SMTP":        4,
+		"LVS_CHECKER_DNS":         5,
+		"LVS_CHECKER_UDP":         6,
+		"LVS_CHECKER_PING":        7,
+		"LVS_CHECKER_FILE":        8,
+		"LVS_CHECKER_MISC":        9,
+		"LVS_CHECKER_BFD":         10,
+	}
+)
+
+func (x LvsCheckerType) Enum() *LvsCheckerType {
+	p := new(LvsCheckerType)
+	*p = x
+	return p
+}
+
+func (x LvsCheckerType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LvsCheckerType) Descriptor() protoreflect.EnumDescriptor {
+	return file_vrrpkit_v1_lvs_proto_enumTypes[3].Descriptor()
+}
+
+func (LvsCheckerType) Type() protoreflect.EnumType {
+	return &file_vrrpkit_v1_lvs_proto_enumTypes[3]
+}
+
+func (x LvsCheckerType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LvsCheckerType.Descriptor instead.
+func (LvsCheckerType) EnumDescriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_lvs_proto_rawDescGZIP(), []int{3}
+}
+
 // LvsForwarding is how IPVS reaches a real or sorry server.
 type LvsForwarding struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -345,7 +418,10 @@ type LvsRealServer struct {
 	// checkers begin is_up).
 	StartsDown bool `protobuf:"varint,10,opt,name=starts_down,json=startsDown,proto3" json:"starts_down,omitempty"`
 	// The server has no checker at all: it is always up.
-	Unchecked     bool `protobuf:"varint,11,opt,name=unchecked,proto3" json:"unchecked,omitempty"`
+	Unchecked bool `protobuf:"varint,11,opt,name=unchecked,proto3" json:"unchecked,omitempty"`
+	// Its health checks, which checkerd runs (pkg/check). The server is up
+	// while every checker is up (check/check_api.c: num_failed_checkers).
+	Checkers      []*LvsChecker `protobuf:"bytes,12,rep,name=checkers,proto3" json:"checkers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -457,6 +533,393 @@ func (x *LvsRealServer) GetUnchecked() bool {
 	return false
 }
 
+func (x *LvsRealServer) GetCheckers() []*LvsChecker {
+	if x != nil {
+		return x.Checkers
+	}
+	return nil
+}
+
+// LvsCheckerUrl is a url block of HTTP_GET / SSL_GET.
+type LvsCheckerUrl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// MD5 of the body, lowercase hex; empty: not checked.
+	Digest string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	// status_code items ("200", "200-299"); none: 200-299.
+	StatusCode  []string `protobuf:"bytes,3,rep,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	Virtualhost string   `protobuf:"bytes,4,opt,name=virtualhost,proto3" json:"virtualhost,omitempty"`
+	// RE2 syntax; empty: none.
+	Regex         string `protobuf:"bytes,5,opt,name=regex,proto3" json:"regex,omitempty"`
+	RegexNoMatch  bool   `protobuf:"varint,6,opt,name=regex_no_match,json=regexNoMatch,proto3" json:"regex_no_match,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LvsCheckerUrl) Reset() {
+	*x = LvsCheckerUrl{}
+	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LvsCheckerUrl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LvsCheckerUrl) ProtoMessage() {}
+
+func (x *LvsCheckerUrl) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LvsCheckerUrl.ProtoReflect.Descriptor instead.
+func (*LvsCheckerUrl) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_lvs_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LvsCheckerUrl) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *LvsCheckerUrl) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *LvsCheckerUrl) GetStatusCode() []string {
+	if x != nil {
+		return x.StatusCode
+	}
+	return nil
+}
+
+func (x *LvsCheckerUrl) GetVirtualhost() string {
+	if x != nil {
+		return x.Virtualhost
+	}
+	return ""
+}
+
+func (x *LvsCheckerUrl) GetRegex() string {
+	if x != nil {
+		return x.Regex
+	}
+	return ""
+}
+
+func (x *LvsCheckerUrl) GetRegexNoMatch() bool {
+	if x != nil {
+		return x.RegexNoMatch
+	}
+	return false
+}
+
+// LvsChecker is one checker block of a real server, with effective values:
+// the timing keywords are resolved through checker, real server and
+// virtual server, then keepalived's defaults (pkg/check.Resolve,
+// check/check_data.c validate_check_config).
+type LvsChecker struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	DefinedAt string                 `protobuf:"bytes,1,opt,name=defined_at,json=definedAt,proto3" json:"defined_at,omitempty"`
+	Type      LvsCheckerType         `protobuf:"varint,2,opt,name=type,proto3,enum=vrrpkit.v1.LvsCheckerType" json:"type,omitempty"`
+	// Where the check connects: connect_ip / connect_port, else the real
+	// server's address and effective port.
+	ConnectIp   string `protobuf:"bytes,3,opt,name=connect_ip,json=connectIp,proto3" json:"connect_ip,omitempty"`
+	ConnectPort uint32 `protobuf:"varint,4,opt,name=connect_port,json=connectPort,proto3" json:"connect_port,omitempty"`
+	// Local source; empty / 0: the kernel picks.
+	Bindto           string               `protobuf:"bytes,5,opt,name=bindto,proto3" json:"bindto,omitempty"`
+	BindPort         uint32               `protobuf:"varint,6,opt,name=bind_port,json=bindPort,proto3" json:"bind_port,omitempty"`
+	BindIf           string               `protobuf:"bytes,7,opt,name=bind_if,json=bindIf,proto3" json:"bind_if,omitempty"`
+	ConnectTimeout   *durationpb.Duration `protobuf:"bytes,8,opt,name=connect_timeout,json=connectTimeout,proto3" json:"connect_timeout,omitempty"`
+	DelayLoop        *durationpb.Duration `protobuf:"bytes,9,opt,name=delay_loop,json=delayLoop,proto3" json:"delay_loop,omitempty"`
+	Retry            uint32               `protobuf:"varint,10,opt,name=retry,proto3" json:"retry,omitempty"`
+	DelayBeforeRetry *durationpb.Duration `protobuf:"bytes,11,opt,name=delay_before_retry,json=delayBeforeRetry,proto3" json:"delay_before_retry,omitempty"`
+	Warmup           *durationpb.Duration `protobuf:"bytes,12,opt,name=warmup,proto3" json:"warmup,omitempty"`
+	Alpha            bool                 `protobuf:"varint,13,opt,name=alpha,proto3" json:"alpha,omitempty"`
+	// HTTP_GET / SSL_GET.
+	Urls []*LvsCheckerUrl `protobuf:"bytes,14,rep,name=urls,proto3" json:"urls,omitempty"`
+	// http_protocol as configured ("", "1.0", "1.0C", "1.1").
+	HttpProtocol string `protobuf:"bytes,15,opt,name=http_protocol,json=httpProtocol,proto3" json:"http_protocol,omitempty"`
+	// The checker's virtualhost, else the real server's, else the virtual
+	// server's (a url's own comes first).
+	Virtualhost string `protobuf:"bytes,16,opt,name=virtualhost,proto3" json:"virtualhost,omitempty"`
+	EnableSni   bool   `protobuf:"varint,17,opt,name=enable_sni,json=enableSni,proto3" json:"enable_sni,omitempty"`
+	// SMTP_CHECK; empty: keepalived's default helo.
+	HeloName string `protobuf:"bytes,18,opt,name=helo_name,json=heloName,proto3" json:"helo_name,omitempty"`
+	// DNS_CHECK; empty type: SOA, empty name: the root.
+	DnsType string `protobuf:"bytes,19,opt,name=dns_type,json=dnsType,proto3" json:"dns_type,omitempty"`
+	DnsName string `protobuf:"bytes,20,opt,name=dns_name,json=dnsName,proto3" json:"dns_name,omitempty"`
+	// UDP_CHECK: payload and require_reply as configured (hex).
+	Payload        string `protobuf:"bytes,21,opt,name=payload,proto3" json:"payload,omitempty"`
+	RequireReply   string `protobuf:"bytes,22,opt,name=require_reply,json=requireReply,proto3" json:"require_reply,omitempty"`
+	MinReplyLength uint32 `protobuf:"varint,23,opt,name=min_reply_length,json=minReplyLength,proto3" json:"min_reply_length,omitempty"`
+	MaxReplyLength uint32 `protobuf:"varint,24,opt,name=max_reply_length,json=maxReplyLength,proto3" json:"max_reply_length,omitempty"`
+	// FILE_CHECK.
+	TrackFile     string `protobuf:"bytes,25,opt,name=track_file,json=trackFile,proto3" json:"track_file,omitempty"`
+	Weight        int64  `protobuf:"varint,26,opt,name=weight,proto3" json:"weight,omitempty"`
+	WeightReverse bool   `protobuf:"varint,27,opt,name=weight_reverse,json=weightReverse,proto3" json:"weight_reverse,omitempty"`
+	// MISC_CHECK.
+	MiscPath      []string             `protobuf:"bytes,28,rep,name=misc_path,json=miscPath,proto3" json:"misc_path,omitempty"`
+	MiscTimeout   *durationpb.Duration `protobuf:"bytes,29,opt,name=misc_timeout,json=miscTimeout,proto3" json:"misc_timeout,omitempty"`
+	MiscDynamic   bool                 `protobuf:"varint,30,opt,name=misc_dynamic,json=miscDynamic,proto3" json:"misc_dynamic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LvsChecker) Reset() {
+	*x = LvsChecker{}
+	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LvsChecker) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LvsChecker) ProtoMessage() {}
+
+func (x *LvsChecker) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LvsChecker.ProtoReflect.Descriptor instead.
+func (*LvsChecker) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_lvs_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *LvsChecker) GetDefinedAt() string {
+	if x != nil {
+		return x.DefinedAt
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetType() LvsCheckerType {
+	if x != nil {
+		return x.Type
+	}
+	return LvsCheckerType_LVS_CHECKER_UNSPECIFIED
+}
+
+func (x *LvsChecker) GetConnectIp() string {
+	if x != nil {
+		return x.ConnectIp
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetConnectPort() uint32 {
+	if x != nil {
+		return x.ConnectPort
+	}
+	return 0
+}
+
+func (x *LvsChecker) GetBindto() string {
+	if x != nil {
+		return x.Bindto
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetBindPort() uint32 {
+	if x != nil {
+		return x.BindPort
+	}
+	return 0
+}
+
+func (x *LvsChecker) GetBindIf() string {
+	if x != nil {
+		return x.BindIf
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetConnectTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ConnectTimeout
+	}
+	return nil
+}
+
+func (x *LvsChecker) GetDelayLoop() *durationpb.Duration {
+	if x != nil {
+		return x.DelayLoop
+	}
+	return nil
+}
+
+func (x *LvsChecker) GetRetry() uint32 {
+	if x != nil {
+		return x.Retry
+	}
+	return 0
+}
+
+func (x *LvsChecker) GetDelayBeforeRetry() *durationpb.Duration {
+	if x != nil {
+		return x.DelayBeforeRetry
+	}
+	return nil
+}
+
+func (x *LvsChecker) GetWarmup() *durationpb.Duration {
+	if x != nil {
+		return x.Warmup
+	}
+	return nil
+}
+
+func (x *LvsChecker) GetAlpha() bool {
+	if x != nil {
+		return x.Alpha
+	}
+	return false
+}
+
+func (x *LvsChecker) GetUrls() []*LvsCheckerUrl {
+	if x != nil {
+		return x.Urls
+	}
+	return nil
+}
+
+func (x *LvsChecker) GetHttpProtocol() string {
+	if x != nil {
+		return x.HttpProtocol
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetVirtualhost() string {
+	if x != nil {
+		return x.Virtualhost
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetEnableSni() bool {
+	if x != nil {
+		return x.EnableSni
+	}
+	return false
+}
+
+func (x *LvsChecker) GetHeloName() string {
+	if x != nil {
+		return x.HeloName
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetDnsType() string {
+	if x != nil {
+		return x.DnsType
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetDnsName() string {
+	if x != nil {
+		return x.DnsName
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetRequireReply() string {
+	if x != nil {
+		return x.RequireReply
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetMinReplyLength() uint32 {
+	if x != nil {
+		return x.MinReplyLength
+	}
+	return 0
+}
+
+func (x *LvsChecker) GetMaxReplyLength() uint32 {
+	if x != nil {
+		return x.MaxReplyLength
+	}
+	return 0
+}
+
+func (x *LvsChecker) GetTrackFile() string {
+	if x != nil {
+		return x.TrackFile
+	}
+	return ""
+}
+
+func (x *LvsChecker) GetWeight() int64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *LvsChecker) GetWeightReverse() bool {
+	if x != nil {
+		return x.WeightReverse
+	}
+	return false
+}
+
+func (x *LvsChecker) GetMiscPath() []string {
+	if x != nil {
+		return x.MiscPath
+	}
+	return nil
+}
+
+func (x *LvsChecker) GetMiscTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.MiscTimeout
+	}
+	return nil
+}
+
+func (x *LvsChecker) GetMiscDynamic() bool {
+	if x != nil {
+		return x.MiscDynamic
+	}
+	return false
+}
+
 type VirtualServer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable name across reloads: "192.0.2.1:80/TCP", "fwmark 5",
@@ -492,7 +955,7 @@ type VirtualServer struct {
 
 func (x *VirtualServer) Reset() {
 	*x = VirtualServer{}
-	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[3]
+	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +967,7 @@ func (x *VirtualServer) String() string {
 func (*VirtualServer) ProtoMessage() {}
 
 func (x *VirtualServer) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[3]
+	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +980,7 @@ func (x *VirtualServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualServer.ProtoReflect.Descriptor instead.
 func (*VirtualServer) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_lvs_proto_rawDescGZIP(), []int{3}
+	return file_vrrpkit_v1_lvs_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *VirtualServer) GetName() string {
@@ -644,7 +1107,7 @@ const file_vrrpkit_v1_lvs_proto_rawDesc = "" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04port\x18\x03 \x01(\rR\x04port\x123\n" +
 	"\bprotocol\x18\x04 \x01(\x0e2\x17.vrrpkit.v1.LvsProtocolR\bprotocol\x12\x16\n" +
-	"\x06fwmark\x18\x05 \x01(\rR\x06fwmark\"\xf9\x02\n" +
+	"\x06fwmark\x18\x05 \x01(\rR\x06fwmark\"\xad\x03\n" +
 	"\rLvsRealServer\x12\x1d\n" +
 	"\n" +
 	"defined_at\x18\x01 \x01(\tR\tdefinedAt\x12\x18\n" +
@@ -665,7 +1128,54 @@ const file_vrrpkit_v1_lvs_proto_rawDesc = "" +
 	"\vstarts_down\x18\n" +
 	" \x01(\bR\n" +
 	"startsDown\x12\x1c\n" +
-	"\tunchecked\x18\v \x01(\bR\tunchecked\"\xdd\x04\n" +
+	"\tunchecked\x18\v \x01(\bR\tunchecked\x122\n" +
+	"\bcheckers\x18\f \x03(\v2\x16.vrrpkit.v1.LvsCheckerR\bcheckers\"\xba\x01\n" +
+	"\rLvsCheckerUrl\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1f\n" +
+	"\vstatus_code\x18\x03 \x03(\tR\n" +
+	"statusCode\x12 \n" +
+	"\vvirtualhost\x18\x04 \x01(\tR\vvirtualhost\x12\x14\n" +
+	"\x05regex\x18\x05 \x01(\tR\x05regex\x12$\n" +
+	"\x0eregex_no_match\x18\x06 \x01(\bR\fregexNoMatch\"\xe8\b\n" +
+	"\n" +
+	"LvsChecker\x12\x1d\n" +
+	"\n" +
+	"defined_at\x18\x01 \x01(\tR\tdefinedAt\x12.\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1a.vrrpkit.v1.LvsCheckerTypeR\x04type\x12\x1d\n" +
+	"\n" +
+	"connect_ip\x18\x03 \x01(\tR\tconnectIp\x12!\n" +
+	"\fconnect_port\x18\x04 \x01(\rR\vconnectPort\x12\x16\n" +
+	"\x06bindto\x18\x05 \x01(\tR\x06bindto\x12\x1b\n" +
+	"\tbind_port\x18\x06 \x01(\rR\bbindPort\x12\x17\n" +
+	"\abind_if\x18\a \x01(\tR\x06bindIf\x12B\n" +
+	"\x0fconnect_timeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\x0econnectTimeout\x128\n" +
+	"\n" +
+	"delay_loop\x18\t \x01(\v2\x19.google.protobuf.DurationR\tdelayLoop\x12\x14\n" +
+	"\x05retry\x18\n" +
+	" \x01(\rR\x05retry\x12G\n" +
+	"\x12delay_before_retry\x18\v \x01(\v2\x19.google.protobuf.DurationR\x10delayBeforeRetry\x121\n" +
+	"\x06warmup\x18\f \x01(\v2\x19.google.protobuf.DurationR\x06warmup\x12\x14\n" +
+	"\x05alpha\x18\r \x01(\bR\x05alpha\x12-\n" +
+	"\x04urls\x18\x0e \x03(\v2\x19.vrrpkit.v1.LvsCheckerUrlR\x04urls\x12#\n" +
+	"\rhttp_protocol\x18\x0f \x01(\tR\fhttpProtocol\x12 \n" +
+	"\vvirtualhost\x18\x10 \x01(\tR\vvirtualhost\x12\x1d\n" +
+	"\n" +
+	"enable_sni\x18\x11 \x01(\bR\tenableSni\x12\x1b\n" +
+	"\thelo_name\x18\x12 \x01(\tR\bheloName\x12\x19\n" +
+	"\bdns_type\x18\x13 \x01(\tR\adnsType\x12\x19\n" +
+	"\bdns_name\x18\x14 \x01(\tR\adnsName\x12\x18\n" +
+	"\apayload\x18\x15 \x01(\tR\apayload\x12#\n" +
+	"\rrequire_reply\x18\x16 \x01(\tR\frequireReply\x12(\n" +
+	"\x10min_reply_length\x18\x17 \x01(\rR\x0eminReplyLength\x12(\n" +
+	"\x10max_reply_length\x18\x18 \x01(\rR\x0emaxReplyLength\x12\x1d\n" +
+	"\n" +
+	"track_file\x18\x19 \x01(\tR\ttrackFile\x12\x16\n" +
+	"\x06weight\x18\x1a \x01(\x03R\x06weight\x12%\n" +
+	"\x0eweight_reverse\x18\x1b \x01(\bR\rweightReverse\x12\x1b\n" +
+	"\tmisc_path\x18\x1c \x03(\tR\bmiscPath\x12<\n" +
+	"\fmisc_timeout\x18\x1d \x01(\v2\x19.google.protobuf.DurationR\vmiscTimeout\x12!\n" +
+	"\fmisc_dynamic\x18\x1e \x01(\bR\vmiscDynamic\"\xdd\x04\n" +
 	"\rVirtualServer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -699,7 +1209,20 @@ const file_vrrpkit_v1_lvs_proto_rawDesc = "" +
 	"\rLvsTunnelType\x12\x13\n" +
 	"\x0fLVS_TUNNEL_IPIP\x10\x00\x12\x12\n" +
 	"\x0eLVS_TUNNEL_GUE\x10\x01\x12\x12\n" +
-	"\x0eLVS_TUNNEL_GRE\x10\x02B6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
+	"\x0eLVS_TUNNEL_GRE\x10\x02*\x84\x02\n" +
+	"\x0eLvsCheckerType\x12\x1b\n" +
+	"\x17LVS_CHECKER_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fLVS_CHECKER_TCP\x10\x01\x12\x14\n" +
+	"\x10LVS_CHECKER_HTTP\x10\x02\x12\x13\n" +
+	"\x0fLVS_CHECKER_SSL\x10\x03\x12\x14\n" +
+	"\x10LVS_CHECKER_SMTP\x10\x04\x12\x13\n" +
+	"\x0fLVS_CHECKER_DNS\x10\x05\x12\x13\n" +
+	"\x0fLVS_CHECKER_UDP\x10\x06\x12\x14\n" +
+	"\x10LVS_CHECKER_PING\x10\a\x12\x14\n" +
+	"\x10LVS_CHECKER_FILE\x10\b\x12\x14\n" +
+	"\x10LVS_CHECKER_MISC\x10\t\x12\x13\n" +
+	"\x0fLVS_CHECKER_BFD\x10\n" +
+	"B6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
 
 var (
 	file_vrrpkit_v1_lvs_proto_rawDescOnce sync.Once
@@ -713,32 +1236,43 @@ func file_vrrpkit_v1_lvs_proto_rawDescGZIP() []byte {
 	return file_vrrpkit_v1_lvs_proto_rawDescData
 }
 
-var file_vrrpkit_v1_lvs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_vrrpkit_v1_lvs_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_vrrpkit_v1_lvs_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_vrrpkit_v1_lvs_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_vrrpkit_v1_lvs_proto_goTypes = []any{
 	(LvsProtocol)(0),            // 0: vrrpkit.v1.LvsProtocol
 	(LvsMethod)(0),              // 1: vrrpkit.v1.LvsMethod
 	(LvsTunnelType)(0),          // 2: vrrpkit.v1.LvsTunnelType
-	(*LvsForwarding)(nil),       // 3: vrrpkit.v1.LvsForwarding
-	(*LvsService)(nil),          // 4: vrrpkit.v1.LvsService
-	(*LvsRealServer)(nil),       // 5: vrrpkit.v1.LvsRealServer
-	(*VirtualServer)(nil),       // 6: vrrpkit.v1.VirtualServer
-	(*durationpb.Duration)(nil), // 7: google.protobuf.Duration
+	(LvsCheckerType)(0),         // 3: vrrpkit.v1.LvsCheckerType
+	(*LvsForwarding)(nil),       // 4: vrrpkit.v1.LvsForwarding
+	(*LvsService)(nil),          // 5: vrrpkit.v1.LvsService
+	(*LvsRealServer)(nil),       // 6: vrrpkit.v1.LvsRealServer
+	(*LvsCheckerUrl)(nil),       // 7: vrrpkit.v1.LvsCheckerUrl
+	(*LvsChecker)(nil),          // 8: vrrpkit.v1.LvsChecker
+	(*VirtualServer)(nil),       // 9: vrrpkit.v1.VirtualServer
+	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
 }
 var file_vrrpkit_v1_lvs_proto_depIdxs = []int32{
-	1, // 0: vrrpkit.v1.LvsForwarding.method:type_name -> vrrpkit.v1.LvsMethod
-	2, // 1: vrrpkit.v1.LvsForwarding.tunnel_type:type_name -> vrrpkit.v1.LvsTunnelType
-	0, // 2: vrrpkit.v1.LvsService.protocol:type_name -> vrrpkit.v1.LvsProtocol
-	3, // 3: vrrpkit.v1.LvsRealServer.forwarding:type_name -> vrrpkit.v1.LvsForwarding
-	4, // 4: vrrpkit.v1.VirtualServer.services:type_name -> vrrpkit.v1.LvsService
-	7, // 5: vrrpkit.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
-	5, // 6: vrrpkit.v1.VirtualServer.sorry_server:type_name -> vrrpkit.v1.LvsRealServer
-	5, // 7: vrrpkit.v1.VirtualServer.real_servers:type_name -> vrrpkit.v1.LvsRealServer
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: vrrpkit.v1.LvsForwarding.method:type_name -> vrrpkit.v1.LvsMethod
+	2,  // 1: vrrpkit.v1.LvsForwarding.tunnel_type:type_name -> vrrpkit.v1.LvsTunnelType
+	0,  // 2: vrrpkit.v1.LvsService.protocol:type_name -> vrrpkit.v1.LvsProtocol
+	4,  // 3: vrrpkit.v1.LvsRealServer.forwarding:type_name -> vrrpkit.v1.LvsForwarding
+	8,  // 4: vrrpkit.v1.LvsRealServer.checkers:type_name -> vrrpkit.v1.LvsChecker
+	3,  // 5: vrrpkit.v1.LvsChecker.type:type_name -> vrrpkit.v1.LvsCheckerType
+	10, // 6: vrrpkit.v1.LvsChecker.connect_timeout:type_name -> google.protobuf.Duration
+	10, // 7: vrrpkit.v1.LvsChecker.delay_loop:type_name -> google.protobuf.Duration
+	10, // 8: vrrpkit.v1.LvsChecker.delay_before_retry:type_name -> google.protobuf.Duration
+	10, // 9: vrrpkit.v1.LvsChecker.warmup:type_name -> google.protobuf.Duration
+	7,  // 10: vrrpkit.v1.LvsChecker.urls:type_name -> vrrpkit.v1.LvsCheckerUrl
+	10, // 11: vrrpkit.v1.LvsChecker.misc_timeout:type_name -> google.protobuf.Duration
+	5,  // 12: vrrpkit.v1.VirtualServer.services:type_name -> vrrpkit.v1.LvsService
+	10, // 13: vrrpkit.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
+	6,  // 14: vrrpkit.v1.VirtualServer.sorry_server:type_name -> vrrpkit.v1.LvsRealServer
+	6,  // 15: vrrpkit.v1.VirtualServer.real_servers:type_name -> vrrpkit.v1.LvsRealServer
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_lvs_proto_init() }
@@ -751,8 +1285,8 @@ func file_vrrpkit_v1_lvs_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_lvs_proto_rawDesc), len(file_vrrpkit_v1_lvs_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   4,
+			NumEnums:      4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,198 @@
+package checkerd
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// tcpServer is a listener that accepts and closes, owned by the test.
+type tcpServer struct {
+	t    *testing.T
+	addr string
+	ln   net.Listener
+	done chan struct{}
+	// accepts counts the connections (the checks) it took.
+	accepts atomic.Int64
+}
+
+func listenTCP(t *testing.T, addr string) *tcpServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &tcpServer{t: t, addr: ln.Addr().String(), ln: ln, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepts.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *tcpServer) close() {
+	s.ln.Close()
+	<-s.done
+}
+
+func tcpChecker(addr string, at string, delayLoop time.Duration) *pb.LvsChecker {
+	ap := netip.MustParseAddrPort(addr)
+	return &pb.LvsChecker{DefinedAt: at, Type: pb.LvsCheckerType_LVS_CHECKER_TCP, ConnectIp: ap.Addr().String(), ConnectPort: uint32(ap.Port()),
+		ConnectTimeout: durationpb.New(time.Second), DelayLoop: durationpb.New(delayLoop), Retry: 0,
+		DelayBeforeRetry: durationpb.New(delayLoop), Warmup: durationpb.New(delayLoop)}
+}
+
+// TestRealServerChecks runs checkerd with a virtual server of two real
+// servers on 127.0.0.1 checked by TCP_CHECK and follows Health: both come
+// up, one whose listener closes goes down with the reason and comes back
+// when it reopens; a reload that only moves lines keeps the checks
+// running (no re-check), a changed checker is restarted, and a MISC_CHECK
+// (not run yet) gives no result.
+func TestRealServerChecks(t *testing.T) {
+	a, b := listenTCP(t, "127.0.0.1:0"), listenTCP(t, "127.0.0.1:0")
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- Serve(ctx, Options{RunDir: dir, Log: slog.New(slog.DiscardHandler), AllowUIDs: []uint32{uint32(os.Getuid())}})
+	}()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	var c pb.CheckerdClient
+	for {
+		conn, err := ipc.Dial(dctx, filepath.Join(dir, "checkerd.sock"))
+		if err == nil {
+			defer conn.Close()
+			c = pb.NewCheckerdClient(conn)
+			break
+		}
+		if dctx.Err() != nil {
+			t.Fatalf("dial checkerd: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	const loop = 100 * time.Millisecond
+	idA, idB, idM := "vs "+a.addr, "vs "+b.addr, "vs misc"
+	snap := &pb.ConfigSnapshot{Generation: 1, VirtualServers: []*pb.VirtualServer{{Name: "vs", RealServers: []*pb.LvsRealServer{
+		{HealthId: idA, Checkers: []*pb.LvsChecker{tcpChecker(a.addr, "k.conf:3", loop)}},
+		{HealthId: idB, Checkers: []*pb.LvsChecker{tcpChecker(b.addr, "k.conf:6", loop)}},
+		{HealthId: idM, Checkers: []*pb.LvsChecker{{DefinedAt: "k.conf:9", Type: pb.LvsCheckerType_LVS_CHECKER_MISC,
+			MiscPath: []string{"/bin/true"}, DelayLoop: durationpb.New(loop)}}},
+	}}}}
+	resp, err := c.ApplyConfig(dctx, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAdded := []string{"real_server " + idA, "real_server " + idB, "real_server " + idM}
+	slices.Sort(wantAdded)
+	if !slices.Equal(resp.GetAdded(), wantAdded) {
+		t.Errorf("added %q, want %q", resp.GetAdded(), wantAdded)
+	}
+
+	start := time.Now()
+	rs := pb.TrackerKind_TRACKER_KIND_REAL_SERVER
+	h := followHealth(t, c)
+	// The two come up in either order.
+	up := map[string]bool{}
+	h.next(t, "A and B up", func(ev *pb.HealthEvent) bool {
+		for _, id := range []string{idA, idB} {
+			if resultIs(rs, id, true, 0)(ev) {
+				up[id] = true
+			}
+		}
+		return up[idA] && up[idB]
+	})
+	t.Logf("both up after %v (bootstrap %v + warmup <= %v)", time.Since(start), time.Second, loop)
+
+	bAddr := b.addr
+	b.close()
+	ev := h.next(t, "B down", resultIs(rs, idB, false, 0))
+	if d := ev.GetResult().GetDetail(); !strings.Contains(d, "connection refused") || !strings.Contains(d, bAddr) {
+		t.Errorf("B down detail %q, want the refused connect to %s", d, bAddr)
+	}
+	listenTCP(t, bAddr)
+	h.next(t, "B up again", resultIs(rs, idB, true, 0))
+
+	// Same settings on other lines: nothing restarts. A restarted checker
+	// waits check.BootstrapDelay (1s) before it connects; a running one
+	// connects every 100ms.
+	snap2 := proto.Clone(snap).(*pb.ConfigSnapshot)
+	snap2.Generation = 2
+	for _, r := range snap2.VirtualServers[0].RealServers {
+		r.Checkers[0].DefinedAt += "0"
+	}
+	resp, err = c.ApplyConfig(dctx, snap2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetUnchanged()) != 3 || len(resp.GetChanged())+len(resp.GetAdded())+len(resp.GetRemoved()) != 0 {
+		t.Errorf("re-apply with moved lines: %v", resp)
+	}
+	n0 := a.accepts.Load()
+	for deadline := time.Now().Add(600 * time.Millisecond); a.accepts.Load() < n0+3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("A's checker connected %d times in 600ms after an unchanged reload: restarted", a.accepts.Load()-n0)
+		}
+	}
+	s2 := h.next(t, "generation 2 snapshot", func(ev *pb.HealthEvent) bool { return ev.GetSnapshot() != nil && ev.GetGeneration() == 2 })
+	for _, id := range []string{idA, idB} {
+		if r := findResult(s2.GetSnapshot(), rs, id); r == nil || !r.GetUp() {
+			t.Errorf("%s in the generation 2 snapshot: %v, want up", id, r)
+		}
+	}
+	if r := findResult(s2.GetSnapshot(), rs, idM); r != nil {
+		t.Errorf("MISC_CHECK server has a result: %v (MISC_CHECK is not run)", r)
+	}
+
+	// A changed delay_loop restarts A's checker; B is untouched; a removed
+	// server is removed.
+	snap3 := proto.Clone(snap2).(*pb.ConfigSnapshot)
+	snap3.Generation = 3
+	snap3.VirtualServers[0].RealServers[0].Checkers[0].DelayLoop = durationpb.New(2 * loop)
+	snap3.VirtualServers[0].RealServers = snap3.VirtualServers[0].RealServers[:2]
+	resp, err = c.ApplyConfig(dctx, snap3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(resp.GetChanged(), []string{"real_server " + idA}) || !slices.Equal(resp.GetUnchanged(), []string{"real_server " + idB}) ||
+		!slices.Equal(resp.GetRemoved(), []string{"real_server " + idM}) {
+		t.Errorf("apply with A changed, misc removed: %v", resp)
+	}
+	// A keeps its last result while its new checker starts (no flap).
+	s3 := h.next(t, "generation 3 snapshot", func(ev *pb.HealthEvent) bool { return ev.GetSnapshot() != nil && ev.GetGeneration() == 3 })
+	if r := findResult(s3.GetSnapshot(), rs, idA); r == nil || !r.GetUp() {
+		t.Errorf("A in the generation 3 snapshot: %v, want up", r)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("took %v, want < 5s", time.Since(start))
+	}
+}
