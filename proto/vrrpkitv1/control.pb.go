@@ -752,7 +752,8 @@ type TrackerResult struct {
 	// when the file reads as a number; value holds it.
 	Up bool `protobuf:"varint,3,opt,name=up,proto3" json:"up,omitempty"`
 	// track_file: the file's integer (0 if missing or unreadable, as
-	// keepalived reads it).
+	// keepalived reads it). Real servers: the sum of the weight deltas of
+	// their FILE_CHECKs that are up.
 	Value int64 `protobuf:"varint,4,opt,name=value,proto3" json:"value,omitempty"`
 	// What the last run or read said, for logs and status.
 	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
