@@ -25,6 +25,7 @@ type fakeIPVS struct {
 	svcs     map[lvs.ServiceKey]lvs.Service
 	dests    map[lvs.ServiceKey]map[lvs.DestKey]lvs.Destination
 	listings int // Services calls: one per Reconcile
+	failAdd  map[lvs.DestKey]bool
 }
 
 func newFakeIPVS() *fakeIPVS {
@@ -90,6 +91,9 @@ func (f *fakeIPVS) RemoveService(k lvs.ServiceKey) error {
 func (f *fakeIPVS) NewDestination(k lvs.ServiceKey, d lvs.Destination) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failAdd[d.DestKey] {
+		return errors.New("injected failure")
+	}
 	if _, ok := f.svcs[k]; !ok {
 		return errors.New("no such service")
 	}
@@ -307,5 +311,20 @@ func TestLVSNotAvailable(t *testing.T) {
 		r, logs := newLVSRig(t, nil, 0)
 		r.apply(t, lvsSnap(1, webVS()))
 		eventually(t, "the warning", func() bool { return strings.Contains(logs.String(), "IPVS not available") })
+	})
+}
+
+func TestLVSReconcileErrorIsLoggedNotFatal(t *testing.T) {
+	k := newFakeIPVS()
+	k.failAdd = map[lvs.DestKey]bool{{Addr: netip.MustParseAddr("10.0.0.1"), Port: 8080}: true}
+	r, logs := newLVSRig(t, func() (lvs.Kernel, error) { return k, nil }, 0)
+	if _, err := r.e.Apply(context.Background(), lvsSnap(1, webVS())); err != nil {
+		t.Fatalf("apply failed on an IPVS error: %v", err)
+	}
+	// The rest of the table is still made.
+	waitDump(t, k, webOnly2)
+	eventually(t, "the error logged with its service", func() bool {
+		out := logs.String()
+		return strings.Contains(out, "level=ERROR") && strings.Contains(out, "10.0.0.1:8080 to TCP 192.0.2.10:80: injected failure")
 	})
 }
