@@ -107,6 +107,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	e.generation = snap.GetGeneration()
 	e.applyNoAcceptLocked(snap) // noaccept.go
 	e.rebuildTrackingLocked(snap)
+	e.applyLVSLocked(snap) // lvs.go
 	var starting []*instance
 	for _, in := range order {
 		if in.m.State() == vrrp.StateInitialize {

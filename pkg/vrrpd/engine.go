@@ -60,6 +60,7 @@ type Options struct {
 	VMACs     VMACs           // use_vmac interfaces (vmac.go)
 	Routes    Routes          // virtual routes and rules (routes.go)
 	Firewall  FirewallFactory // no_accept; nil: nftables, none with substitute Addresses (noaccept.go)
+	LVS       LVSOpener       // IPVS; nil: lvs.OpenKernel, none with substitute Addresses (lvs.go)
 }
 
 // Engine runs the VRRP instances. All instance state is guarded by mu:
@@ -110,6 +111,8 @@ type Engine struct {
 	groups     map[string]*syncGroup
 
 	statics staticSet // statics.go: static_ipaddress/_routes/_rules; guarded by mu
+
+	lvs lvsRun // lvs.go: IPVS
 }
 
 type sockKey struct {
@@ -179,6 +182,7 @@ func New(o Options) *Engine {
 	}
 	e.initVMACRoutes(o) // routes.go
 	e.initNoAccept(o)   // noaccept.go
+	e.initLVS(o)        // lvs.go
 	return e
 }
 
@@ -890,9 +894,13 @@ func (e *Engine) shutdown() {
 		sub.closeLocked()
 	}
 	stop := e.watchStop
+	stopLVS := e.stopLVSLocked() // lvs.go: its worker removes what vrrpkit owns
 	e.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	if stopLVS != nil {
+		stopLVS()
 	}
 	e.wg.Wait()
 }

@@ -88,8 +88,12 @@ func (e *Engine) ApplyHealth(ev *pb.HealthEvent) bool {
 	default:
 		return false
 	}
-	changed := false
+	changed, lvsChanged := false, false
 	for _, r := range results {
+		if r.GetKind() == pb.TrackerKind_TRACKER_KIND_REAL_SERVER {
+			lvsChanged = e.lvsHealthLocked(r) || lvsChanged // lvs.go
+			continue
+		}
 		kind, ok := trackerKindFromPB(r.GetKind())
 		if !ok || kind == vrrp.TrackInterface {
 			continue // vrrpd follows links itself
@@ -105,6 +109,9 @@ func (e *Engine) ApplyHealth(ev *pb.HealthEvent) bool {
 	if changed {
 		e.evaluateLocked(e.clock.Now())
 		e.wakeIfEarlierLocked()
+	}
+	if lvsChanged {
+		e.updateLVSLocked() // lvs.go
 	}
 	return true
 }

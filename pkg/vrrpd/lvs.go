@@ -1,0 +1,191 @@
+package vrrpd
+
+// IPVS (issue 8): vrrpd programs the kernel's IPVS table from the
+// snapshot's virtual servers and the real servers' health that checkerd
+// streams (TRACKER_KIND_REAL_SERVER, by health_id). pkg/lvs computes the
+// table and reconciles the kernel; this file decides when. The table is
+// computed under the engine's mu (it is pure), and handed to a worker
+// goroutine that does the netlink calls outside mu, one Reconcile at a
+// time: after every apply and health change, every lvsInterval (a service
+// removed by hand comes back), and once with an empty table at shutdown,
+// which removes what vrrpkit owns (keepalived's default at stop: clear_services).
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/vrrpkit/vrrpkit/pkg/lvs"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// LVSOpener opens the kernel's IPVS table (lvs.OpenKernel). A nil Kernel
+// with a nil error means no IPVS.
+type LVSOpener func() (lvs.Kernel, error)
+
+// defaultLVSInterval is how often the kernel's table is re-checked against
+// the desired one when nothing else happens.
+const defaultLVSInterval = 10 * time.Second
+
+// lvsRun is the engine's IPVS state.
+type lvsRun struct {
+	open     LVSOpener
+	interval time.Duration
+
+	// Guarded by the engine's mu.
+	vss      []*pb.VirtualServer
+	health   map[string]bool // health_id -> up, as checkerd last said
+	prev     lvs.Table
+	havePrev bool
+	started  bool               // the worker runs
+	stop     context.CancelFunc // stops the worker
+
+	kick chan struct{} // cap 1: a new table is pending
+
+	pendMu  sync.Mutex
+	pending lvs.Table // the latest table; guarded by pendMu
+
+	// Used only by the worker.
+	kernel      lvs.Kernel
+	unavailable bool
+	owned       *lvs.Ownership
+}
+
+func (e *Engine) initLVS(o Options) {
+	e.lvs = lvsRun{open: o.LVS, interval: defaultLVSInterval, health: map[string]bool{},
+		kick: make(chan struct{}, 1), owned: lvs.NewOwnership()}
+	if o.LVS == nil && o.Addresses == nil {
+		e.lvs.open = lvs.OpenKernel
+	}
+}
+
+// applyLVSLocked takes a snapshot's virtual servers. Health results are
+// kept for every real server the snapshot still names (a reload keeps a
+// server's health_id unless its checks changed).
+func (e *Engine) applyLVSLocked(snap *pb.ConfigSnapshot) {
+	l := &e.lvs
+	l.vss = snap.GetVirtualServers()
+	keep := map[string]bool{}
+	for _, vs := range l.vss {
+		for _, rs := range vs.GetRealServers() {
+			keep[rs.GetHealthId()] = true
+		}
+		if s := vs.GetSorryServer(); s != nil {
+			keep[s.GetHealthId()] = true
+		}
+	}
+	for id := range l.health {
+		if !keep[id] {
+			delete(l.health, id)
+		}
+	}
+	e.updateLVSLocked()
+}
+
+// lvsHealthLocked records a real server's result; it reports a change.
+func (e *Engine) lvsHealthLocked(r *pb.TrackerResult) bool {
+	old, ok := e.lvs.health[r.GetName()]
+	if ok && old == r.GetUp() {
+		return false
+	}
+	e.lvs.health[r.GetName()] = r.GetUp()
+	return true
+}
+
+// updateLVSLocked computes the desired table and hands it to the worker,
+// which it starts the first time there are virtual servers: without any,
+// IPVS's netlink is never opened.
+func (e *Engine) updateLVSLocked() {
+	l := &e.lvs
+	if !l.started && len(l.vss) == 0 {
+		return
+	}
+	health := func(id string) (bool, bool) {
+		up, ok := l.health[id]
+		return up, ok
+	}
+	var t lvs.Table
+	if l.havePrev {
+		t = l.prev.Next(l.vss, health)
+	} else {
+		t = lvs.Desired(l.vss, health)
+	}
+	l.prev, l.havePrev = t, true
+	l.pendMu.Lock()
+	l.pending = t
+	l.pendMu.Unlock()
+	if !l.started {
+		l.started = true
+		ctx, cancel := context.WithCancel(context.Background())
+		l.stop = cancel
+		e.wg.Add(1)
+		go e.lvsWorker(ctx, l.interval)
+	}
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// stopLVSLocked returns what stops the worker (which then removes what
+// vrrpkit owns), or nil.
+func (e *Engine) stopLVSLocked() context.CancelFunc { return e.lvs.stop }
+
+func (e *Engine) lvsWorker(ctx context.Context, interval time.Duration) {
+	defer e.wg.Done()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			e.reconcileLVS(context.WithoutCancel(ctx), lvs.Table{})
+			return
+		case <-e.lvs.kick:
+		case <-tick.C:
+		}
+		e.lvs.pendMu.Lock()
+		t := e.lvs.pending
+		e.lvs.pendMu.Unlock()
+		e.reconcileLVS(ctx, t)
+	}
+}
+
+// reconcileLVS runs on the worker only. Failures are logged, one line per
+// failed step (each names its service), and never fail an apply.
+func (e *Engine) reconcileLVS(ctx context.Context, t lvs.Table) {
+	l := &e.lvs
+	if l.unavailable {
+		return
+	}
+	if l.kernel == nil {
+		var k lvs.Kernel
+		err := errors.New("no IPVS kernel interface")
+		if l.open != nil {
+			k, err = l.open()
+			if err == nil && k == nil {
+				err = errors.New("no IPVS kernel interface")
+			}
+		}
+		if err != nil {
+			l.unavailable = true
+			e.log.Warn("IPVS not available: virtual servers are not programmed", "err", err)
+			return
+		}
+		l.kernel = k
+	}
+	ch, err := lvs.Reconcile(ctx, l.kernel, l.owned, t)
+	for _, c := range ch {
+		e.log.Info("IPVS changed", "change", c.String())
+	}
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, err := range errs {
+		e.log.Error("IPVS reconcile", "err", err)
+	}
+}
