@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,7 +120,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r := runT(t, "-h")
-	if r.code != 0 || !strings.Contains(r.stdout, "Commands:\n  status") || !strings.Contains(r.stdout, "  version") {
+	if r.code != 0 || !strings.Contains(r.stdout, "Commands:\n  genhash") || !strings.Contains(r.stdout, "\n  status") || !strings.Contains(r.stdout, "  version") {
 		t.Errorf("vrrpctl -h: %v\nwant exit 0 and the list of commands", r)
 	}
 }
@@ -223,5 +228,29 @@ func TestGoStyleFlags(t *testing.T) {
 	}
 	if got := goStyleFlags(root, nil); got == nil {
 		t.Error("goStyleFlags(nil) = nil: cobra would read os.Args")
+	}
+}
+
+// TestGenhash: the digest of a body fetched as HTTP_GET fetches it, in
+// genhash's output format; command-line mistakes exit 2.
+func TestGenhash(t *testing.T) {
+	body := "hello from a real server\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.UserAgent() != "KeepAliveClient" {
+			http.Error(w, "not keepalived's request", http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	ap := netip.MustParseAddrPort(srv.Listener.Addr().String())
+	r := runT(t, "genhash", "-s", ap.Addr().String(), "-p", fmt.Sprint(ap.Port()), "-u", "/index.html")
+	sum := md5.Sum([]byte(body))
+	want := hex.EncodeToString(sum[:]) + "\n" // keepalived's genhash prints the digest alone
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("%v\nwant exit 0 and\n%s", r, want)
+	}
+	if r := runT(t, "genhash", "-s", "not-an-ip", "-p", "80", "-u", "/"); r.code != 2 {
+		t.Errorf("bad -s: %v, want exit 2", r)
 	}
 }

@@ -181,9 +181,47 @@ func (h HTTP) Request(u *URL) string {
 
 func (h HTTP) get(ctx context.Context, u *URL) Result {
 	where := h.scheme() + "://" + h.addr() + u.Path
+	want := u.Status
+	if want == nil {
+		want = []StatusRange{{200, 299}}
+	}
+	code, body, err := h.fetch(ctx, u, func(code int) bool {
+		return statusOK(want, code) && (u.Digest != "" || u.Regex != nil)
+	})
+	if err != nil {
+		return down("%v", err)
+	}
+	if !statusOK(want, code) {
+		return down("HTTP status %d from %s, want %s", code, where, statusWant(want))
+	}
+	if u.Digest == "" && u.Regex == nil {
+		return up("HTTP status %d from %s", code, where)
+	}
+	if u.Digest != "" {
+		sum := md5.Sum(body)
+		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, u.Digest) {
+			return down("MD5 digest of %s is %s, want %s", where, got, strings.ToLower(u.Digest))
+		}
+	}
+	if u.Regex != nil {
+		if m := u.Regex.Match(body); m == u.RegexNoMatch {
+			if m {
+				return down("body of %s matches regex %q (regex_no_match)", where, u.Regex.String())
+			}
+			return down("body of %s does not match regex %q", where, u.Regex.String())
+		}
+	}
+	return up("HTTP status %d from %s, body as configured", code, where)
+}
+
+// fetch sends keepalived's request for u and reads the status line, and
+// the body when readBody says so for the status. Its errors say which
+// step failed for which URL.
+func (h HTTP) fetch(ctx context.Context, u *URL, readBody func(code int) bool) (int, []byte, error) {
+	where := h.scheme() + "://" + h.addr() + u.Path
 	c, err := h.dial(ctx, "tcp")
 	if err != nil {
-		return down("connect for %s failed: %s", where, explain(err))
+		return 0, nil, fmt.Errorf("connect for %s failed: %s", where, explain(err))
 	}
 	defer c.Close()
 	if dl := h.deadline(ctx); !dl.IsZero() {
@@ -207,28 +245,20 @@ func (h HTTP) get(ctx context.Context, u *URL) Result {
 		}
 		tc := tls.Client(c, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return down("TLS handshake for %s failed: %s", where, explain(err))
+			return 0, nil, fmt.Errorf("TLS handshake for %s failed: %s", where, explain(err))
 		}
 		c = tc
 	}
 	if _, err := io.WriteString(c, h.Request(u)); err != nil {
-		return down("sending the request for %s failed: %s", where, explain(err))
+		return 0, nil, fmt.Errorf("sending the request for %s failed: %s", where, explain(err))
 	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodGet})
 	if err != nil {
-		return down("no valid HTTP response for %s: %s", where, explain(err))
+		return 0, nil, fmt.Errorf("no valid HTTP response for %s: %s", where, explain(err))
 	}
 	defer resp.Body.Close()
-	want := u.Status
-	if want == nil {
-		want = []StatusRange{{200, 299}}
-	}
-	if !statusOK(want, resp.StatusCode) {
-		return down("HTTP status %d from %s, want %s", resp.StatusCode, where, statusWant(want))
-	}
-	if u.Digest == "" && u.Regex == nil {
-		return up("HTTP status %d from %s", resp.StatusCode, where)
+	if !readBody(resp.StatusCode) {
+		return resp.StatusCode, nil, nil
 	}
 	max := h.MaxBody
 	if max <= 0 {
@@ -236,21 +266,19 @@ func (h HTTP) get(ctx context.Context, u *URL) Result {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, max))
 	if err != nil {
-		return down("reading the body of %s failed: %s", where, explain(err))
+		return resp.StatusCode, nil, fmt.Errorf("reading the body of %s failed: %s", where, explain(err))
 	}
-	if u.Digest != "" {
-		sum := md5.Sum(body)
-		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, u.Digest) {
-			return down("MD5 digest of %s is %s, want %s", where, got, strings.ToLower(u.Digest))
-		}
+	return resp.StatusCode, body, nil
+}
+
+// GenHash is keepalived's genhash: it fetches path as HTTP_GET (or SSL_GET)
+// would and returns the status and the MD5 of the body, the value a
+// `digest` line wants.
+func (h HTTP) GenHash(ctx context.Context, path string) (status int, digest string, err error) {
+	code, body, err := h.fetch(ctx, &URL{Path: path}, func(int) bool { return true })
+	if err != nil {
+		return code, "", err
 	}
-	if u.Regex != nil {
-		if m := u.Regex.Match(body); m == u.RegexNoMatch {
-			if m {
-				return down("body of %s matches regex %q (regex_no_match)", where, u.Regex.String())
-			}
-			return down("body of %s does not match regex %q", where, u.Regex.String())
-		}
-	}
-	return up("HTTP status %d from %s, body as configured", resp.StatusCode, where)
+	sum := md5.Sum(body)
+	return code, hex.EncodeToString(sum[:]), nil
 }
