@@ -120,10 +120,6 @@ func (d *daemon) pushChecker(ctx context.Context) {
 	}
 }
 
-// pingGroupRange is the sysctl that lets a group open unprivileged ICMP
-// sockets (icmp(7)); Debian's default "1 0" lets none.
-const pingGroupRange = "/proc/sys/net/ipv4/ping_group_range"
-
 // allowCheckerPing widens net.ipv4.ping_group_range to take in checkerd's
 // group when the configuration has a PING_CHECK: checkerd pings with an
 // unprivileged ICMP socket, having no CAP_NET_RAW. keepalived, running its

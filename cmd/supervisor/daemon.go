@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/vrrpkit/vrrpkit/pkg/check"
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	"github.com/vrrpkit/vrrpkit/pkg/notify"
@@ -213,7 +214,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 			Output:     os.Stderr,
 		})
 		log.Info("checkerd runs unprivileged", "user", checker.name, "uid", checker.uid, "gid", checker.gid)
-		allowCheckerPing(cfg, checker.gid, log, pingGroupRange)
+		allowCheckerPing(cfg, checker.gid, log, check.PingGroupRange)
 		d.checker = checker
 	}
 	// global_defs startup_script runs to completion before anything starts,
@@ -400,7 +401,7 @@ func (d *daemon) reload(ctx context.Context) {
 	d.mu.Unlock()
 	d.scripts.load(cfg, gen)
 	if _, ok := d.children[childCheckerd]; ok {
-		allowCheckerPing(cfg, d.checker.gid, d.log, pingGroupRange)
+		allowCheckerPing(cfg, d.checker.gid, d.log, check.PingGroupRange)
 	}
 	// Before vrrpd hears of the generation: removed instances' notify_deleted
 	// and new instances' scripts follow the new file.

@@ -8,9 +8,9 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
+
+	"github.com/vrrpkit/vrrpkit/pkg/track"
 )
 
 // File is FILE_CHECK: the real server follows a track_file. The file
@@ -80,31 +80,11 @@ func readTrackFile(path string) (int64, string) {
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return 0, fmt.Sprintf("is unreadable (reads as 0): %v", err)
 	}
-	v, ok := strtol(string(buf[:n]))
-	if !ok {
+	// The same reading as vrrp_track_file's (keepalived reads both with
+	// strtol).
+	v, found, ok := track.ParseValue(buf[:n])
+	if !found || !ok {
 		return 0, "holds no number (reads as 0)"
 	}
 	return v, fmt.Sprintf("holds %d", v)
-}
-
-// strtol reads a leading C integer (base 0: decimal, 0x hex, 0 octal).
-func strtol(s string) (int64, bool) {
-	s = strings.TrimLeft(s, " \t\n\v\f\r")
-	end := 0
-	if end < len(s) && (s[end] == '+' || s[end] == '-') {
-		end++
-	}
-	digits := "0123456789"
-	if strings.HasPrefix(s[end:], "0x") || strings.HasPrefix(s[end:], "0X") {
-		end += 2
-		digits = "0123456789abcdefABCDEF"
-	}
-	for end < len(s) && strings.IndexByte(digits, s[end]) >= 0 {
-		end++
-	}
-	v, err := strconv.ParseInt(s[:end], 0, 64)
-	if err != nil {
-		return 0, false
-	}
-	return v, true
 }

@@ -24,14 +24,14 @@ import (
 // (process_track_file: a 128-byte buffer, NUL-terminated).
 const trackFileMax = 127
 
-// parseTrackValue reads b as keepalived's process_track_file does with
+// ParseValue reads b as keepalived's process_track_file does with
 // strtol(buf, NULL, 0): leading white space, an optional sign, then a
 // decimal, 0x-hex or 0-octal number; whatever follows is ignored. found is
 // false when there is no number (strtol then gives 0). ok is false when the
 // number is out of range (beyond a C long, or outside
 // [INT32_MIN, INT32_MAX+1]): keepalived logs "Invalid number" and ignores
 // the read.
-func parseTrackValue(b []byte) (v int64, found, ok bool) {
+func ParseValue(b []byte) (v int64, found, ok bool) {
 	i := 0
 	for i < len(b) && (b[i] == ' ' || (b[i] >= '\t' && b[i] <= '\r')) {
 		i++
@@ -224,7 +224,7 @@ func (ft *fileTracker) read() Result {
 		r.Detail = "empty (reads as 0)"
 		return r
 	}
-	v, found, ok := parseTrackValue(buf[:n])
+	v, found, ok := ParseValue(buf[:n])
 	if !ok {
 		ft.log.Info("Invalid number read from track file - ignoring", "value", v)
 		keep := ft.last

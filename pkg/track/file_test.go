@@ -36,9 +36,9 @@ func TestParseTrackValue(t *testing.T) {
 		{"-2147483649", -2147483649, true, false},
 		{"99999999999999999999", 0, true, false}, // beyond a long: ERANGE
 	} {
-		v, found, ok := parseTrackValue([]byte(tc.in))
+		v, found, ok := ParseValue([]byte(tc.in))
 		if found != tc.found || ok != tc.ok || (ok && v != tc.v) {
-			t.Errorf("parseTrackValue(%q) = %d, %v, %v; want %d, %v, %v", tc.in, v, found, ok, tc.v, tc.found, tc.ok)
+			t.Errorf("ParseValue(%q) = %d, %v, %v; want %d, %v, %v", tc.in, v, found, ok, tc.v, tc.found, tc.ok)
 		}
 	}
 }
