@@ -236,20 +236,7 @@ func (e *engine) instanceAction(ip *InstancePlan, st *instState, state State) Ac
 	// send_instance_notifies turns an unannounced DELETED into FAULT, so a
 	// removed instance without notify_deleted runs no notify_fault (seen
 	// with keepalived 2.2.7: testdata/keepalived-2.2.7/calls.log, VI_4).
-	var own *config.Script
-	kw := ""
-	switch state {
-	case StateMaster:
-		own, kw = ip.Notify.Master, "notify_master"
-	case StateBackup:
-		own, kw = ip.Notify.Backup, "notify_backup"
-	case StateFault:
-		own, kw = ip.Notify.Fault, "notify_fault"
-	case StateStop:
-		own, kw = ip.Notify.Stop, "notify_stop"
-	case StateDeleted:
-		own, kw = ip.Notify.Deleted, "notify_deleted"
-	}
+	own, kw := ownScript(&ip.Notify, state)
 	if state == StateDeleted && !ip.NotifyDeleted {
 		state = StateFault
 		a.State = state
@@ -311,18 +298,7 @@ func (e *engine) groupStep(gp *GroupPlan, to State) (Action, bool) {
 
 func (e *engine) groupAction(gp *GroupPlan, g *groupState, state State) Action {
 	a := Action{Kind: KindGroup, Name: gp.Name, State: state}
-	var own *config.Script
-	kw := ""
-	switch state {
-	case StateMaster:
-		own, kw = gp.Notify.Master, "notify_master"
-	case StateBackup:
-		own, kw = gp.Notify.Backup, "notify_backup"
-	case StateFault:
-		own, kw = gp.Notify.Fault, "notify_fault"
-	case StateStop:
-		own, kw = gp.Notify.Stop, "notify_stop"
-	}
+	own, kw := ownScript(&gp.Notify, state)
 	if own != nil {
 		// send_group_notifies runs a group's own script with notify_exec,
 		// without the STOP kill timer instances get.
@@ -437,4 +413,23 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// ownScript is the notify_<state> script of an instance or a group for
+// state, and its keyword; nil if none is configured. A group never gets
+// StateDeleted.
+func ownScript(n *config.Notify, state State) (*config.Script, string) {
+	switch state {
+	case StateMaster:
+		return n.Master, "notify_master"
+	case StateBackup:
+		return n.Backup, "notify_backup"
+	case StateFault:
+		return n.Fault, "notify_fault"
+	case StateStop:
+		return n.Stop, "notify_stop"
+	case StateDeleted:
+		return n.Deleted, "notify_deleted"
+	}
+	return nil, ""
 }
