@@ -88,6 +88,9 @@ type ScriptKind int32
 const (
 	ScriptKind_SCRIPT_KIND_UNSPECIFIED ScriptKind = 0
 	ScriptKind_SCRIPT_KIND_VRRP_SCRIPT ScriptKind = 1
+	ScriptKind_SCRIPT_KIND_MISC_CHECK  ScriptKind = 2
+	ScriptKind_SCRIPT_KIND_QUORUM_UP   ScriptKind = 3
+	ScriptKind_SCRIPT_KIND_QUORUM_DOWN ScriptKind = 4
 )
 
 // Enum value maps for ScriptKind.
@@ -95,10 +98,16 @@ var (
 	ScriptKind_name = map[int32]string{
 		0: "SCRIPT_KIND_UNSPECIFIED",
 		1: "SCRIPT_KIND_VRRP_SCRIPT",
+		2: "SCRIPT_KIND_MISC_CHECK",
+		3: "SCRIPT_KIND_QUORUM_UP",
+		4: "SCRIPT_KIND_QUORUM_DOWN",
 	}
 	ScriptKind_value = map[string]int32{
 		"SCRIPT_KIND_UNSPECIFIED": 0,
 		"SCRIPT_KIND_VRRP_SCRIPT": 1,
+		"SCRIPT_KIND_MISC_CHECK":  2,
+		"SCRIPT_KIND_QUORUM_UP":   3,
+		"SCRIPT_KIND_QUORUM_DOWN": 4,
 	}
 )
 
@@ -755,8 +764,17 @@ type TrackerResult struct {
 	// keepalived reads it). Real servers: the sum of the weight deltas of
 	// their FILE_CHECKs that are up.
 	Value int64 `protobuf:"varint,4,opt,name=value,proto3" json:"value,omitempty"`
-	// What the last run or read said, for logs and status.
-	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	// What the last run or read said, for logs and status. Real servers: why
+	// the server is down (the failing checker and its error), or what the
+	// last check that passed saw.
+	Detail string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	// When up last changed (or the tracker started).
+	Since *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
+	// When the last check or run of this tracker ended.
+	LastCheck *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_check,json=lastCheck,proto3" json:"last_check,omitempty"`
+	// Real servers with a MISC_CHECK misc_dynamic: the weight its exit status
+	// set (keepalived: status - 2 for 2..255). Unset: the configured weight.
+	Weight        *uint32 `protobuf:"varint,8,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -826,12 +844,34 @@ func (x *TrackerResult) GetDetail() string {
 	return ""
 }
 
+func (x *TrackerResult) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *TrackerResult) GetLastCheck() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastCheck
+	}
+	return nil
+}
+
+func (x *TrackerResult) GetWeight() uint32 {
+	if x != nil && x.Weight != nil {
+		return *x.Weight
+	}
+	return 0
+}
+
 type RunScriptRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Generation uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
 	Kind       ScriptKind             `protobuf:"varint,2,opt,name=kind,proto3,enum=vrrpkit.v1.ScriptKind" json:"kind,omitempty"`
-	// The vrrp_script name (later: a check's "virtual_server/real_server"
-	// reference).
+	// VRRP_SCRIPT: the vrrp_script name. MISC_CHECK: the checker's key within
+	// the generation (pkg/check). QUORUM_UP / QUORUM_DOWN: the virtual
+	// server's name (VirtualServer.name).
 	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2039,13 +2079,18 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\x06result\x18\x05 \x01(\v2\x19.vrrpkit.v1.TrackerResultH\x00R\x06resultB\a\n" +
 	"\x05event\"E\n" +
 	"\x0eHealthSnapshot\x123\n" +
-	"\aresults\x18\x01 \x03(\v2\x19.vrrpkit.v1.TrackerResultR\aresults\"\x8e\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x19.vrrpkit.v1.TrackerResultR\aresults\"\xa3\x02\n" +
 	"\rTrackerResult\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.vrrpkit.v1.TrackerKindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02up\x18\x03 \x01(\bR\x02up\x12\x14\n" +
 	"\x05value\x18\x04 \x01(\x03R\x05value\x12\x16\n" +
-	"\x06detail\x18\x05 \x01(\tR\x06detail\"r\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\x120\n" +
+	"\x05since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x129\n" +
+	"\n" +
+	"last_check\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tlastCheck\x12\x1b\n" +
+	"\x06weight\x18\b \x01(\rH\x00R\x06weight\x88\x01\x01B\t\n" +
+	"\a_weight\"r\n" +
 	"\x10RunScriptRequest\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -2149,11 +2194,14 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\x11TRACKER_KIND_FILE\x10\x02\x12\x18\n" +
 	"\x14TRACKER_KIND_PROCESS\x10\x03\x12\x1a\n" +
 	"\x16TRACKER_KIND_INTERFACE\x10\x04\x12\x1c\n" +
-	"\x18TRACKER_KIND_REAL_SERVER\x10\x05*F\n" +
+	"\x18TRACKER_KIND_REAL_SERVER\x10\x05*\x9a\x01\n" +
 	"\n" +
 	"ScriptKind\x12\x1b\n" +
 	"\x17SCRIPT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
-	"\x17SCRIPT_KIND_VRRP_SCRIPT\x10\x012\xd2\x01\n" +
+	"\x17SCRIPT_KIND_VRRP_SCRIPT\x10\x01\x12\x1a\n" +
+	"\x16SCRIPT_KIND_MISC_CHECK\x10\x02\x12\x19\n" +
+	"\x15SCRIPT_KIND_QUORUM_UP\x10\x03\x12\x1b\n" +
+	"\x17SCRIPT_KIND_QUORUM_DOWN\x10\x042\xd2\x01\n" +
 	"\x05Vrrpd\x12J\n" +
 	"\vApplyConfig\x12\x1a.vrrpkit.v1.ConfigSnapshot\x1a\x1f.vrrpkit.v1.ApplyConfigResponse\x12?\n" +
 	"\x06Status\x12\x19.vrrpkit.v1.StatusRequest\x1a\x1a.vrrpkit.v1.StatusResponse\x12<\n" +
@@ -2225,44 +2273,46 @@ var file_vrrpkit_v1_control_proto_depIdxs = []int32{
 	10, // 8: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
 	10, // 9: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
 	0,  // 10: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
-	1,  // 11: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
-	28, // 12: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
-	14, // 13: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
-	27, // 14: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
-	18, // 15: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
-	20, // 16: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
-	21, // 17: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
-	17, // 18: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
-	19, // 19: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
-	26, // 20: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
-	26, // 21: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
-	26, // 22: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
-	27, // 23: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
-	24, // 24: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
-	25, // 25: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
-	5,  // 26: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	27, // 27: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	27, // 28: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
-	27, // 29: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
-	29, // 30: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	3,  // 31: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
-	15, // 32: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
-	29, // 33: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	7,  // 34: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
-	11, // 35: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
-	22, // 36: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
-	2,  // 37: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	4,  // 38: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
-	16, // 39: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
-	2,  // 40: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	8,  // 41: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
-	12, // 42: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
-	23, // 43: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
-	37, // [37:44] is the sub-list for method output_type
-	30, // [30:37] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	27, // 11: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
+	27, // 12: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
+	1,  // 13: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
+	28, // 14: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
+	14, // 15: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
+	27, // 16: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
+	18, // 17: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
+	20, // 18: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
+	21, // 19: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
+	17, // 20: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
+	19, // 21: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
+	26, // 22: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
+	26, // 23: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
+	26, // 24: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
+	27, // 25: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
+	24, // 26: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
+	25, // 27: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
+	5,  // 28: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
+	27, // 29: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	27, // 30: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
+	27, // 31: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
+	29, // 32: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	3,  // 33: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
+	15, // 34: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
+	29, // 35: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	7,  // 36: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
+	11, // 37: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
+	22, // 38: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
+	2,  // 39: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	4,  // 40: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
+	16, // 41: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
+	2,  // 42: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	8,  // 43: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
+	12, // 44: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
+	23, // 45: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
+	39, // [39:46] is the sub-list for method output_type
+	32, // [32:39] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_control_proto_init() }
@@ -2275,6 +2325,7 @@ func file_vrrpkit_v1_control_proto_init() {
 		(*HealthEvent_Snapshot)(nil),
 		(*HealthEvent_Result)(nil),
 	}
+	file_vrrpkit_v1_control_proto_msgTypes[8].OneofWrappers = []any{}
 	file_vrrpkit_v1_control_proto_msgTypes[14].OneofWrappers = []any{
 		(*VrrpEvent_Snapshot)(nil),
 		(*VrrpEvent_Transition)(nil),
