@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -500,6 +501,14 @@ var urlTable = table[*URL]{
 		words, err := quotedWords(n.Text)
 		if err != nil || len(words) != 2 {
 			dc.d.errorf(n.Pos, "regex: want exactly one (quoted) pattern")
+			return
+		}
+		// keepalived logs "Invalid regex" when pcre2_compile fails and checks
+		// the url without it (check_http.c); vrrpkit matches with Go's RE2,
+		// which also lacks PCRE's lookaround and backreferences, so say so
+		// where the user can see it: at -t and in the log at load.
+		if _, err := regexp.Compile(words[1]); err != nil {
+			dc.d.warnf(n.Pos, "regex %q does not compile as RE2 syntax, which vrrpkit uses (%v): the url is checked without it", words[1], err)
 			return
 		}
 		u.Regex = words[1]

@@ -49,3 +49,28 @@ func TestTunnelOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestRegexRE2: keepalived logs an invalid regex and checks the url without
+// it (check_http.c); vrrpkit warns at parse time, also for PCRE-only syntax
+// that RE2 lacks, and drops the regex.
+func TestRegexRE2(t *testing.T) {
+	for _, tc := range []struct {
+		regex, want, diag string
+	}{
+		{`"^OK$"`, "^OK$", ""},
+		{`"a(b"`, "", `6: warning: regex "a(b" does not compile as RE2 syntax`},
+		{`"foo(?=bar)"`, "", `6: warning: regex "foo(?=bar)" does not compile as RE2 syntax`},
+	} {
+		in := "virtual_server 192.0.2.1 80 {\n  real_server 10.0.0.1 80 {\n    HTTP_GET {\n      url {\n        path /\n        regex " + tc.regex + "\n      }\n    }\n  }\n}\n"
+		cfg, ds := parseText(t, in, Options{})
+		var specs []string
+		if tc.diag != "" {
+			specs = append(specs, tc.diag)
+		}
+		wantDiags(t, ds, true, specs...)
+		got := cfg.VirtualServers[0].RealServers[0].Checkers[0].URLs[0].Regex
+		if got != tc.want {
+			t.Errorf("regex %s: kept %q, want %q", tc.regex, got, tc.want)
+		}
+	}
+}
