@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -92,7 +93,14 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 			resp.Warnings = append(resp.Warnings, fmt.Sprintf("instance %s restarted: %s changed", ch.Name, restartFields(ch)))
 			continue
 		}
-		e.updateInPlace(old, fresh[ch.Name])
+		if err := e.updateInPlace(old, fresh[ch.Name], now); err != nil {
+			// MakePlan and vrrp.Machine.Reconfigure disagree: restarting
+			// is always correct.
+			e.log.Error("in-place change refused, restarting the instance", "instance", ch.Name, "err", err)
+			e.stopInstance(old, now)
+			e.instances[ch.Name] = fresh[ch.Name]
+			resp.Warnings = append(resp.Warnings, fmt.Sprintf("instance %s restarted: %v", ch.Name, err))
+		}
 	}
 	order := make([]*instance, 0, len(snap.GetInstances()))
 	for _, c := range snap.GetInstances() {
@@ -153,7 +161,12 @@ func restartFields(ch Change) string {
 // configuration (see inPlaceFields). A master releases the addresses that
 // went and takes and announces the ones that came; its adverts carry the
 // new list from the next one on.
-func (e *Engine) updateInPlace(in, next *instance) {
+func (e *Engine) updateInPlace(in, next *instance, now time.Time) error {
+	// The state machine first: it is the one change that can be refused,
+	// and then nothing else may have changed.
+	if err := in.m.Reconfigure(now, next.m.Config()); err != nil {
+		return err
+	}
 	var gone, added []netstate.Address
 	for _, a := range in.addrs {
 		if !slices.Contains(next.addrs, a) {
@@ -175,8 +188,14 @@ func (e *Engine) updateInPlace(in, next *instance) {
 	if in.sock != nil && (in.ifFault == "" || in.ifFault == "interface "+in.cfg.GetInterface()+" down") {
 		in.ifFault = linkFault(in, in.linkUp) // dont_track_primary may have changed
 	}
-	in.pkt.Addrs = in.vips
+	in.pkt.Addrs, in.pkt.MaxAdvertInterval = in.vips, next.pkt.MaxAdvertInterval
 	in.checks.NumAddrs, in.checks.SkipAddrCheck = next.checks.NumAddrs, next.checks.SkipAddrCheck
+	if len(in.dsts) > 0 && len(next.dsts) > 0 { // MakePlan: unicast stays unicast
+		in.dsts, in.sendTo = next.dsts, next.dsts
+	}
+	// The new base priority reaches adverts through evaluateLocked, which
+	// folds tracking into it after every apply.
+	return nil
 }
 
 // stillHeld reports whether every address of an instance the previous

@@ -56,6 +56,25 @@ var inPlaceFields = map[protoreflect.Name]bool{
 	"dont_track_primary":      true,
 	"sync_group":              true, // groups are rebuilt on every apply
 	"notify_priority_changes": true, // read at each change
+	// The state machine takes these without leaving its state
+	// (vrrp.Machine.Reconfigure); keepalived restarts the instance.
+	"advert_int":              true,
+	"nopreempt":               true,
+	"preempt_delay":           true,
+	"lower_prio_no_advert":    true,
+	"higher_prio_send_advert": true,
+}
+
+// inPlaceIf are fields that change in place only between some values.
+var inPlaceIf = map[protoreflect.Name]func(a, b *pb.VrrpInstance) bool{
+	// Becoming or ceasing to be the address owner changes how the
+	// instance starts and preempts (RFC 5798 §6.4.1): a restart.
+	"priority": func(a, b *pb.VrrpInstance) bool { return (a.GetPriority() == 255) == (b.GetPriority() == 255) },
+	// A new peer list keeps the unicast socket; multicast <-> unicast needs
+	// another socket.
+	"unicast_peer": func(a, b *pb.VrrpInstance) bool {
+		return len(a.GetUnicastPeer()) > 0 && len(b.GetUnicastPeer()) > 0
+	},
 }
 
 // MakePlan compares the running instances (in their order) with a
@@ -98,6 +117,9 @@ func diff(a, b *pb.VrrpInstance) Change {
 			continue
 		}
 		in := inPlaceFields[fd.Name()]
+		if f := inPlaceIf[fd.Name()]; f != nil {
+			in = f(a, b)
+		}
 		ch.Fields = append(ch.Fields, FieldChange{Field: string(fd.Name()), InPlace: in})
 		if !in {
 			ch.Restart = true

@@ -33,9 +33,9 @@ func TestMakePlan(t *testing.T) {
 				c.VirtualIpaddress = append(c.VirtualIpaddress, &pb.VirtualAddress{Prefix: "192.0.2.7/32"})
 			})},
 			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "virtual_ipaddress", InPlace: true}}}}}},
-		{"advert_int restarts", []*pb.VrrpInstance{named("A", nil)},
+		{"advert_int in place", []*pb.VrrpInstance{named("A", nil)},
 			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) { c.AdvertInt = durationpb.New(2 * time.Second) })},
-			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "advert_int"}}, Restart: true}}}},
+			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "advert_int", InPlace: true}}}}}},
 		{"mixed, field order", []*pb.VrrpInstance{named("A", nil)},
 			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) {
 				c.Garp = nil
@@ -43,7 +43,21 @@ func TestMakePlan(t *testing.T) {
 				c.DefinedAt = "other.conf:3"
 			})},
 			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{
-				{Field: "defined_at", InPlace: true}, {Field: "priority"}, {Field: "garp", InPlace: true}}, Restart: true}}}},
+				{Field: "defined_at", InPlace: true}, {Field: "priority", InPlace: true}, {Field: "garp", InPlace: true}}}}}},
+		{"becoming the owner restarts", []*pb.VrrpInstance{named("A", nil)},
+			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) { c.Priority = 255 })},
+			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "priority"}}, Restart: true}}}},
+		{"vrid restarts", []*pb.VrrpInstance{named("A", nil)},
+			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) { c.Vrid = 99 })},
+			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "vrid"}}, Restart: true}}}},
+		{"unicast peers in place, multicast to unicast restarts",
+			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) { c.UnicastPeer = []string{"192.0.2.2"} }), named("B", nil)},
+			[]*pb.VrrpInstance{
+				named("A", func(c *pb.VrrpInstance) { c.UnicastPeer = []string{"192.0.2.3"} }),
+				named("B", func(c *pb.VrrpInstance) { c.UnicastPeer = []string{"192.0.2.3"} })},
+			Plan{Changed: []Change{
+				{Name: "A", Fields: []FieldChange{{Field: "unicast_peer", InPlace: true}}},
+				{Name: "B", Fields: []FieldChange{{Field: "unicast_peer"}}, Restart: true}}}},
 		{"renamed is removed and added", []*pb.VrrpInstance{named("A", nil)}, []*pb.VrrpInstance{named("B", nil)},
 			Plan{Added: []string{"B"}, Removed: []string{"A"}}},
 	} {
