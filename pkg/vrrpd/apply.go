@@ -84,6 +84,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 		e.stopInstance(e.instances[name], now)
 		delete(e.instances, name)
 	}
+	held := heldAfterLocked(e, plan, fresh)
 	for _, ch := range plan.Changed {
 		resp.Changed = append(resp.Changed, ch.Name)
 		old := e.instances[ch.Name]
@@ -93,7 +94,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 			resp.Warnings = append(resp.Warnings, fmt.Sprintf("instance %s restarted: %s changed", ch.Name, restartFields(ch)))
 			continue
 		}
-		if err := e.updateInPlace(old, fresh[ch.Name], now); err != nil {
+		if err := e.updateInPlace(old, fresh[ch.Name], now, held); err != nil {
 			// MakePlan and vrrp.Machine.Reconfigure disagree: restarting
 			// is always correct.
 			e.log.Error("in-place change refused, restarting the instance", "instance", ch.Name, "err", err)
@@ -161,7 +162,14 @@ func restartFields(ch Change) string {
 // configuration (see inPlaceFields). A master releases the addresses that
 // went and takes and announces the ones that came; its adverts carry the
 // new list from the next one on.
-func (e *Engine) updateInPlace(in, next *instance, now time.Time) error {
+//
+// An address that goes from this master to another instance that is and
+// stays master (held: from heldAfterLocked) is handed over: it stays on the
+// interface, this instance's release is published, and the other instance's
+// add finds it in place. So a VIP moved between two masters in one reload
+// moves once and is never off the interface, whatever order the instances
+// are applied in (keepalived needs two reloads: keepalived#1854).
+func (e *Engine) updateInPlace(in, next *instance, now time.Time, held map[netstate.Address]*instance) error {
 	// The state machine first: it is the one change that can be refused,
 	// and then nothing else may have changed.
 	if err := in.m.Reconfigure(now, next.m.Config()); err != nil {
@@ -179,6 +187,24 @@ func (e *Engine) updateInPlace(in, next *instance, now time.Time) error {
 		}
 	}
 	if in.m.State() == vrrp.StateMaster {
+		var kept, handed []netstate.Address
+		for _, a := range gone {
+			if to := held[a]; to != nil && to != in {
+				e.log.Info("address handed over in place", "address", a.String(), "from", in.name(), "to", to.name())
+				e.publishAddressLocked(in, a, false)
+				handed = append(handed, a)
+				continue
+			}
+			kept = append(kept, a)
+		}
+		gone = kept
+		if len(handed) > 0 {
+			// no_accept blocks are counted per instance (noaccept.go): the
+			// new holder blocks the address itself when it adds it.
+			ctx, cancel := context.WithTimeout(context.Background(), addressTimeout)
+			e.unblockLocked(ctx, in, handed)
+			cancel()
+		}
 		e.changeAddresses(in, gone, false)
 		e.changeAddresses(in, added, true)
 		repeat, _ := in.garpMaster()
@@ -196,6 +222,33 @@ func (e *Engine) updateInPlace(in, next *instance, now time.Time) error {
 	// The new base priority reaches adverts through evaluateLocked, which
 	// folds tracking into it after every apply.
 	return nil
+}
+
+// heldAfterLocked maps each address to the running master instance that
+// will hold it once the plan is applied: unchanged masters with their
+// addresses, masters changed in place with their new ones. Instances that
+// are removed or restarted hold nothing.
+func heldAfterLocked(e *Engine, plan Plan, fresh map[string]*instance) map[netstate.Address]*instance {
+	held := map[netstate.Address]*instance{}
+	add := func(in *instance, addrs []netstate.Address) {
+		if in == nil || in.m.State() != vrrp.StateMaster {
+			return
+		}
+		for _, a := range addrs {
+			held[a] = in
+		}
+	}
+	for _, name := range plan.Unchanged {
+		if in := e.instances[name]; in != nil {
+			add(in, in.addrs)
+		}
+	}
+	for _, ch := range plan.Changed {
+		if !ch.Restart && fresh[ch.Name] != nil {
+			add(e.instances[ch.Name], fresh[ch.Name].addrs)
+		}
+	}
+	return held
 }
 
 // stillHeld reports whether every address of an instance the previous
