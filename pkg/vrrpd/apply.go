@@ -9,12 +9,13 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/netstate"
+	"github.com/vrrpkit/vrrpkit/pkg/plan"
 	"github.com/vrrpkit/vrrpkit/pkg/vrrp"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
 // Apply makes the snapshot the running configuration, by its plan
-// (MakePlan): unchanged instances keep their state and timers, in-place
+// (plan.Instances): unchanged instances keep their state and timers, in-place
 // changes are made on the running instance, removed ones step down, added
 // and restarted ones start. Re-sending the running generation changes
 // nothing. A snapshot with anything that cannot run is refused whole
@@ -42,7 +43,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 		}
 		seen[c.GetName()] = true
 	}
-	plan := MakePlan(running, snap.GetInstances())
+	pl := plan.Instances(running, snap.GetInstances())
 	resume := map[string]bool{}
 	for _, name := range snap.GetResumeMaster() {
 		resume[name] = true
@@ -50,8 +51,8 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	// Build every instance of the new snapshot that is not unchanged, so a
 	// bad snapshot changes nothing; in-place changes use the fresh build's
 	// parsed values.
-	unchanged := make(map[string]bool, len(plan.Unchanged))
-	for _, name := range plan.Unchanged {
+	unchanged := make(map[string]bool, len(pl.Unchanged))
+	for _, name := range pl.Unchanged {
 		unchanged[name] = true
 	}
 	fresh := map[string]*instance{}
@@ -65,7 +66,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 		}
 		fresh[c.GetName()] = in
 	}
-	for _, name := range plan.Added {
+	for _, name := range pl.Added {
 		if in := fresh[name]; resume[name] && e.stillHeld(name, in.addrs) {
 			if err := in.resumeAsMaster(); err != nil {
 				return nil, &InvalidSnapshotError{Instance: name, DefinedAt: in.cfg.GetDefinedAt(), Err: err}
@@ -78,14 +79,14 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	e.applyStaticsLocked(snap)
 
 	resp := &pb.ApplyConfigResponse{Generation: snap.GetGeneration(),
-		Added: plan.Added, Removed: plan.Removed, Unchanged: plan.Unchanged}
+		Added: pl.Added, Removed: pl.Removed, Unchanged: pl.Unchanged}
 	now := e.clock.Now()
-	for _, name := range plan.Removed {
+	for _, name := range pl.Removed {
 		e.stopInstance(e.instances[name], now)
 		delete(e.instances, name)
 	}
-	held := heldAfterLocked(e, plan, fresh)
-	for _, ch := range plan.Changed {
+	held := heldAfterLocked(e, pl, fresh)
+	for _, ch := range pl.Changed {
 		resp.Changed = append(resp.Changed, ch.Name)
 		old := e.instances[ch.Name]
 		if ch.Restart {
@@ -95,7 +96,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 			continue
 		}
 		if err := e.updateInPlace(old, fresh[ch.Name], now, held); err != nil {
-			// MakePlan and vrrp.Machine.Reconfigure disagree: restarting
+			// plan.Instances and vrrp.Machine.Reconfigure disagree: restarting
 			// is always correct.
 			e.log.Error("in-place change refused, restarting the instance", "instance", ch.Name, "err", err)
 			e.stopInstance(old, now)
@@ -145,7 +146,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	return resp, nil
 }
 
-func restartFields(ch Change) string {
+func restartFields(ch plan.Change) string {
 	var s string
 	for _, f := range ch.Fields {
 		if !f.InPlace {
@@ -216,7 +217,7 @@ func (e *Engine) updateInPlace(in, next *instance, now time.Time, held map[netst
 	}
 	in.pkt.Addrs, in.pkt.MaxAdvertInterval = in.vips, next.pkt.MaxAdvertInterval
 	in.checks.NumAddrs, in.checks.SkipAddrCheck = next.checks.NumAddrs, next.checks.SkipAddrCheck
-	if len(in.dsts) > 0 && len(next.dsts) > 0 { // MakePlan: unicast stays unicast
+	if len(in.dsts) > 0 && len(next.dsts) > 0 { // plan.Instances: unicast stays unicast
 		in.dsts, in.sendTo = next.dsts, next.dsts
 	}
 	// The new base priority reaches adverts through evaluateLocked, which
@@ -228,7 +229,7 @@ func (e *Engine) updateInPlace(in, next *instance, now time.Time, held map[netst
 // will hold it once the plan is applied: unchanged masters with their
 // addresses, masters changed in place with their new ones. Instances that
 // are removed or restarted hold nothing.
-func heldAfterLocked(e *Engine, plan Plan, fresh map[string]*instance) map[netstate.Address]*instance {
+func heldAfterLocked(e *Engine, p plan.InstancePlan, fresh map[string]*instance) map[netstate.Address]*instance {
 	held := map[netstate.Address]*instance{}
 	add := func(in *instance, addrs []netstate.Address) {
 		if in == nil || in.m.State() != vrrp.StateMaster {
@@ -238,12 +239,12 @@ func heldAfterLocked(e *Engine, plan Plan, fresh map[string]*instance) map[netst
 			held[a] = in
 		}
 	}
-	for _, name := range plan.Unchanged {
+	for _, name := range p.Unchanged {
 		if in := e.instances[name]; in != nil {
 			add(in, in.addrs)
 		}
 	}
-	for _, ch := range plan.Changed {
+	for _, ch := range p.Changed {
 		if !ch.Restart && fresh[ch.Name] != nil {
 			add(e.instances[ch.Name], fresh[ch.Name].addrs)
 		}

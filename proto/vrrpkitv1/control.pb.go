@@ -2021,6 +2021,299 @@ func (x *ChildStatus) GetLastExit() string {
 	return ""
 }
 
+type ReloadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DryRun        bool                   `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadRequest) Reset() {
+	*x = ReloadRequest{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadRequest) ProtoMessage() {}
+
+func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
+func (*ReloadRequest) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReloadRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type ReloadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The file parsed without errors. When false, errors say why
+	// ("file:line: message") and nothing changed.
+	Accepted bool `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// The generation running now; for a dry run, the one that would be.
+	Generation uint64   `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Errors     []string `protobuf:"bytes,3,rep,name=errors,proto3" json:"errors,omitempty"`
+	Warnings   []string `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// What the reload does (did, or would do) against the generation that ran
+	// before it.
+	Plan          *ReloadPlan `protobuf:"bytes,5,opt,name=plan,proto3" json:"plan,omitempty"`
+	DryRun        bool        `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadResponse) Reset() {
+	*x = ReloadResponse{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadResponse) ProtoMessage() {}
+
+func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
+func (*ReloadResponse) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReloadResponse) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+func (x *ReloadResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ReloadResponse) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetPlan() *ReloadPlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type ReloadPlan struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	InstancesAdded   uint32                 `protobuf:"varint,1,opt,name=instances_added,json=instancesAdded,proto3" json:"instances_added,omitempty"`
+	InstancesRemoved uint32                 `protobuf:"varint,2,opt,name=instances_removed,json=instancesRemoved,proto3" json:"instances_removed,omitempty"`
+	// Changed in place: no state change, no flap.
+	InstancesChanged uint32 `protobuf:"varint,3,opt,name=instances_changed,json=instancesChanged,proto3" json:"instances_changed,omitempty"`
+	// Unchanged, or only moved within the file.
+	InstancesUnchanged uint32      `protobuf:"varint,4,opt,name=instances_unchanged,json=instancesUnchanged,proto3" json:"instances_unchanged,omitempty"`
+	Items              []*PlanItem `protobuf:"bytes,5,rep,name=items,proto3" json:"items,omitempty"`
+	// Stopped and started again: a master sends priority 0 first.
+	InstancesRestarted uint32 `protobuf:"varint,6,opt,name=instances_restarted,json=instancesRestarted,proto3" json:"instances_restarted,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ReloadPlan) Reset() {
+	*x = ReloadPlan{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadPlan) ProtoMessage() {}
+
+func (x *ReloadPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadPlan.ProtoReflect.Descriptor instead.
+func (*ReloadPlan) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReloadPlan) GetInstancesAdded() uint32 {
+	if x != nil {
+		return x.InstancesAdded
+	}
+	return 0
+}
+
+func (x *ReloadPlan) GetInstancesRemoved() uint32 {
+	if x != nil {
+		return x.InstancesRemoved
+	}
+	return 0
+}
+
+func (x *ReloadPlan) GetInstancesChanged() uint32 {
+	if x != nil {
+		return x.InstancesChanged
+	}
+	return 0
+}
+
+func (x *ReloadPlan) GetInstancesUnchanged() uint32 {
+	if x != nil {
+		return x.InstancesUnchanged
+	}
+	return 0
+}
+
+func (x *ReloadPlan) GetItems() []*PlanItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ReloadPlan) GetInstancesRestarted() uint32 {
+	if x != nil {
+		return x.InstancesRestarted
+	}
+	return 0
+}
+
+// PlanItem is one thing a reload adds, removes, changes in place or
+// restarts.
+type PlanItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "instance", "address", "tracker", "real_server_checks", "ipvs".
+	Section string `protobuf:"bytes,1,opt,name=section,proto3" json:"section,omitempty"`
+	// "add", "remove", "change", "restart".
+	Op   string `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// For changes: "field: old -> new".
+	Details       []string `protobuf:"bytes,4,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanItem) Reset() {
+	*x = PlanItem{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanItem) ProtoMessage() {}
+
+func (x *PlanItem) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanItem.ProtoReflect.Descriptor instead.
+func (*PlanItem) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PlanItem) GetSection() string {
+	if x != nil {
+		return x.Section
+	}
+	return ""
+}
+
+func (x *PlanItem) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *PlanItem) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PlanItem) GetDetails() []string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
 var File_vrrpkit_v1_control_proto protoreflect.FileDescriptor
 
 const file_vrrpkit_v1_control_proto_rawDesc = "" +
@@ -2187,7 +2480,31 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\brestarts\x18\x05 \x01(\rR\brestarts\x129\n" +
 	"\n" +
 	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1b\n" +
-	"\tlast_exit\x18\a \x01(\tR\blastExit*\xaf\x01\n" +
+	"\tlast_exit\x18\a \x01(\tR\blastExit\"(\n" +
+	"\rReloadRequest\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\"\xc5\x01\n" +
+	"\x0eReloadResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x16\n" +
+	"\x06errors\x18\x03 \x03(\tR\x06errors\x12\x1a\n" +
+	"\bwarnings\x18\x04 \x03(\tR\bwarnings\x12*\n" +
+	"\x04plan\x18\x05 \x01(\v2\x16.vrrpkit.v1.ReloadPlanR\x04plan\x12\x17\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\"\x9d\x02\n" +
+	"\n" +
+	"ReloadPlan\x12'\n" +
+	"\x0finstances_added\x18\x01 \x01(\rR\x0einstancesAdded\x12+\n" +
+	"\x11instances_removed\x18\x02 \x01(\rR\x10instancesRemoved\x12+\n" +
+	"\x11instances_changed\x18\x03 \x01(\rR\x10instancesChanged\x12/\n" +
+	"\x13instances_unchanged\x18\x04 \x01(\rR\x12instancesUnchanged\x12*\n" +
+	"\x05items\x18\x05 \x03(\v2\x14.vrrpkit.v1.PlanItemR\x05items\x12/\n" +
+	"\x13instances_restarted\x18\x06 \x01(\rR\x12instancesRestarted\"b\n" +
+	"\bPlanItem\x12\x18\n" +
+	"\asection\x18\x01 \x01(\tR\asection\x12\x0e\n" +
+	"\x02op\x18\x02 \x01(\tR\x02op\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
+	"\adetails\x18\x04 \x03(\tR\adetails*\xaf\x01\n" +
 	"\vTrackerKind\x12\x1c\n" +
 	"\x18TRACKER_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TRACKER_KIND_SCRIPT\x10\x01\x12\x15\n" +
@@ -2210,10 +2527,11 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\vApplyConfig\x12\x1a.vrrpkit.v1.ConfigSnapshot\x1a\x1f.vrrpkit.v1.ApplyConfigResponse\x12>\n" +
 	"\x06Health\x12\x19.vrrpkit.v1.HealthRequest\x1a\x17.vrrpkit.v1.HealthEvent0\x012X\n" +
 	"\fScriptRunner\x12H\n" +
-	"\tRunScript\x12\x1c.vrrpkit.v1.RunScriptRequest\x1a\x1d.vrrpkit.v1.RunScriptResponse2a\n" +
+	"\tRunScript\x12\x1c.vrrpkit.v1.RunScriptRequest\x1a\x1d.vrrpkit.v1.RunScriptResponse2\xa2\x01\n" +
 	"\n" +
 	"Supervisor\x12S\n" +
-	"\x06Status\x12#.vrrpkit.v1.SupervisorStatusRequest\x1a$.vrrpkit.v1.SupervisorStatusResponseB6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
+	"\x06Status\x12#.vrrpkit.v1.SupervisorStatusRequest\x1a$.vrrpkit.v1.SupervisorStatusResponse\x12?\n" +
+	"\x06Reload\x12\x19.vrrpkit.v1.ReloadRequest\x1a\x1a.vrrpkit.v1.ReloadResponseB6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
 
 var (
 	file_vrrpkit_v1_control_proto_rawDescOnce sync.Once
@@ -2228,7 +2546,7 @@ func file_vrrpkit_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_vrrpkit_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_vrrpkit_v1_control_proto_goTypes = []any{
 	(TrackerKind)(0),                 // 0: vrrpkit.v1.TrackerKind
 	(ScriptKind)(0),                  // 1: vrrpkit.v1.ScriptKind
@@ -2256,63 +2574,71 @@ var file_vrrpkit_v1_control_proto_goTypes = []any{
 	(*SupervisorStatusResponse)(nil), // 23: vrrpkit.v1.SupervisorStatusResponse
 	(*ReloadFailure)(nil),            // 24: vrrpkit.v1.ReloadFailure
 	(*ChildStatus)(nil),              // 25: vrrpkit.v1.ChildStatus
-	(VrrpState)(0),                   // 26: vrrpkit.v1.VrrpState
-	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 28: google.protobuf.Duration
-	(*ConfigSnapshot)(nil),           // 29: vrrpkit.v1.ConfigSnapshot
+	(*ReloadRequest)(nil),            // 26: vrrpkit.v1.ReloadRequest
+	(*ReloadResponse)(nil),           // 27: vrrpkit.v1.ReloadResponse
+	(*ReloadPlan)(nil),               // 28: vrrpkit.v1.ReloadPlan
+	(*PlanItem)(nil),                 // 29: vrrpkit.v1.PlanItem
+	(VrrpState)(0),                   // 30: vrrpkit.v1.VrrpState
+	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 32: google.protobuf.Duration
+	(*ConfigSnapshot)(nil),           // 33: vrrpkit.v1.ConfigSnapshot
 }
 var file_vrrpkit_v1_control_proto_depIdxs = []int32{
 	5,  // 0: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	26, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
+	30, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
 	13, // 2: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
-	27, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
+	31, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
 	6,  // 4: vrrpkit.v1.InstanceStatus.tracking:type_name -> vrrpkit.v1.TrackedStatus
 	0,  // 5: vrrpkit.v1.TrackedStatus.kind:type_name -> vrrpkit.v1.TrackerKind
-	27, // 6: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
+	31, // 6: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
 	9,  // 7: vrrpkit.v1.HealthEvent.snapshot:type_name -> vrrpkit.v1.HealthSnapshot
 	10, // 8: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
 	10, // 9: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
 	0,  // 10: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
-	27, // 11: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
-	27, // 12: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
+	31, // 11: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
+	31, // 12: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
 	1,  // 13: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
-	28, // 14: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
+	32, // 14: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
 	14, // 15: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
-	27, // 16: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
+	31, // 16: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
 	18, // 17: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
 	20, // 18: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
 	21, // 19: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
 	17, // 20: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
 	19, // 21: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
-	26, // 22: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
-	26, // 23: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
-	26, // 24: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
-	27, // 25: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
+	30, // 22: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
+	30, // 23: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
+	30, // 24: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
+	31, // 25: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
 	24, // 26: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
 	25, // 27: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
 	5,  // 28: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	27, // 29: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	27, // 30: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
-	27, // 31: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
-	29, // 32: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	3,  // 33: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
-	15, // 34: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
-	29, // 35: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	7,  // 36: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
-	11, // 37: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
-	22, // 38: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
-	2,  // 39: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	4,  // 40: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
-	16, // 41: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
-	2,  // 42: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	8,  // 43: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
-	12, // 44: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
-	23, // 45: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
-	39, // [39:46] is the sub-list for method output_type
-	32, // [32:39] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	31, // 29: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	31, // 30: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
+	31, // 31: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
+	28, // 32: vrrpkit.v1.ReloadResponse.plan:type_name -> vrrpkit.v1.ReloadPlan
+	29, // 33: vrrpkit.v1.ReloadPlan.items:type_name -> vrrpkit.v1.PlanItem
+	33, // 34: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	3,  // 35: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
+	15, // 36: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
+	33, // 37: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	7,  // 38: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
+	11, // 39: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
+	22, // 40: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
+	26, // 41: vrrpkit.v1.Supervisor.Reload:input_type -> vrrpkit.v1.ReloadRequest
+	2,  // 42: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	4,  // 43: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
+	16, // 44: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
+	2,  // 45: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	8,  // 46: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
+	12, // 47: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
+	23, // 48: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
+	27, // 49: vrrpkit.v1.Supervisor.Reload:output_type -> vrrpkit.v1.ReloadResponse
+	42, // [42:50] is the sub-list for method output_type
+	34, // [34:42] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_control_proto_init() }
@@ -2338,7 +2664,7 @@ func file_vrrpkit_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_control_proto_rawDesc), len(file_vrrpkit_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

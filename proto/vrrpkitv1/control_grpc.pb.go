@@ -516,6 +516,7 @@ var ScriptRunner_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Supervisor_Status_FullMethodName = "/vrrpkit.v1.Supervisor/Status"
+	Supervisor_Reload_FullMethodName = "/vrrpkit.v1.Supervisor/Reload"
 )
 
 // SupervisorClient is the client API for Supervisor service.
@@ -527,6 +528,11 @@ type SupervisorClient interface {
 	// Status reports the supervisor, its children and (through vrrpd) the
 	// instances. Open to the configured status group.
 	Status(ctx context.Context, in *SupervisorStatusRequest, opts ...grpc.CallOption) (*SupervisorStatusResponse, error)
+	// Reload re-reads the configuration file, as SIGHUP does, and applies it
+	// as the next generation; with dry_run it only reports what applying it
+	// would do (pkg/plan) and changes nothing. Reloads never overlap: one
+	// waits for the one before it. Root only.
+	Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResponse, error)
 }
 
 type supervisorClient struct {
@@ -547,6 +553,16 @@ func (c *supervisorClient) Status(ctx context.Context, in *SupervisorStatusReque
 	return out, nil
 }
 
+func (c *supervisorClient) Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReloadResponse)
+	err := c.cc.Invoke(ctx, Supervisor_Reload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SupervisorServer is the server API for Supervisor service.
 // All implementations must embed UnimplementedSupervisorServer
 // for forward compatibility.
@@ -556,6 +572,11 @@ type SupervisorServer interface {
 	// Status reports the supervisor, its children and (through vrrpd) the
 	// instances. Open to the configured status group.
 	Status(context.Context, *SupervisorStatusRequest) (*SupervisorStatusResponse, error)
+	// Reload re-reads the configuration file, as SIGHUP does, and applies it
+	// as the next generation; with dry_run it only reports what applying it
+	// would do (pkg/plan) and changes nothing. Reloads never overlap: one
+	// waits for the one before it. Root only.
+	Reload(context.Context, *ReloadRequest) (*ReloadResponse, error)
 	mustEmbedUnimplementedSupervisorServer()
 }
 
@@ -568,6 +589,9 @@ type UnimplementedSupervisorServer struct{}
 
 func (UnimplementedSupervisorServer) Status(context.Context, *SupervisorStatusRequest) (*SupervisorStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedSupervisorServer) Reload(context.Context, *ReloadRequest) (*ReloadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
 }
 func (UnimplementedSupervisorServer) mustEmbedUnimplementedSupervisorServer() {}
 func (UnimplementedSupervisorServer) testEmbeddedByValue()                    {}
@@ -608,6 +632,24 @@ func _Supervisor_Status_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Supervisor_Reload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReloadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupervisorServer).Reload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Supervisor_Reload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupervisorServer).Reload(ctx, req.(*ReloadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Supervisor_ServiceDesc is the grpc.ServiceDesc for Supervisor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -618,6 +660,10 @@ var Supervisor_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Supervisor_Status_Handler,
+		},
+		{
+			MethodName: "Reload",
+			Handler:    _Supervisor_Reload_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

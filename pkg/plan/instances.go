@@ -1,4 +1,4 @@
-package vrrpd
+package plan
 
 import (
 	"google.golang.org/protobuf/proto"
@@ -7,10 +7,11 @@ import (
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
-// Plan is what applying a snapshot does to the running instances, matched
-// by name. It is a pure value: MakePlan computes it without touching
-// anything, so it is table-tested and can be shown before it is applied.
-type Plan struct {
+// InstancePlan is what applying a snapshot does to the running instances,
+// matched by name. It is a pure value: Instances computes it without
+// touching anything, so it is table-tested and can be shown before it is
+// applied (vrrpctl reload --dry-run) and then applied as shown (vrrpd).
+type InstancePlan struct {
 	Added     []string // in the snapshot's order
 	Removed   []string // in the running order
 	Changed   []Change // in the snapshot's order
@@ -77,10 +78,10 @@ var inPlaceIf = map[protoreflect.Name]func(a, b *pb.VrrpInstance) bool{
 	},
 }
 
-// MakePlan compares the running instances (in their order) with a
+// Instances compares the running instances (in their order) with a
 // snapshot's.
-func MakePlan(running, next []*pb.VrrpInstance) Plan {
-	var p Plan
+func Instances(running, next []*pb.VrrpInstance) InstancePlan {
+	var p InstancePlan
 	old := make(map[string]*pb.VrrpInstance, len(running))
 	for _, c := range running {
 		old[c.GetName()] = c

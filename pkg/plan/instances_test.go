@@ -1,4 +1,4 @@
-package vrrpd
+package plan
 
 import (
 	"reflect"
@@ -10,9 +10,14 @@ import (
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
-func TestMakePlan(t *testing.T) {
+func TestInstances(t *testing.T) {
 	named := func(name string, f func(*pb.VrrpInstance)) *pb.VrrpInstance {
-		c := vi1()
+		c := &pb.VrrpInstance{
+			Name: "VI_1", DefinedAt: "keepalived.conf:1", Interface: "eth0", Vrid: 51, Priority: 100, Version: 3,
+			AdvertInt:        durationpb.New(time.Second),
+			VirtualIpaddress: []*pb.VirtualAddress{{Prefix: "192.0.2.100/32"}},
+			Garp:             &pb.GarpSettings{MasterRepeat: 5, MasterDelay: durationpb.New(5 * time.Second), LowerPrioRepeat: 2},
+		}
 		c.Name = name
 		if f != nil {
 			f(c)
@@ -22,46 +27,46 @@ func TestMakePlan(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
 		running, next []*pb.VrrpInstance
-		want          Plan
+		want          InstancePlan
 	}{
-		{"first", nil, []*pb.VrrpInstance{named("A", nil), named("B", nil)}, Plan{Added: []string{"A", "B"}}},
-		{"same", []*pb.VrrpInstance{named("A", nil)}, []*pb.VrrpInstance{named("A", nil)}, Plan{Unchanged: []string{"A"}}},
+		{"first", nil, []*pb.VrrpInstance{named("A", nil), named("B", nil)}, InstancePlan{Added: []string{"A", "B"}}},
+		{"same", []*pb.VrrpInstance{named("A", nil)}, []*pb.VrrpInstance{named("A", nil)}, InstancePlan{Unchanged: []string{"A"}}},
 		{"removed", []*pb.VrrpInstance{named("A", nil), named("B", nil)}, []*pb.VrrpInstance{named("B", nil)},
-			Plan{Removed: []string{"A"}, Unchanged: []string{"B"}}},
+			InstancePlan{Removed: []string{"A"}, Unchanged: []string{"B"}}},
 		{"vip in place", []*pb.VrrpInstance{named("A", nil)},
 			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) {
 				c.VirtualIpaddress = append(c.VirtualIpaddress, &pb.VirtualAddress{Prefix: "192.0.2.7/32"})
 			})},
-			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "virtual_ipaddress", InPlace: true}}}}}},
+			InstancePlan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "virtual_ipaddress", InPlace: true}}}}}},
 		{"advert_int in place", []*pb.VrrpInstance{named("A", nil)},
 			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) { c.AdvertInt = durationpb.New(2 * time.Second) })},
-			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "advert_int", InPlace: true}}}}}},
+			InstancePlan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "advert_int", InPlace: true}}}}}},
 		{"mixed, field order", []*pb.VrrpInstance{named("A", nil)},
 			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) {
 				c.Garp = nil
 				c.Priority = 90
 				c.DefinedAt = "other.conf:3"
 			})},
-			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{
+			InstancePlan{Changed: []Change{{Name: "A", Fields: []FieldChange{
 				{Field: "defined_at", InPlace: true}, {Field: "priority", InPlace: true}, {Field: "garp", InPlace: true}}}}}},
 		{"becoming the owner restarts", []*pb.VrrpInstance{named("A", nil)},
 			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) { c.Priority = 255 })},
-			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "priority"}}, Restart: true}}}},
+			InstancePlan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "priority"}}, Restart: true}}}},
 		{"vrid restarts", []*pb.VrrpInstance{named("A", nil)},
 			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) { c.Vrid = 99 })},
-			Plan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "vrid"}}, Restart: true}}}},
+			InstancePlan{Changed: []Change{{Name: "A", Fields: []FieldChange{{Field: "vrid"}}, Restart: true}}}},
 		{"unicast peers in place, multicast to unicast restarts",
 			[]*pb.VrrpInstance{named("A", func(c *pb.VrrpInstance) { c.UnicastPeer = []string{"192.0.2.2"} }), named("B", nil)},
 			[]*pb.VrrpInstance{
 				named("A", func(c *pb.VrrpInstance) { c.UnicastPeer = []string{"192.0.2.3"} }),
 				named("B", func(c *pb.VrrpInstance) { c.UnicastPeer = []string{"192.0.2.3"} })},
-			Plan{Changed: []Change{
+			InstancePlan{Changed: []Change{
 				{Name: "A", Fields: []FieldChange{{Field: "unicast_peer", InPlace: true}}},
 				{Name: "B", Fields: []FieldChange{{Field: "unicast_peer"}}, Restart: true}}}},
 		{"renamed is removed and added", []*pb.VrrpInstance{named("A", nil)}, []*pb.VrrpInstance{named("B", nil)},
-			Plan{Added: []string{"B"}, Removed: []string{"A"}}},
+			InstancePlan{Added: []string{"B"}, Removed: []string{"A"}}},
 	} {
-		if got := MakePlan(tc.running, tc.next); !reflect.DeepEqual(got, tc.want) {
+		if got := Instances(tc.running, tc.next); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.want)
 		}
 	}
