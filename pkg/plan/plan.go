@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/lvs"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
@@ -154,6 +155,9 @@ func fieldValue(m protoreflect.Message, fd protoreflect.FieldDescriptor) string 
 	}
 	if fd.Kind() != protoreflect.MessageKind && !fd.IsMap() {
 		return fmt.Sprint(m.Get(fd).Interface())
+	}
+	if d, ok := m.Get(fd).Message().Interface().(*durationpb.Duration); ok && !fd.IsMap() {
+		return d.AsDuration().String()
 	}
 	one := m.Type().New()
 	one.Set(fd, m.Get(fd))
