@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
@@ -91,4 +92,27 @@ func (c *control) Status(ctx context.Context, req *pb.SupervisorStatusRequest) (
 		}
 	}
 	return resp, nil
+}
+
+// reloadRequest is one Supervisor.Reload call on its way to pushLoop.
+type reloadRequest struct {
+	dryRun bool
+	reply  chan *pb.ReloadResponse
+}
+
+// Reload: as SIGHUP, or only its plan with dry_run.
+func (c *control) Reload(ctx context.Context, req *pb.ReloadRequest) (*pb.ReloadResponse, error) {
+	r := reloadRequest{dryRun: req.GetDryRun(), reply: make(chan *pb.ReloadResponse, 1)}
+	select {
+	case c.d.reloads <- r:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	select {
+	case resp := <-r.reply:
+		return resp, nil
+	case <-ctx.Done():
+		// The reload goes on; only its caller stopped waiting.
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 }

@@ -153,7 +153,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.runDir, "run-dir", rundir.Default, "`directory` of the supervisor's "+rundir.ControlSocket)
 	pf.BoolVar(&g.json, "json", false, "print JSON (README.md, \"vrrpctl status --json\") instead of text")
 	pf.DurationVar(&g.timeout, "timeout", 3*time.Second, "how long to wait for the supervisor")
-	root.AddCommand(statusCmd(g), genhashCmd(), versionCmd())
+	root.AddCommand(statusCmd(g), reloadCmd(g), genhashCmd(), versionCmd())
 	return root
 }
 
@@ -220,6 +220,18 @@ func versionCmd() *cobra.Command {
 
 // fetchStatus asks the supervisor of dir for its status, within timeout.
 func fetchStatus(ctx context.Context, dir rundir.Dir, timeout time.Duration) (*pb.SupervisorStatusResponse, error) {
+	var st *pb.SupervisorStatusResponse
+	err := callSupervisor(ctx, dir, timeout, "status", func(ctx context.Context, c pb.SupervisorClient) (err error) {
+		st, err = c.Status(ctx, &pb.SupervisorStatusRequest{})
+		return err
+	})
+	return st, err
+}
+
+// callSupervisor dials the supervisor of dir and makes one call (what, for
+// messages), within timeout, turning every way it can fail into a message
+// the user can act on.
+func callSupervisor(ctx context.Context, dir rundir.Dir, timeout time.Duration, what string, call func(context.Context, pb.SupervisorClient) error) error {
 	sock := dir.Control()
 	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
 	defer cancelTimeout()
@@ -255,19 +267,18 @@ func fetchStatus(ctx context.Context, dir rundir.Dir, timeout time.Duration) (*p
 	conn, err := ipc.Dial(ctx, sock, grpc.WithContextDialer(dial))
 	if err != nil {
 		if e := explain(err); e != nil {
-			return nil, e
+			return e
 		}
-		return nil, fmt.Errorf("connecting to the supervisor at %s: %w", sock, err)
+		return fmt.Errorf("connecting to the supervisor at %s: %w", sock, err)
 	}
 	defer conn.Close()
-	st, err := pb.NewSupervisorClient(conn).Status(ctx, &pb.SupervisorStatusRequest{})
-	if err != nil {
+	if err := call(ctx, pb.NewSupervisorClient(conn)); err != nil {
 		if e := explain(err); e != nil {
-			return nil, e
+			return e
 		}
-		return nil, fmt.Errorf("status from the supervisor at %s: %s: %s", sock, status.Code(err), status.Convert(err).Message())
+		return fmt.Errorf("%s from the supervisor at %s: %s: %s", what, sock, status.Code(err), status.Convert(err).Message())
 	}
-	return st, nil
+	return nil
 }
 
 // unreachable explains a failed connect(2) to the control socket.

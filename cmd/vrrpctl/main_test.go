@@ -45,7 +45,7 @@ func (f *fakeSupervisor) Status(ctx context.Context, _ *pb.SupervisorStatusReque
 
 // serve runs f on control.sock in a new run directory, as the supervisor
 // does (ipc's listener and server), and returns the directory.
-func serve(t *testing.T, f *fakeSupervisor) string {
+func serve(t *testing.T, f pb.SupervisorServer) string {
 	t.Helper()
 	dir := t.TempDir()
 	l, err := ipc.ListenConfig{Mode: 0o600}.Listen(rundir.Dir(dir).Control())

@@ -146,8 +146,32 @@ func TestInteropReload(t *testing.T) {
 	}
 	mark := len(monOut())
 
-	// Reload 1: one priority, one VIP moved between two masters.
+	// Reload 1: one priority, one VIP moved between two masters. First its
+	// plan (vrrpctl reload --dry-run), which changes nothing.
 	write(reloadConf(kPrefix, map[string]int{"I_2_7": 110}, true, true))
+	dry, err := supervisorReload(vk, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items []string
+	for _, it := range dry.GetPlan().GetItems() {
+		items = append(items, fmt.Sprintf("%s %s %s %v", it.GetSection(), it.GetOp(), it.GetName(), it.GetDetails()))
+	}
+	wantItems := []string{
+		"instance change I_0_1 [virtual_ipaddress: [10.77.0.1/32] -> []]",
+		"instance change I_0_2 [virtual_ipaddress: [10.77.0.2/32] -> [10.77.0.1/32, 10.77.0.2/32]]",
+		"instance change I_2_7 [priority: 100 -> 110]",
+		"address remove 10.77.0.1/32 [from I_0_1]",
+		"address add 10.77.0.1/32 [on I_0_2]",
+	}
+	if !dry.GetAccepted() || dry.GetGeneration() != 2 || strings.Join(items, "\n") != strings.Join(wantItems, "\n") ||
+		dry.GetPlan().GetInstancesChanged() != 3 || dry.GetPlan().GetInstancesUnchanged() != uint32(total-3) {
+		t.Fatalf("dry run: accepted %v generation %d plan %v\nitems:\n%s\nwant:\n%s", dry.GetAccepted(), dry.GetGeneration(),
+			dry.GetPlan(), strings.Join(items, "\n"), strings.Join(wantItems, "\n"))
+	}
+	if st, err := vk.Status(); err != nil || st.GetGeneration() != 1 {
+		t.Fatalf("after a dry run vrrpd runs generation %d (%v), want 1", st.GetGeneration(), err)
+	}
 	sighup := time.Now()
 	if err := vk.Proc().Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -230,11 +254,16 @@ func TestInteropReload(t *testing.T) {
 		t.Errorf("VI_K's VIP left eth0 after a refused reload")
 	}
 
-	// Reload 3: VI_K removed: priority 0, keepalived within Skew_Time.
+	// Reload 3, by vrrpctl reload (Supervisor.Reload): VI_K removed:
+	// priority 0, keepalived within Skew_Time.
 	write(reloadConf(kPrefix, nil, true, false))
 	sighup = time.Now()
-	if err := vk.Proc().Signal(syscall.SIGHUP); err != nil {
+	resp, err := supervisorReload(vk, false)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !resp.GetAccepted() || resp.GetGeneration() != 3 || resp.GetPlan().GetInstancesRemoved() != 1 {
+		t.Fatalf("reload: %v", resp)
 	}
 	waitState(t, ka, "VI_K", "MASTER", 10*time.Second)
 	took := time.Since(sighup)
@@ -284,4 +313,16 @@ func supervisorStatus(r *vrrpkitRouter) (*pb.SupervisorStatusResponse, error) {
 	}
 	defer conn.Close()
 	return pb.NewSupervisorClient(conn).Status(ctx, &pb.SupervisorStatusRequest{})
+}
+
+// supervisorReload calls Supervisor.Reload, as vrrpctl reload does.
+func supervisorReload(r *vrrpkitRouter, dryRun bool) (*pb.ReloadResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := ipc.Dial(ctx, rundir.Dir(r.runDir).Control())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return pb.NewSupervisorClient(conn).Reload(ctx, &pb.ReloadRequest{DryRun: dryRun})
 }

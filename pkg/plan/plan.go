@@ -132,6 +132,9 @@ func messageDiff(a, b proto.Message) []string {
 }
 
 func fieldValue(m protoreflect.Message, fd protoreflect.FieldDescriptor) string {
+	if !m.Has(fd) && fd.IsList() {
+		return "[]"
+	}
 	if !m.Has(fd) {
 		return "-"
 	}
@@ -414,37 +417,6 @@ func destDiff(a, b lvs.Destination) []string {
 	add("tunnel_port", a.TunnelPort, b.TunnelPort)
 	add("tunnel_flags", a.TunnelFlags, b.TunnelFlags)
 	return d
-}
-
-// Text renders the plan for people, one line per item, grouped by section:
-//
-//	instance change I_2_7: priority: 100 -> 110
-//	address  add    10.77.0.1/32 on I_0_2
-//
-// and a summary line first.
-func (p Plan) Text() string {
-	var b strings.Builder
-	c := p.counts()
-	fmt.Fprintf(&b, "instances: %d added, %d removed, %d changed in place, %d restarted, %d unchanged\n",
-		c.added, c.removed, c.inPlace, c.restarted, c.unchanged)
-	if len(p.Items) == 0 {
-		b.WriteString("nothing else changes\n")
-	}
-	for _, it := range p.Items {
-		fmt.Fprintf(&b, "%-18s %-7s %s", it.Section, it.Op, it.Name)
-		switch {
-		case len(it.Details) == 1 && (it.Section == "address" || it.Op == Add):
-			fmt.Fprintf(&b, " %s\n", it.Details[0])
-		case len(it.Details) > 0:
-			b.WriteString(":\n")
-			for _, d := range it.Details {
-				fmt.Fprintf(&b, "%-26s %s\n", "", d)
-			}
-		default:
-			b.WriteString("\n")
-		}
-	}
-	return b.String()
 }
 
 type instanceCounts struct{ added, removed, inPlace, restarted, unchanged int }

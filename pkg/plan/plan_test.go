@@ -4,9 +4,11 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vrrpkit/vrrpkit/pkg/config"
+	"github.com/vrrpkit/vrrpkit/pkg/ctlview"
 	"github.com/vrrpkit/vrrpkit/pkg/snapshot"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
@@ -139,11 +141,21 @@ func build(t *testing.T, text string, gen uint64) *pb.ConfigSnapshot {
 	return snapshot.Build(cfg, "keepalived.conf", gen)
 }
 
+// text is the plan as vrrpctl reload --dry-run prints it.
+func text(t *testing.T, p Plan) string {
+	t.Helper()
+	var b strings.Builder
+	if err := ctlview.WriteReloadText(&b, ctlview.ReloadFromProto(&pb.ReloadResponse{Accepted: true, DryRun: true, Generation: 2, Plan: p.Proto()})); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
 // TestPlanGolden: the plan of one reload that touches every section, as
 // `vrrpctl reload --dry-run` prints it.
 func TestPlanGolden(t *testing.T) {
 	p := Make(build(t, before, 1), build(t, after, 2))
-	got := p.Text()
+	got := text(t, p)
 	path := filepath.Join("testdata", "plan.golden")
 	if *update {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
@@ -167,7 +179,7 @@ func TestPlanGolden(t *testing.T) {
 func TestPlanSameFile(t *testing.T) {
 	p := Make(build(t, before, 1), build(t, "\n\n"+before, 2))
 	if len(p.Items) != 0 || p.counts().unchanged != 3 {
-		t.Errorf("same file, shifted by two lines:\n%s", p.Text())
+		t.Errorf("same file, shifted by two lines:\n%s", text(t, p))
 	}
 }
 
@@ -175,6 +187,6 @@ func TestPlanSameFile(t *testing.T) {
 func TestPlanFirst(t *testing.T) {
 	p := Make(nil, build(t, before, 1))
 	if len(p.Instances.Added) != 3 || p.Items[0].Op != Add {
-		t.Errorf("first plan:\n%s", p.Text())
+		t.Errorf("first plan:\n%s", text(t, p))
 	}
 }
