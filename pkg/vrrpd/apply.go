@@ -296,6 +296,7 @@ func (e *Engine) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		}
 		st.FaultReasons = append(st.FaultReasons, in.faults...)
 		st.Tracking = in.trackingStatus()
+		st.Peers = in.peersPB() // peers.go
 		if in.group != nil {
 			st.SyncGroup = in.group.cfg.GetName()
 		}
@@ -317,6 +318,7 @@ func (in *instance) countersPB() *pb.InstanceCounters {
 		SendErrors:               c.sendErrors,
 		LowerPriorityMasterHeard: stats.LowerPriorityMastersHeard,
 		ResumedLate:              stats.ResumedLate,
+		OtherMasterHeard:         c.otherMaster,
 	}
 	drops := c.drops
 	// The state machine counts VRRPv2 interval mismatches itself.

@@ -372,23 +372,27 @@ func (e *Engine) handleRxLocked(ev *rxEvent) {
 	}
 	if in == nil {
 		cands[0].drop(vrrp.DropUnknownPeer)
-		return
-	}
-	if ev.drop != 0 {
-		in.drop(ev.drop)
+		cands[0].droppedLocked(ev.rx.Src, vrrp.DropUnknownPeer, ev.at) // peers.go
 		return
 	}
 	if ev.rx.Src == in.src {
 		return // our own advert, looped back by a unicast peer list
 	}
+	if ev.drop != 0 {
+		in.drop(ev.drop)
+		in.droppedLocked(ev.rx.Src, ev.drop, ev.at)
+		return
+	}
 	drop, mismatch := in.checks.Check(&ev.rx)
 	if drop != 0 {
 		in.drop(drop)
+		in.droppedLocked(ev.rx.Src, drop, ev.at)
 		return
 	}
 	if mismatch != 0 {
 		in.drop(mismatch) // counted, and accepted as keepalived does
 	}
+	in.heardLocked(&ev.rx, ev.interval, mismatch, ev.at)
 	in.counters.rxAdverts++
 	if ev.rx.Priority == 0 {
 		in.counters.rxPrio0++

@@ -347,8 +347,11 @@ type InstanceStatus struct {
 	// Why it is in FAULT (tracked interface or script names), if it is.
 	FaultReasons []string `protobuf:"bytes,10,rep,name=fault_reasons,json=faultReasons,proto3" json:"fault_reasons,omitempty"`
 	// Every tracker of the instance (and of its sync group) and what it adds.
-	Tracking      []*TrackedStatus `protobuf:"bytes,13,rep,name=tracking,proto3" json:"tracking,omitempty"`
-	SyncGroup     string           `protobuf:"bytes,14,opt,name=sync_group,json=syncGroup,proto3" json:"sync_group,omitempty"`
+	Tracking  []*TrackedStatus `protobuf:"bytes,13,rep,name=tracking,proto3" json:"tracking,omitempty"`
+	SyncGroup string           `protobuf:"bytes,14,opt,name=sync_group,json=syncGroup,proto3" json:"sync_group,omitempty"`
+	// Every other router heard on this instance's VRID (up to 32, the most
+	// recently heard), with what it advertises and what of it was dropped.
+	Peers         []*PeerStatus `protobuf:"bytes,15,rep,name=peers,proto3" json:"peers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -474,6 +477,123 @@ func (x *InstanceStatus) GetSyncGroup() string {
 	return ""
 }
 
+func (x *InstanceStatus) GetPeers() []*PeerStatus {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+// PeerStatus is another router heard on an instance's VRID.
+type PeerStatus struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// In its last advert (0: it was stepping down).
+	Priority uint32 `protobuf:"varint,2,opt,name=priority,proto3" json:"priority,omitempty"`
+	// The interval in its last advert (VRRPv3 Max Adver Int, VRRPv2 Adver
+	// Int).
+	AdvertInterval *durationpb.Duration   `protobuf:"bytes,3,opt,name=advert_interval,json=advertInterval,proto3" json:"advert_interval,omitempty"`
+	FirstHeard     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=first_heard,json=firstHeard,proto3" json:"first_heard,omitempty"`
+	LastHeard      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_heard,json=lastHeard,proto3" json:"last_heard,omitempty"`
+	// Adverts accepted from it.
+	Adverts uint64 `protobuf:"varint,6,opt,name=adverts,proto3" json:"adverts,omitempty"`
+	// Adverts from it dropped or flagged, by reason (authentication or
+	// interval mismatch, not in unicast_peer, ...): a router configured
+	// otherwise than this one.
+	Drops []*DropCount `protobuf:"bytes,7,rep,name=drops,proto3" json:"drops,omitempty"`
+	// Adverts it sent (priority above 0) while this router was MASTER: two
+	// masters at once. Rising means a split brain.
+	HeardWhileMaster uint64 `protobuf:"varint,8,opt,name=heard_while_master,json=heardWhileMaster,proto3" json:"heard_while_master,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PeerStatus) Reset() {
+	*x = PeerStatus{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerStatus) ProtoMessage() {}
+
+func (x *PeerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
+func (*PeerStatus) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PeerStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *PeerStatus) GetPriority() uint32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetAdvertInterval() *durationpb.Duration {
+	if x != nil {
+		return x.AdvertInterval
+	}
+	return nil
+}
+
+func (x *PeerStatus) GetFirstHeard() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstHeard
+	}
+	return nil
+}
+
+func (x *PeerStatus) GetLastHeard() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastHeard
+	}
+	return nil
+}
+
+func (x *PeerStatus) GetAdverts() uint64 {
+	if x != nil {
+		return x.Adverts
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetDrops() []*DropCount {
+	if x != nil {
+		return x.Drops
+	}
+	return nil
+}
+
+func (x *PeerStatus) GetHeardWhileMaster() uint64 {
+	if x != nil {
+		return x.HeardWhileMaster
+	}
+	return 0
+}
+
 // TrackedStatus is one tracker as an instance sees it.
 type TrackedStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -492,7 +612,7 @@ type TrackedStatus struct {
 
 func (x *TrackedStatus) Reset() {
 	*x = TrackedStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +624,7 @@ func (x *TrackedStatus) String() string {
 func (*TrackedStatus) ProtoMessage() {}
 
 func (x *TrackedStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +637,7 @@ func (x *TrackedStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackedStatus.ProtoReflect.Descriptor instead.
 func (*TrackedStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TrackedStatus) GetKind() TrackerKind {
@@ -570,7 +690,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +702,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +715,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 // HealthEvent is one message of Checkerd.Health.
@@ -617,7 +737,7 @@ type HealthEvent struct {
 
 func (x *HealthEvent) Reset() {
 	*x = HealthEvent{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +749,7 @@ func (x *HealthEvent) String() string {
 func (*HealthEvent) ProtoMessage() {}
 
 func (x *HealthEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +762,7 @@ func (x *HealthEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthEvent.ProtoReflect.Descriptor instead.
 func (*HealthEvent) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HealthEvent) GetSeq() uint64 {
@@ -716,7 +836,7 @@ type HealthSnapshot struct {
 
 func (x *HealthSnapshot) Reset() {
 	*x = HealthSnapshot{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +848,7 @@ func (x *HealthSnapshot) String() string {
 func (*HealthSnapshot) ProtoMessage() {}
 
 func (x *HealthSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +861,7 @@ func (x *HealthSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthSnapshot.ProtoReflect.Descriptor instead.
 func (*HealthSnapshot) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HealthSnapshot) GetResults() []*TrackerResult {
@@ -781,7 +901,7 @@ type TrackerResult struct {
 
 func (x *TrackerResult) Reset() {
 	*x = TrackerResult{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +913,7 @@ func (x *TrackerResult) String() string {
 func (*TrackerResult) ProtoMessage() {}
 
 func (x *TrackerResult) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +926,7 @@ func (x *TrackerResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackerResult.ProtoReflect.Descriptor instead.
 func (*TrackerResult) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TrackerResult) GetKind() TrackerKind {
@@ -879,7 +999,7 @@ type RunScriptRequest struct {
 
 func (x *RunScriptRequest) Reset() {
 	*x = RunScriptRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1011,7 @@ func (x *RunScriptRequest) String() string {
 func (*RunScriptRequest) ProtoMessage() {}
 
 func (x *RunScriptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1024,7 @@ func (x *RunScriptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunScriptRequest.ProtoReflect.Descriptor instead.
 func (*RunScriptRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RunScriptRequest) GetGeneration() uint64 {
@@ -945,7 +1065,7 @@ type RunScriptResponse struct {
 
 func (x *RunScriptResponse) Reset() {
 	*x = RunScriptResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1077,7 @@ func (x *RunScriptResponse) String() string {
 func (*RunScriptResponse) ProtoMessage() {}
 
 func (x *RunScriptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1090,7 @@ func (x *RunScriptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunScriptResponse.ProtoReflect.Descriptor instead.
 func (*RunScriptResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RunScriptResponse) GetExitStatus() int32 {
@@ -1036,13 +1156,16 @@ type InstanceCounters struct {
 	// that socket.
 	SocketUnknownVrid uint64 `protobuf:"varint,11,opt,name=socket_unknown_vrid,json=socketUnknownVrid,proto3" json:"socket_unknown_vrid,omitempty"`
 	SocketBadPackets  uint64 `protobuf:"varint,12,opt,name=socket_bad_packets,json=socketBadPackets,proto3" json:"socket_bad_packets,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Adverts from another master (priority above 0) while this one was
+	// MASTER, whatever their priority: the split-brain counter.
+	OtherMasterHeard uint64 `protobuf:"varint,13,opt,name=other_master_heard,json=otherMasterHeard,proto3" json:"other_master_heard,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *InstanceCounters) Reset() {
 	*x = InstanceCounters{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1177,7 @@ func (x *InstanceCounters) String() string {
 func (*InstanceCounters) ProtoMessage() {}
 
 func (x *InstanceCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1190,7 @@ func (x *InstanceCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceCounters.ProtoReflect.Descriptor instead.
 func (*InstanceCounters) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InstanceCounters) GetAdvertsSent() uint64 {
@@ -1154,6 +1277,13 @@ func (x *InstanceCounters) GetSocketBadPackets() uint64 {
 	return 0
 }
 
+func (x *InstanceCounters) GetOtherMasterHeard() uint64 {
+	if x != nil {
+		return x.OtherMasterHeard
+	}
+	return 0
+}
+
 // DropCount is the number of received packets dropped for one reason.
 type DropCount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1165,7 +1295,7 @@ type DropCount struct {
 
 func (x *DropCount) Reset() {
 	*x = DropCount{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1307,7 @@ func (x *DropCount) String() string {
 func (*DropCount) ProtoMessage() {}
 
 func (x *DropCount) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1320,7 @@ func (x *DropCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCount.ProtoReflect.Descriptor instead.
 func (*DropCount) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DropCount) GetReason() string {
@@ -1215,7 +1345,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1357,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1370,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 // VrrpEvent is one message of Vrrpd.Events.
@@ -1264,7 +1394,7 @@ type VrrpEvent struct {
 
 func (x *VrrpEvent) Reset() {
 	*x = VrrpEvent{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1406,7 @@ func (x *VrrpEvent) String() string {
 func (*VrrpEvent) ProtoMessage() {}
 
 func (x *VrrpEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1419,7 @@ func (x *VrrpEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VrrpEvent.ProtoReflect.Descriptor instead.
 func (*VrrpEvent) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VrrpEvent) GetSeq() uint64 {
@@ -1401,7 +1531,7 @@ type LowerPriorityMaster struct {
 
 func (x *LowerPriorityMaster) Reset() {
 	*x = LowerPriorityMaster{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1543,7 @@ func (x *LowerPriorityMaster) String() string {
 func (*LowerPriorityMaster) ProtoMessage() {}
 
 func (x *LowerPriorityMaster) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1556,7 @@ func (x *LowerPriorityMaster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LowerPriorityMaster.ProtoReflect.Descriptor instead.
 func (*LowerPriorityMaster) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LowerPriorityMaster) GetInstance() string {
@@ -1468,7 +1598,7 @@ type EventSnapshot struct {
 
 func (x *EventSnapshot) Reset() {
 	*x = EventSnapshot{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1610,7 @@ func (x *EventSnapshot) String() string {
 func (*EventSnapshot) ProtoMessage() {}
 
 func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1623,7 @@ func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventSnapshot.ProtoReflect.Descriptor instead.
 func (*EventSnapshot) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EventSnapshot) GetInstances() []*InstanceState {
@@ -1516,7 +1646,7 @@ type InstanceState struct {
 
 func (x *InstanceState) Reset() {
 	*x = InstanceState{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1658,7 @@ func (x *InstanceState) String() string {
 func (*InstanceState) ProtoMessage() {}
 
 func (x *InstanceState) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1671,7 @@ func (x *InstanceState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceState.ProtoReflect.Descriptor instead.
 func (*InstanceState) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *InstanceState) GetName() string {
@@ -1589,7 +1719,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1731,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1744,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StateTransition) GetInstance() string {
@@ -1667,7 +1797,7 @@ type AddressChange struct {
 
 func (x *AddressChange) Reset() {
 	*x = AddressChange{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1809,7 @@ func (x *AddressChange) String() string {
 func (*AddressChange) ProtoMessage() {}
 
 func (x *AddressChange) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1822,7 @@ func (x *AddressChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddressChange.ProtoReflect.Descriptor instead.
 func (*AddressChange) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AddressChange) GetInstance() string {
@@ -1733,7 +1863,7 @@ type SupervisorStatusRequest struct {
 
 func (x *SupervisorStatusRequest) Reset() {
 	*x = SupervisorStatusRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1875,7 @@ func (x *SupervisorStatusRequest) String() string {
 func (*SupervisorStatusRequest) ProtoMessage() {}
 
 func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1888,7 @@ func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusRequest.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SupervisorStatusRequest) GetInstances() []string {
@@ -1788,7 +1918,7 @@ type SupervisorStatusResponse struct {
 
 func (x *SupervisorStatusResponse) Reset() {
 	*x = SupervisorStatusResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1930,7 @@ func (x *SupervisorStatusResponse) String() string {
 func (*SupervisorStatusResponse) ProtoMessage() {}
 
 func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1943,7 @@ func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusResponse.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SupervisorStatusResponse) GetGeneration() uint64 {
@@ -1882,7 +2012,7 @@ type ReloadFailure struct {
 
 func (x *ReloadFailure) Reset() {
 	*x = ReloadFailure{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2024,7 @@ func (x *ReloadFailure) String() string {
 func (*ReloadFailure) ProtoMessage() {}
 
 func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2037,7 @@ func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadFailure.ProtoReflect.Descriptor instead.
 func (*ReloadFailure) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReloadFailure) GetAt() *timestamppb.Timestamp {
@@ -1944,7 +2074,7 @@ type ChildStatus struct {
 
 func (x *ChildStatus) Reset() {
 	*x = ChildStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2086,7 @@ func (x *ChildStatus) String() string {
 func (*ChildStatus) ProtoMessage() {}
 
 func (x *ChildStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2099,7 @@ func (x *ChildStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildStatus.ProtoReflect.Descriptor instead.
 func (*ChildStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ChildStatus) GetName() string {
@@ -2030,7 +2160,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2042,7 +2172,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2055,7 +2185,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{24}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReloadRequest) GetDryRun() bool {
@@ -2084,7 +2214,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2226,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2239,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{25}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReloadResponse) GetAccepted() bool {
@@ -2171,7 +2301,7 @@ type ReloadPlan struct {
 
 func (x *ReloadPlan) Reset() {
 	*x = ReloadPlan{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2183,7 +2313,7 @@ func (x *ReloadPlan) String() string {
 func (*ReloadPlan) ProtoMessage() {}
 
 func (x *ReloadPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2196,7 +2326,7 @@ func (x *ReloadPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPlan.ProtoReflect.Descriptor instead.
 func (*ReloadPlan) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{26}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReloadPlan) GetInstancesAdded() uint32 {
@@ -2258,7 +2388,7 @@ type PlanItem struct {
 
 func (x *PlanItem) Reset() {
 	*x = PlanItem{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2400,7 @@ func (x *PlanItem) String() string {
 func (*PlanItem) ProtoMessage() {}
 
 func (x *PlanItem) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2413,7 @@ func (x *PlanItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanItem.ProtoReflect.Descriptor instead.
 func (*PlanItem) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{27}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PlanItem) GetSection() string {
@@ -2335,7 +2465,7 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x128\n" +
-	"\tinstances\x18\x02 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\"\x94\x04\n" +
+	"\tinstances\x18\x02 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\"\xc2\x04\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.vrrpkit.v1.VrrpStateR\x05state\x12\x1a\n" +
@@ -2353,7 +2483,20 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	" \x03(\tR\ffaultReasons\x125\n" +
 	"\btracking\x18\r \x03(\v2\x19.vrrpkit.v1.TrackedStatusR\btracking\x12\x1d\n" +
 	"\n" +
-	"sync_group\x18\x0e \x01(\tR\tsyncGroupJ\x04\b\x06\x10\a\"\xa6\x01\n" +
+	"sync_group\x18\x0e \x01(\tR\tsyncGroup\x12,\n" +
+	"\x05peers\x18\x0f \x03(\v2\x16.vrrpkit.v1.PeerStatusR\x05peersJ\x04\b\x06\x10\a\"\xf3\x02\n" +
+	"\n" +
+	"PeerStatus\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1a\n" +
+	"\bpriority\x18\x02 \x01(\rR\bpriority\x12B\n" +
+	"\x0fadvert_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0eadvertInterval\x12;\n" +
+	"\vfirst_heard\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"firstHeard\x129\n" +
+	"\n" +
+	"last_heard\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastHeard\x12\x18\n" +
+	"\aadverts\x18\x06 \x01(\x04R\aadverts\x12+\n" +
+	"\x05drops\x18\a \x03(\v2\x15.vrrpkit.v1.DropCountR\x05drops\x12,\n" +
+	"\x12heard_while_master\x18\b \x01(\x04R\x10heardWhileMaster\"\xa6\x01\n" +
 	"\rTrackedStatus\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.vrrpkit.v1.TrackerKindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2396,7 +2539,7 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\x06signal\x18\x02 \x01(\x05R\x06signal\x12\x1b\n" +
 	"\ttimed_out\x18\x03 \x01(\bR\btimedOut\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x125\n" +
-	"\bduration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xa0\x04\n" +
+	"\bduration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xce\x04\n" +
 	"\x10InstanceCounters\x12!\n" +
 	"\fadverts_sent\x18\x01 \x01(\x04R\vadvertsSent\x12)\n" +
 	"\x10adverts_received\x18\x02 \x01(\x04R\x0fadvertsReceived\x12,\n" +
@@ -2411,7 +2554,8 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\x05drops\x18\n" +
 	" \x03(\v2\x15.vrrpkit.v1.DropCountR\x05drops\x12.\n" +
 	"\x13socket_unknown_vrid\x18\v \x01(\x04R\x11socketUnknownVrid\x12,\n" +
-	"\x12socket_bad_packets\x18\f \x01(\x04R\x10socketBadPackets\"9\n" +
+	"\x12socket_bad_packets\x18\f \x01(\x04R\x10socketBadPackets\x12,\n" +
+	"\x12other_master_heard\x18\r \x01(\x04R\x10otherMasterHeard\"9\n" +
 	"\tDropCount\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\"\x0f\n" +
@@ -2546,7 +2690,7 @@ func file_vrrpkit_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_vrrpkit_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_vrrpkit_v1_control_proto_goTypes = []any{
 	(TrackerKind)(0),                 // 0: vrrpkit.v1.TrackerKind
 	(ScriptKind)(0),                  // 1: vrrpkit.v1.ScriptKind
@@ -2554,91 +2698,97 @@ var file_vrrpkit_v1_control_proto_goTypes = []any{
 	(*StatusRequest)(nil),            // 3: vrrpkit.v1.StatusRequest
 	(*StatusResponse)(nil),           // 4: vrrpkit.v1.StatusResponse
 	(*InstanceStatus)(nil),           // 5: vrrpkit.v1.InstanceStatus
-	(*TrackedStatus)(nil),            // 6: vrrpkit.v1.TrackedStatus
-	(*HealthRequest)(nil),            // 7: vrrpkit.v1.HealthRequest
-	(*HealthEvent)(nil),              // 8: vrrpkit.v1.HealthEvent
-	(*HealthSnapshot)(nil),           // 9: vrrpkit.v1.HealthSnapshot
-	(*TrackerResult)(nil),            // 10: vrrpkit.v1.TrackerResult
-	(*RunScriptRequest)(nil),         // 11: vrrpkit.v1.RunScriptRequest
-	(*RunScriptResponse)(nil),        // 12: vrrpkit.v1.RunScriptResponse
-	(*InstanceCounters)(nil),         // 13: vrrpkit.v1.InstanceCounters
-	(*DropCount)(nil),                // 14: vrrpkit.v1.DropCount
-	(*EventsRequest)(nil),            // 15: vrrpkit.v1.EventsRequest
-	(*VrrpEvent)(nil),                // 16: vrrpkit.v1.VrrpEvent
-	(*LowerPriorityMaster)(nil),      // 17: vrrpkit.v1.LowerPriorityMaster
-	(*EventSnapshot)(nil),            // 18: vrrpkit.v1.EventSnapshot
-	(*InstanceState)(nil),            // 19: vrrpkit.v1.InstanceState
-	(*StateTransition)(nil),          // 20: vrrpkit.v1.StateTransition
-	(*AddressChange)(nil),            // 21: vrrpkit.v1.AddressChange
-	(*SupervisorStatusRequest)(nil),  // 22: vrrpkit.v1.SupervisorStatusRequest
-	(*SupervisorStatusResponse)(nil), // 23: vrrpkit.v1.SupervisorStatusResponse
-	(*ReloadFailure)(nil),            // 24: vrrpkit.v1.ReloadFailure
-	(*ChildStatus)(nil),              // 25: vrrpkit.v1.ChildStatus
-	(*ReloadRequest)(nil),            // 26: vrrpkit.v1.ReloadRequest
-	(*ReloadResponse)(nil),           // 27: vrrpkit.v1.ReloadResponse
-	(*ReloadPlan)(nil),               // 28: vrrpkit.v1.ReloadPlan
-	(*PlanItem)(nil),                 // 29: vrrpkit.v1.PlanItem
-	(VrrpState)(0),                   // 30: vrrpkit.v1.VrrpState
-	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 32: google.protobuf.Duration
-	(*ConfigSnapshot)(nil),           // 33: vrrpkit.v1.ConfigSnapshot
+	(*PeerStatus)(nil),               // 6: vrrpkit.v1.PeerStatus
+	(*TrackedStatus)(nil),            // 7: vrrpkit.v1.TrackedStatus
+	(*HealthRequest)(nil),            // 8: vrrpkit.v1.HealthRequest
+	(*HealthEvent)(nil),              // 9: vrrpkit.v1.HealthEvent
+	(*HealthSnapshot)(nil),           // 10: vrrpkit.v1.HealthSnapshot
+	(*TrackerResult)(nil),            // 11: vrrpkit.v1.TrackerResult
+	(*RunScriptRequest)(nil),         // 12: vrrpkit.v1.RunScriptRequest
+	(*RunScriptResponse)(nil),        // 13: vrrpkit.v1.RunScriptResponse
+	(*InstanceCounters)(nil),         // 14: vrrpkit.v1.InstanceCounters
+	(*DropCount)(nil),                // 15: vrrpkit.v1.DropCount
+	(*EventsRequest)(nil),            // 16: vrrpkit.v1.EventsRequest
+	(*VrrpEvent)(nil),                // 17: vrrpkit.v1.VrrpEvent
+	(*LowerPriorityMaster)(nil),      // 18: vrrpkit.v1.LowerPriorityMaster
+	(*EventSnapshot)(nil),            // 19: vrrpkit.v1.EventSnapshot
+	(*InstanceState)(nil),            // 20: vrrpkit.v1.InstanceState
+	(*StateTransition)(nil),          // 21: vrrpkit.v1.StateTransition
+	(*AddressChange)(nil),            // 22: vrrpkit.v1.AddressChange
+	(*SupervisorStatusRequest)(nil),  // 23: vrrpkit.v1.SupervisorStatusRequest
+	(*SupervisorStatusResponse)(nil), // 24: vrrpkit.v1.SupervisorStatusResponse
+	(*ReloadFailure)(nil),            // 25: vrrpkit.v1.ReloadFailure
+	(*ChildStatus)(nil),              // 26: vrrpkit.v1.ChildStatus
+	(*ReloadRequest)(nil),            // 27: vrrpkit.v1.ReloadRequest
+	(*ReloadResponse)(nil),           // 28: vrrpkit.v1.ReloadResponse
+	(*ReloadPlan)(nil),               // 29: vrrpkit.v1.ReloadPlan
+	(*PlanItem)(nil),                 // 30: vrrpkit.v1.PlanItem
+	(VrrpState)(0),                   // 31: vrrpkit.v1.VrrpState
+	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 33: google.protobuf.Duration
+	(*ConfigSnapshot)(nil),           // 34: vrrpkit.v1.ConfigSnapshot
 }
 var file_vrrpkit_v1_control_proto_depIdxs = []int32{
 	5,  // 0: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	30, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
-	13, // 2: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
-	31, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
-	6,  // 4: vrrpkit.v1.InstanceStatus.tracking:type_name -> vrrpkit.v1.TrackedStatus
-	0,  // 5: vrrpkit.v1.TrackedStatus.kind:type_name -> vrrpkit.v1.TrackerKind
-	31, // 6: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
-	9,  // 7: vrrpkit.v1.HealthEvent.snapshot:type_name -> vrrpkit.v1.HealthSnapshot
-	10, // 8: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
-	10, // 9: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
-	0,  // 10: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
-	31, // 11: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
-	31, // 12: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
-	1,  // 13: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
-	32, // 14: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
-	14, // 15: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
-	31, // 16: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
-	18, // 17: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
-	20, // 18: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
-	21, // 19: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
-	17, // 20: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
-	19, // 21: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
-	30, // 22: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
-	30, // 23: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
-	30, // 24: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
-	31, // 25: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
-	24, // 26: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
-	25, // 27: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
-	5,  // 28: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	31, // 29: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	31, // 30: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
-	31, // 31: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
-	28, // 32: vrrpkit.v1.ReloadResponse.plan:type_name -> vrrpkit.v1.ReloadPlan
-	29, // 33: vrrpkit.v1.ReloadPlan.items:type_name -> vrrpkit.v1.PlanItem
-	33, // 34: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	3,  // 35: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
-	15, // 36: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
-	33, // 37: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	7,  // 38: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
-	11, // 39: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
-	22, // 40: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
-	26, // 41: vrrpkit.v1.Supervisor.Reload:input_type -> vrrpkit.v1.ReloadRequest
-	2,  // 42: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	4,  // 43: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
-	16, // 44: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
-	2,  // 45: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	8,  // 46: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
-	12, // 47: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
-	23, // 48: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
-	27, // 49: vrrpkit.v1.Supervisor.Reload:output_type -> vrrpkit.v1.ReloadResponse
-	42, // [42:50] is the sub-list for method output_type
-	34, // [34:42] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	31, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
+	14, // 2: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
+	32, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
+	7,  // 4: vrrpkit.v1.InstanceStatus.tracking:type_name -> vrrpkit.v1.TrackedStatus
+	6,  // 5: vrrpkit.v1.InstanceStatus.peers:type_name -> vrrpkit.v1.PeerStatus
+	33, // 6: vrrpkit.v1.PeerStatus.advert_interval:type_name -> google.protobuf.Duration
+	32, // 7: vrrpkit.v1.PeerStatus.first_heard:type_name -> google.protobuf.Timestamp
+	32, // 8: vrrpkit.v1.PeerStatus.last_heard:type_name -> google.protobuf.Timestamp
+	15, // 9: vrrpkit.v1.PeerStatus.drops:type_name -> vrrpkit.v1.DropCount
+	0,  // 10: vrrpkit.v1.TrackedStatus.kind:type_name -> vrrpkit.v1.TrackerKind
+	32, // 11: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
+	10, // 12: vrrpkit.v1.HealthEvent.snapshot:type_name -> vrrpkit.v1.HealthSnapshot
+	11, // 13: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
+	11, // 14: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
+	0,  // 15: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
+	32, // 16: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
+	32, // 17: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
+	1,  // 18: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
+	33, // 19: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
+	15, // 20: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
+	32, // 21: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
+	19, // 22: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
+	21, // 23: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
+	22, // 24: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
+	18, // 25: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
+	20, // 26: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
+	31, // 27: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
+	31, // 28: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
+	31, // 29: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
+	32, // 30: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
+	25, // 31: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
+	26, // 32: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
+	5,  // 33: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
+	32, // 34: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	32, // 35: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
+	32, // 36: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
+	29, // 37: vrrpkit.v1.ReloadResponse.plan:type_name -> vrrpkit.v1.ReloadPlan
+	30, // 38: vrrpkit.v1.ReloadPlan.items:type_name -> vrrpkit.v1.PlanItem
+	34, // 39: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	3,  // 40: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
+	16, // 41: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
+	34, // 42: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	8,  // 43: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
+	12, // 44: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
+	23, // 45: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
+	27, // 46: vrrpkit.v1.Supervisor.Reload:input_type -> vrrpkit.v1.ReloadRequest
+	2,  // 47: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	4,  // 48: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
+	17, // 49: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
+	2,  // 50: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	9,  // 51: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
+	13, // 52: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
+	24, // 53: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
+	28, // 54: vrrpkit.v1.Supervisor.Reload:output_type -> vrrpkit.v1.ReloadResponse
+	47, // [47:55] is the sub-list for method output_type
+	39, // [39:47] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_control_proto_init() }
@@ -2647,12 +2797,12 @@ func file_vrrpkit_v1_control_proto_init() {
 		return
 	}
 	file_vrrpkit_v1_config_proto_init()
-	file_vrrpkit_v1_control_proto_msgTypes[6].OneofWrappers = []any{
+	file_vrrpkit_v1_control_proto_msgTypes[7].OneofWrappers = []any{
 		(*HealthEvent_Snapshot)(nil),
 		(*HealthEvent_Result)(nil),
 	}
-	file_vrrpkit_v1_control_proto_msgTypes[8].OneofWrappers = []any{}
-	file_vrrpkit_v1_control_proto_msgTypes[14].OneofWrappers = []any{
+	file_vrrpkit_v1_control_proto_msgTypes[9].OneofWrappers = []any{}
+	file_vrrpkit_v1_control_proto_msgTypes[15].OneofWrappers = []any{
 		(*VrrpEvent_Snapshot)(nil),
 		(*VrrpEvent_Transition)(nil),
 		(*VrrpEvent_Address)(nil),
@@ -2664,7 +2814,7 @@ func file_vrrpkit_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_control_proto_rawDesc), len(file_vrrpkit_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
