@@ -61,6 +61,11 @@ type Options struct {
 	Routes    Routes          // virtual routes and rules (routes.go)
 	Firewall  FirewallFactory // no_accept; nil: nftables, none with substitute Addresses (noaccept.go)
 	LVS       LVSOpener       // IPVS; nil: lvs.OpenKernel, none with substitute Addresses (lvs.go)
+	// LVSHealthWait bounds how long IPVS waits for checkerd's health
+	// snapshot of a generation before programming checked real servers
+	// from the start rules (lvs.go); 0: no wait, for an engine without
+	// checkerd. vrrpdcmd uses DefaultLVSHealthWait.
+	LVSHealthWait time.Duration
 }
 
 // Engine runs the VRRP instances. All instance state is guarded by mu:

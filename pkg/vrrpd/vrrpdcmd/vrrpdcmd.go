@@ -87,7 +87,13 @@ const defaultRTPriority = 10
 // serve runs the engine and its control socket until ctx ends, following
 // checkerd's health stream on the socket health ("" none).
 func serve(ctx context.Context, dir rundir.Dir, health string, rtPrio int, version string, log *slog.Logger) error {
-	e := vrrpd.New(vrrpd.Options{Log: log, Clock: vrrpd.SystemClock{RTPriority: rtPrio, Log: log}})
+	o := vrrpd.Options{Log: log, Clock: vrrpd.SystemClock{RTPriority: rtPrio, Log: log}}
+	if health != "" {
+		// A restarted vrrpd must not re-add, for a moment, a real server
+		// checkerd knows is down: IPVS waits for checkerd's health first.
+		o.LVSHealthWait = vrrpd.DefaultLVSHealthWait
+	}
+	e := vrrpd.New(o)
 	// Only root (the supervisor) may push configuration or read status.
 	ln, err := ipc.ListenConfig{Mode: 0o600, Allow: ipc.AllowUIDs(0, uint32(os.Getuid())), Logger: log}.Listen(dir.Vrrpd())
 	if err != nil {
