@@ -153,7 +153,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.runDir, "run-dir", rundir.Default, "`directory` of the supervisor's "+rundir.ControlSocket)
 	pf.BoolVar(&g.json, "json", false, "print JSON (README.md, \"vrrpctl status --json\") instead of text")
 	pf.DurationVar(&g.timeout, "timeout", 3*time.Second, "how long to wait for the supervisor")
-	root.AddCommand(statusCmd(g), reloadCmd(g), genhashCmd(), versionCmd())
+	root.AddCommand(statusCmd(g), peersCmd(g), reloadCmd(g), genhashCmd(), versionCmd())
 	return root
 }
 

@@ -55,12 +55,15 @@ func ReloadFromProto(r *pb.ReloadResponse) *Reload {
 }
 
 // WriteReloadJSON writes r as indented JSON.
-func WriteReloadJSON(w io.Writer, r *Reload) error {
+func WriteReloadJSON(w io.Writer, r *Reload) error { return writeJSON(w, r, "reload") }
+
+// writeJSON is WriteJSON's encoding for any of vrrpctl's documents.
+func writeJSON(w io.Writer, v any, what string) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return fmt.Errorf("writing the reload as JSON: %w", err)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing the %s as JSON: %w", what, err)
 	}
 	return nil
 }
