@@ -23,6 +23,7 @@ import (
 
 	"github.com/vrrpkit/vrrpkit/pkg/check"
 	"github.com/vrrpkit/vrrpkit/pkg/config"
+	"github.com/vrrpkit/vrrpkit/pkg/fanout"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	"github.com/vrrpkit/vrrpkit/pkg/notify"
 	"github.com/vrrpkit/vrrpkit/pkg/plan"
@@ -65,6 +66,8 @@ type daemon struct {
 	// reloads are Supervisor.Reload calls, served by pushLoop like SIGHUP so
 	// that reloads never overlap.
 	reloads chan reloadRequest
+	// watch feeds vrrpctl watch (watch.go).
+	watch *fanout.Hub[*pb.WatchEvent]
 
 	// children by name (childVrrpd, childCheckerd).
 	children map[string]*childInfo
@@ -157,6 +160,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	d := &daemon{
 		log: log, opts: o, dir: dir, gen: 1, started: make(chan struct{}, 1), checkerStarted: make(chan struct{}, 1),
 		reloads:   make(chan reloadRequest),
+		watch:     fanout.New[*pb.WatchEvent](watchBuffer),
 		startedAt: now, loadedAt: now,
 		children: map[string]*childInfo{},
 		notify: func(state string) {
@@ -241,7 +245,13 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
+	defer d.watch.Close()
 	if o.checkerdPath != "none" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.followHealth(ctx) // watch.go
+		}()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -408,11 +418,15 @@ func (d *daemon) reload(ctx context.Context, dryRun bool) *pb.ReloadResponse {
 			return resp
 		}
 		d.log.Error("reload refused; keeping the running configuration", "generation", gen, "errors", len(diags.Errors()))
+		d.publishWatch(&pb.WatchEvent{Event: &pb.WatchEvent_Reload{Reload: resp}})
 		f := &pb.ReloadFailure{At: timestamppb.Now(), Errors: resp.Errors}
 		d.mu.Lock()
 		d.reloadFailure = f
 		d.mu.Unlock()
 		return resp
+	}
+	if !dryRun {
+		defer func() { d.publishWatch(&pb.WatchEvent{Event: &pb.WatchEvent_Reload{Reload: resp}}) }()
 	}
 	next := snapshot.Build(cfg, d.opts.file, gen+1)
 	resp.Accepted, resp.Generation = true, gen+1
@@ -560,6 +574,9 @@ func (d *daemon) noteApplied(ctx context.Context, run uint64, snap *pb.ConfigSna
 // keeps STATUS= current.
 func (d *daemon) vrrpEvent(ev *pb.VrrpEvent) {
 	d.notifier.Event(ev)
+	if ev.GetSnapshot() == nil {
+		d.publishWatch(&pb.WatchEvent{Event: &pb.WatchEvent_Vrrp{Vrrp: ev}})
+	}
 	switch e := ev.GetEvent().(type) {
 	case *pb.VrrpEvent_Transition:
 		tr := e.Transition

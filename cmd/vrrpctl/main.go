@@ -153,7 +153,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.runDir, "run-dir", rundir.Default, "`directory` of the supervisor's "+rundir.ControlSocket)
 	pf.BoolVar(&g.json, "json", false, "print JSON (README.md, \"vrrpctl status --json\") instead of text")
 	pf.DurationVar(&g.timeout, "timeout", 3*time.Second, "how long to wait for the supervisor")
-	root.AddCommand(statusCmd(g), peersCmd(g), reloadCmd(g), genhashCmd(), versionCmd())
+	root.AddCommand(statusCmd(g), peersCmd(g), watchCmd(g), reloadCmd(g), genhashCmd(), versionCmd())
 	return root
 }
 
@@ -233,8 +233,13 @@ func fetchStatus(ctx context.Context, dir rundir.Dir, timeout time.Duration) (*p
 // the user can act on.
 func callSupervisor(ctx context.Context, dir rundir.Dir, timeout time.Duration, what string, call func(context.Context, pb.SupervisorClient) error) error {
 	sock := dir.Control()
-	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
-	defer cancelTimeout()
+	// No timeout (0) for a stream that lasts until interrupted: a missing
+	// socket still fails at once, through dial below.
+	if timeout > 0 {
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeout(ctx, timeout)
+		defer cancelTimeout()
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// ipc.Dial waits for the connection until ctx is done, redialling. A

@@ -2444,6 +2444,151 @@ func (x *PlanItem) GetDetails() []string {
 	return nil
 }
 
+type WatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{29}
+}
+
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	At    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchEvent_Vrrp
+	//	*WatchEvent_Health
+	//	*WatchEvent_Reload
+	Event         isWatchEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WatchEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetEvent() isWatchEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetVrrp() *VrrpEvent {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEvent_Vrrp); ok {
+			return x.Vrrp
+		}
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetHealth() *HealthEvent {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEvent_Health); ok {
+			return x.Health
+		}
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetReload() *ReloadResponse {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEvent_Reload); ok {
+			return x.Reload
+		}
+	}
+	return nil
+}
+
+type isWatchEvent_Event interface {
+	isWatchEvent_Event()
+}
+
+type WatchEvent_Vrrp struct {
+	// Never a snapshot: a watcher sees what changes.
+	Vrrp *VrrpEvent `protobuf:"bytes,2,opt,name=vrrp,proto3,oneof"`
+}
+
+type WatchEvent_Health struct {
+	// A result that changed (never a snapshot), with checkerd's generation.
+	Health *HealthEvent `protobuf:"bytes,3,opt,name=health,proto3,oneof"`
+}
+
+type WatchEvent_Reload struct {
+	// A reload by SIGHUP or Supervisor.Reload (never a dry run).
+	Reload *ReloadResponse `protobuf:"bytes,4,opt,name=reload,proto3,oneof"`
+}
+
+func (*WatchEvent_Vrrp) isWatchEvent_Event() {}
+
+func (*WatchEvent_Health) isWatchEvent_Event() {}
+
+func (*WatchEvent_Reload) isWatchEvent_Event() {}
+
 var File_vrrpkit_v1_control_proto protoreflect.FileDescriptor
 
 const file_vrrpkit_v1_control_proto_rawDesc = "" +
@@ -2648,7 +2793,15 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\asection\x18\x01 \x01(\tR\asection\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\tR\x02op\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
-	"\adetails\x18\x04 \x03(\tR\adetails*\xaf\x01\n" +
+	"\adetails\x18\x04 \x03(\tR\adetails\"\x0e\n" +
+	"\fWatchRequest\"\xd7\x01\n" +
+	"\n" +
+	"WatchEvent\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12+\n" +
+	"\x04vrrp\x18\x02 \x01(\v2\x15.vrrpkit.v1.VrrpEventH\x00R\x04vrrp\x121\n" +
+	"\x06health\x18\x03 \x01(\v2\x17.vrrpkit.v1.HealthEventH\x00R\x06health\x124\n" +
+	"\x06reload\x18\x04 \x01(\v2\x1a.vrrpkit.v1.ReloadResponseH\x00R\x06reloadB\a\n" +
+	"\x05event*\xaf\x01\n" +
 	"\vTrackerKind\x12\x1c\n" +
 	"\x18TRACKER_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TRACKER_KIND_SCRIPT\x10\x01\x12\x15\n" +
@@ -2671,11 +2824,12 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\vApplyConfig\x12\x1a.vrrpkit.v1.ConfigSnapshot\x1a\x1f.vrrpkit.v1.ApplyConfigResponse\x12>\n" +
 	"\x06Health\x12\x19.vrrpkit.v1.HealthRequest\x1a\x17.vrrpkit.v1.HealthEvent0\x012X\n" +
 	"\fScriptRunner\x12H\n" +
-	"\tRunScript\x12\x1c.vrrpkit.v1.RunScriptRequest\x1a\x1d.vrrpkit.v1.RunScriptResponse2\xa2\x01\n" +
+	"\tRunScript\x12\x1c.vrrpkit.v1.RunScriptRequest\x1a\x1d.vrrpkit.v1.RunScriptResponse2\xdf\x01\n" +
 	"\n" +
 	"Supervisor\x12S\n" +
 	"\x06Status\x12#.vrrpkit.v1.SupervisorStatusRequest\x1a$.vrrpkit.v1.SupervisorStatusResponse\x12?\n" +
-	"\x06Reload\x12\x19.vrrpkit.v1.ReloadRequest\x1a\x1a.vrrpkit.v1.ReloadResponseB6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
+	"\x06Reload\x12\x19.vrrpkit.v1.ReloadRequest\x1a\x1a.vrrpkit.v1.ReloadResponse\x12;\n" +
+	"\x05Watch\x12\x18.vrrpkit.v1.WatchRequest\x1a\x16.vrrpkit.v1.WatchEvent0\x01B6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
 
 var (
 	file_vrrpkit_v1_control_proto_rawDescOnce sync.Once
@@ -2690,7 +2844,7 @@ func file_vrrpkit_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_vrrpkit_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_vrrpkit_v1_control_proto_goTypes = []any{
 	(TrackerKind)(0),                 // 0: vrrpkit.v1.TrackerKind
 	(ScriptKind)(0),                  // 1: vrrpkit.v1.ScriptKind
@@ -2723,72 +2877,80 @@ var file_vrrpkit_v1_control_proto_goTypes = []any{
 	(*ReloadResponse)(nil),           // 28: vrrpkit.v1.ReloadResponse
 	(*ReloadPlan)(nil),               // 29: vrrpkit.v1.ReloadPlan
 	(*PlanItem)(nil),                 // 30: vrrpkit.v1.PlanItem
-	(VrrpState)(0),                   // 31: vrrpkit.v1.VrrpState
-	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 33: google.protobuf.Duration
-	(*ConfigSnapshot)(nil),           // 34: vrrpkit.v1.ConfigSnapshot
+	(*WatchRequest)(nil),             // 31: vrrpkit.v1.WatchRequest
+	(*WatchEvent)(nil),               // 32: vrrpkit.v1.WatchEvent
+	(VrrpState)(0),                   // 33: vrrpkit.v1.VrrpState
+	(*timestamppb.Timestamp)(nil),    // 34: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 35: google.protobuf.Duration
+	(*ConfigSnapshot)(nil),           // 36: vrrpkit.v1.ConfigSnapshot
 }
 var file_vrrpkit_v1_control_proto_depIdxs = []int32{
 	5,  // 0: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	31, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
+	33, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
 	14, // 2: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
-	32, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
+	34, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
 	7,  // 4: vrrpkit.v1.InstanceStatus.tracking:type_name -> vrrpkit.v1.TrackedStatus
 	6,  // 5: vrrpkit.v1.InstanceStatus.peers:type_name -> vrrpkit.v1.PeerStatus
-	33, // 6: vrrpkit.v1.PeerStatus.advert_interval:type_name -> google.protobuf.Duration
-	32, // 7: vrrpkit.v1.PeerStatus.first_heard:type_name -> google.protobuf.Timestamp
-	32, // 8: vrrpkit.v1.PeerStatus.last_heard:type_name -> google.protobuf.Timestamp
+	35, // 6: vrrpkit.v1.PeerStatus.advert_interval:type_name -> google.protobuf.Duration
+	34, // 7: vrrpkit.v1.PeerStatus.first_heard:type_name -> google.protobuf.Timestamp
+	34, // 8: vrrpkit.v1.PeerStatus.last_heard:type_name -> google.protobuf.Timestamp
 	15, // 9: vrrpkit.v1.PeerStatus.drops:type_name -> vrrpkit.v1.DropCount
 	0,  // 10: vrrpkit.v1.TrackedStatus.kind:type_name -> vrrpkit.v1.TrackerKind
-	32, // 11: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
+	34, // 11: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
 	10, // 12: vrrpkit.v1.HealthEvent.snapshot:type_name -> vrrpkit.v1.HealthSnapshot
 	11, // 13: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
 	11, // 14: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
 	0,  // 15: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
-	32, // 16: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
-	32, // 17: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
+	34, // 16: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
+	34, // 17: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
 	1,  // 18: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
-	33, // 19: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
+	35, // 19: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
 	15, // 20: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
-	32, // 21: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
+	34, // 21: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
 	19, // 22: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
 	21, // 23: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
 	22, // 24: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
 	18, // 25: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
 	20, // 26: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
-	31, // 27: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
-	31, // 28: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
-	31, // 29: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
-	32, // 30: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
+	33, // 27: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
+	33, // 28: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
+	33, // 29: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
+	34, // 30: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
 	25, // 31: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
 	26, // 32: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
 	5,  // 33: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	32, // 34: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	32, // 35: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
-	32, // 36: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
+	34, // 34: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	34, // 35: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
+	34, // 36: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
 	29, // 37: vrrpkit.v1.ReloadResponse.plan:type_name -> vrrpkit.v1.ReloadPlan
 	30, // 38: vrrpkit.v1.ReloadPlan.items:type_name -> vrrpkit.v1.PlanItem
-	34, // 39: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	3,  // 40: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
-	16, // 41: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
-	34, // 42: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	8,  // 43: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
-	12, // 44: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
-	23, // 45: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
-	27, // 46: vrrpkit.v1.Supervisor.Reload:input_type -> vrrpkit.v1.ReloadRequest
-	2,  // 47: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	4,  // 48: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
-	17, // 49: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
-	2,  // 50: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	9,  // 51: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
-	13, // 52: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
-	24, // 53: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
-	28, // 54: vrrpkit.v1.Supervisor.Reload:output_type -> vrrpkit.v1.ReloadResponse
-	47, // [47:55] is the sub-list for method output_type
-	39, // [39:47] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	34, // 39: vrrpkit.v1.WatchEvent.at:type_name -> google.protobuf.Timestamp
+	17, // 40: vrrpkit.v1.WatchEvent.vrrp:type_name -> vrrpkit.v1.VrrpEvent
+	9,  // 41: vrrpkit.v1.WatchEvent.health:type_name -> vrrpkit.v1.HealthEvent
+	28, // 42: vrrpkit.v1.WatchEvent.reload:type_name -> vrrpkit.v1.ReloadResponse
+	36, // 43: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	3,  // 44: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
+	16, // 45: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
+	36, // 46: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	8,  // 47: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
+	12, // 48: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
+	23, // 49: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
+	27, // 50: vrrpkit.v1.Supervisor.Reload:input_type -> vrrpkit.v1.ReloadRequest
+	31, // 51: vrrpkit.v1.Supervisor.Watch:input_type -> vrrpkit.v1.WatchRequest
+	2,  // 52: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	4,  // 53: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
+	17, // 54: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
+	2,  // 55: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	9,  // 56: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
+	13, // 57: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
+	24, // 58: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
+	28, // 59: vrrpkit.v1.Supervisor.Reload:output_type -> vrrpkit.v1.ReloadResponse
+	32, // 60: vrrpkit.v1.Supervisor.Watch:output_type -> vrrpkit.v1.WatchEvent
+	52, // [52:61] is the sub-list for method output_type
+	43, // [43:52] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_control_proto_init() }
@@ -2808,13 +2970,18 @@ func file_vrrpkit_v1_control_proto_init() {
 		(*VrrpEvent_Address)(nil),
 		(*VrrpEvent_LowerPriorityMaster)(nil),
 	}
+	file_vrrpkit_v1_control_proto_msgTypes[30].OneofWrappers = []any{
+		(*WatchEvent_Vrrp)(nil),
+		(*WatchEvent_Health)(nil),
+		(*WatchEvent_Reload)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_control_proto_rawDesc), len(file_vrrpkit_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -517,6 +517,7 @@ var ScriptRunner_ServiceDesc = grpc.ServiceDesc{
 const (
 	Supervisor_Status_FullMethodName = "/vrrpkit.v1.Supervisor/Status"
 	Supervisor_Reload_FullMethodName = "/vrrpkit.v1.Supervisor/Reload"
+	Supervisor_Watch_FullMethodName  = "/vrrpkit.v1.Supervisor/Watch"
 )
 
 // SupervisorClient is the client API for Supervisor service.
@@ -533,6 +534,13 @@ type SupervisorClient interface {
 	// would do (pkg/plan) and changes nothing. Reloads never overlap: one
 	// waits for the one before it. Root only.
 	Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResponse, error)
+	// Watch streams what happens from now on, in order: vrrpd's transitions,
+	// addresses taken and released and lower-priority masters; checkerd's
+	// tracker and real-server results that changed; reloads, accepted or
+	// refused. A watcher that falls behind by more than 1024 events is cut
+	// off (RESOURCE_EXHAUSTED) rather than slowing the supervisor. Open to the
+	// status group.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
 }
 
 type supervisorClient struct {
@@ -563,6 +571,25 @@ func (c *supervisorClient) Reload(ctx context.Context, in *ReloadRequest, opts .
 	return out, nil
 }
 
+func (c *supervisorClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Supervisor_ServiceDesc.Streams[0], Supervisor_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Supervisor_WatchClient = grpc.ServerStreamingClient[WatchEvent]
+
 // SupervisorServer is the server API for Supervisor service.
 // All implementations must embed UnimplementedSupervisorServer
 // for forward compatibility.
@@ -577,6 +604,13 @@ type SupervisorServer interface {
 	// would do (pkg/plan) and changes nothing. Reloads never overlap: one
 	// waits for the one before it. Root only.
 	Reload(context.Context, *ReloadRequest) (*ReloadResponse, error)
+	// Watch streams what happens from now on, in order: vrrpd's transitions,
+	// addresses taken and released and lower-priority masters; checkerd's
+	// tracker and real-server results that changed; reloads, accepted or
+	// refused. A watcher that falls behind by more than 1024 events is cut
+	// off (RESOURCE_EXHAUSTED) rather than slowing the supervisor. Open to the
+	// status group.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
 	mustEmbedUnimplementedSupervisorServer()
 }
 
@@ -592,6 +626,9 @@ func (UnimplementedSupervisorServer) Status(context.Context, *SupervisorStatusRe
 }
 func (UnimplementedSupervisorServer) Reload(context.Context, *ReloadRequest) (*ReloadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
+}
+func (UnimplementedSupervisorServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedSupervisorServer) mustEmbedUnimplementedSupervisorServer() {}
 func (UnimplementedSupervisorServer) testEmbeddedByValue()                    {}
@@ -650,6 +687,17 @@ func _Supervisor_Reload_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Supervisor_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SupervisorServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Supervisor_WatchServer = grpc.ServerStreamingServer[WatchEvent]
+
 // Supervisor_ServiceDesc is the grpc.ServiceDesc for Supervisor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -666,6 +714,12 @@ var Supervisor_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Supervisor_Reload_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _Supervisor_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "vrrpkit/v1/control.proto",
 }
