@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/vrrpkit/vrrpkit/pkg/check"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
@@ -194,5 +195,69 @@ func TestRealServerChecks(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("took %v, want < 5s", time.Since(start))
+	}
+}
+
+// TestRealServerTimes: a real server's results carry since (when up last
+// changed) and last_check (when a check last ended), a server whose
+// checks keep running is republished every refresh with a later
+// last_check and the same since, and a down result names the checker.
+func TestRealServerTimes(t *testing.T) {
+	a := listenTCP(t, "127.0.0.1:0")
+	const loop, refresh = 100 * time.Millisecond, 300 * time.Millisecond
+	r := newRealServers(slog.New(slog.DiscardHandler), check.SnapshotOptions{}, refresh)
+	defer r.close()
+	_, sub := r.subscribe()
+	defer sub.Close()
+	id := "vs " + a.addr
+	start := time.Now()
+	r.apply(1, &pb.ConfigSnapshot{Generation: 1, VirtualServers: []*pb.VirtualServer{{Name: "vs", RealServers: []*pb.LvsRealServer{
+		{HealthId: id, Checkers: []*pb.LvsChecker{tcpChecker(a.addr, "k.conf:3", loop)}}}}}})
+	next := func(what string, ok func(*pb.TrackerResult) bool) *pb.TrackerResult {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case ev, open := <-sub.C:
+				if !open {
+					t.Fatalf("%s: stream ended", what)
+				}
+				if ok(ev.Result) {
+					return ev.Result
+				}
+			case <-deadline:
+				t.Fatalf("%s: not within 10s", what)
+			}
+		}
+	}
+	up := next("up", func(r *pb.TrackerResult) bool { return r.GetUp() })
+	if up.GetSince() == nil || up.GetLastCheck() == nil || up.GetSince().AsTime().Before(start) ||
+		up.GetLastCheck().AsTime().Before(start) || !strings.Contains(up.GetDetail(), "TCP connect to "+a.addr+" succeeded") {
+		t.Fatalf("up result %v: want since and last_check after %v and the check's words", up, start)
+	}
+	again := next("refreshed", func(r *pb.TrackerResult) bool { return r.GetUp() })
+	if !again.GetSince().AsTime().Equal(up.GetSince().AsTime()) || !again.GetLastCheck().AsTime().After(up.GetLastCheck().AsTime()) {
+		t.Errorf("refresh: since %v last_check %v, want since %v and a later last_check than %v",
+			again.GetSince().AsTime(), again.GetLastCheck().AsTime(), up.GetSince().AsTime(), up.GetLastCheck().AsTime())
+	}
+	t.Logf("refreshed %v after the first result (refresh %v)", again.GetLastCheck().AsTime().Sub(up.GetLastCheck().AsTime()), refresh)
+	a.close()
+	down := next("down", func(r *pb.TrackerResult) bool { return !r.GetUp() })
+	if !strings.HasPrefix(down.GetDetail(), "TCP_CHECK: TCP connect to "+a.addr+" failed") || !down.GetSince().AsTime().After(up.GetSince().AsTime()) {
+		t.Errorf("down result %v: want the checker named, a later since", down)
+	}
+}
+
+// TestTimedCheckerAllocs: recording an attempt's end allocates nothing
+// (checkerd runs thousands of checks).
+func TestTimedCheckerAllocs(t *testing.T) {
+	c := &rsCheck{}
+	tc := &timedChecker{inner: check.CheckerFunc(func(context.Context) check.Result { return check.Result{Up: true} }), c: c, now: time.Now}
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(100, func() { tc.Check(ctx) }); n != 0 {
+		t.Errorf("%v allocations per attempt, want 0", n)
+	}
+	if c.lastCheck.Load() == 0 {
+		t.Error("last check not recorded")
 	}
 }

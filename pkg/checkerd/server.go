@@ -39,7 +39,7 @@ func NewServer(set *track.Set, log *slog.Logger) *Server {
 	}
 	// MISC_CHECK needs a ScriptRunner that runs it through the supervisor;
 	// until the supervisor offers that kind, MISC_CHECK is not run.
-	return &Server{set: set, rs: newRealServers(log, check.SnapshotOptions{}), applied: make(chan struct{})}
+	return &Server{set: set, rs: newRealServers(log, check.SnapshotOptions{}, 0), applied: make(chan struct{})}
 }
 
 // Close stops the real-server checks and ends their part of every Health
@@ -126,7 +126,9 @@ func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) er
 			if !ok {
 				return ended(rsSub.Overflowed())
 			}
-			if err := send(ev); err != nil {
+			seq++
+			if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(ev.At), Generation: ev.Generation,
+				Event: &pb.HealthEvent_Result{Result: ev.Result}}); err != nil {
 				return err
 			}
 		case <-stream.Context().Done():
@@ -136,15 +138,10 @@ func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) er
 }
 
 // withRealServers is snap on the wire with the real servers' results
-// after the trackers' (those without a result yet left out, as
-// track.Snapshot.Proto does).
-func withRealServers(snap track.Snapshot, rs []track.Result) *pb.HealthSnapshot {
+// (realServers.snapshot: those with a result) after the trackers'.
+func withRealServers(snap track.Snapshot, rs []*pb.TrackerResult) *pb.HealthSnapshot {
 	out := snap.Proto()
-	for _, r := range rs {
-		if r.State != track.StateInit {
-			out.Results = append(out.Results, r.Proto())
-		}
-	}
+	out.Results = append(out.Results, rs...)
 	return out
 }
 
