@@ -30,9 +30,11 @@ type realServers struct {
 	opts  check.SnapshotOptions
 	clock check.Clock // nil: the wall clock
 	now   func() time.Time
-	// refresh is how often a server whose checks ran since its last
-	// published result is published again, so that vrrpd's status shows a
-	// live last_check without a message per check (thousands of servers).
+	// refresh is how often Health streams send a full snapshot when some
+	// check ran since the last one, so that vrrpd's status shows a live
+	// last_check without a message per check: one message per refresh for
+	// thousands of servers, not thousands (which would also overflow a
+	// subscriber's buffer at once).
 	refresh time.Duration
 
 	ctx    context.Context
@@ -43,18 +45,19 @@ type realServers struct {
 	closed  bool
 	gen     uint64
 	servers map[string]*rsServer // by health_id
-	subs    map[*rsSub]struct{}
-	warned  map[string]bool // checker keys whose failure to build was logged
+	// refreshed is closed and replaced when a refresh is due.
+	refreshed   chan struct{}
+	refreshedAt time.Time // the last checks the last refresh covered
+	subs        map[*rsSub]struct{}
+	warned      map[string]bool // checker keys whose failure to build was logged
 }
 
 type rsServer struct {
 	id     string
 	checks []*rsCheck // in configuration order
 	result track.Result
-	// since: when result.State last changed (or the server was added);
-	// sentCheck: the last_check its last published result carried.
-	since     time.Time
-	sentCheck time.Time
+	// since: when result.State last changed (or the server was added).
+	since time.Time
 }
 
 type rsCheck struct {
@@ -92,15 +95,14 @@ func newRealServers(log *slog.Logger, opts check.SnapshotOptions, refresh time.D
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &realServers{log: log, opts: opts, now: time.Now, refresh: refresh, ctx: ctx, cancel: cancel,
-		servers: map[string]*rsServer{}, subs: map[*rsSub]struct{}{}, warned: map[string]bool{}}
+		servers: map[string]*rsServer{}, subs: map[*rsSub]struct{}{}, warned: map[string]bool{}, refreshed: make(chan struct{})}
 	r.wg.Add(1)
 	go r.refreshLoop()
 	return r
 }
 
-// refreshLoop publishes, every r.refresh, the servers whose checks ran
-// since their last published result (only last_check is new), until
-// close.
+// refreshLoop signals refreshed every r.refresh if a check ended since the
+// last signal, until close.
 func (r *realServers) refreshLoop() {
 	defer r.wg.Done()
 	tick := time.NewTicker(r.refresh)
@@ -112,13 +114,27 @@ func (r *realServers) refreshLoop() {
 		case <-tick.C:
 		}
 		r.mu.Lock()
+		var latest time.Time
 		for _, s := range r.servers {
-			if s.result.State != track.StateInit && lastCheckOf(s).After(s.sentCheck) {
-				r.publishLocked(s)
+			if lc := lastCheckOf(s); s.result.State != track.StateInit && lc.After(latest) {
+				latest = lc
 			}
+		}
+		if latest.After(r.refreshedAt) {
+			r.refreshedAt = latest
+			close(r.refreshed)
+			r.refreshed = make(chan struct{})
 		}
 		r.mu.Unlock()
 	}
+}
+
+// refreshChan is closed when the next refresh is due: a Health stream
+// then sends a snapshot.
+func (r *realServers) refreshChan() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refreshed
 }
 
 // lastCheckOf is when the last attempt of any of s's checkers ended (zero
@@ -278,12 +294,6 @@ func (r *realServers) updateLocked(s *rsServer) {
 	if res.State == track.StateInit {
 		return
 	}
-	r.publishLocked(s)
-}
-
-// publishLocked sends s's result to every subscriber. r.mu is held.
-func (r *realServers) publishLocked(s *rsServer) {
-	s.sentCheck = lastCheckOf(s)
 	ev := rsEvent{Generation: r.gen, At: r.now(), Result: rsProto(s)}
 	for sub := range r.subs {
 		select {

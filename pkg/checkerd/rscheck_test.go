@@ -199,9 +199,10 @@ func TestRealServerChecks(t *testing.T) {
 }
 
 // TestRealServerTimes: a real server's results carry since (when up last
-// changed) and last_check (when a check last ended), a server whose
-// checks keep running is republished every refresh with a later
-// last_check and the same since, and a down result names the checker.
+// changed) and last_check (when a check last ended); while checks run a
+// refresh is signalled every refresh period (Health then sends a
+// snapshot), whose results have a later last_check and the same since; a
+// down result names the checker.
 func TestRealServerTimes(t *testing.T) {
 	a := listenTCP(t, "127.0.0.1:0")
 	const loop, refresh = 100 * time.Millisecond, 300 * time.Millisecond
@@ -235,12 +236,22 @@ func TestRealServerTimes(t *testing.T) {
 		up.GetLastCheck().AsTime().Before(start) || !strings.Contains(up.GetDetail(), "TCP connect to "+a.addr+" succeeded") {
 		t.Fatalf("up result %v: want since and last_check after %v and the check's words", up, start)
 	}
-	again := next("refreshed", func(r *pb.TrackerResult) bool { return r.GetUp() })
+	refreshed := r.refreshChan()
+	select {
+	case <-refreshed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refresh within 10s")
+	}
+	snap := r.snapshot()
+	if len(snap) != 1 {
+		t.Fatalf("snapshot %v, want one result", snap)
+	}
+	again := snap[0]
 	if !again.GetSince().AsTime().Equal(up.GetSince().AsTime()) || !again.GetLastCheck().AsTime().After(up.GetLastCheck().AsTime()) {
 		t.Errorf("refresh: since %v last_check %v, want since %v and a later last_check than %v",
 			again.GetSince().AsTime(), again.GetLastCheck().AsTime(), up.GetSince().AsTime(), up.GetLastCheck().AsTime())
 	}
-	t.Logf("refreshed %v after the first result (refresh %v)", again.GetLastCheck().AsTime().Sub(up.GetLastCheck().AsTime()), refresh)
+	t.Logf("refreshed %v after the first up result (refresh %v)", time.Since(up.GetLastCheck().AsTime()).Round(time.Millisecond), refresh)
 	a.close()
 	down := next("down", func(r *pb.TrackerResult) bool { return !r.GetUp() })
 	if !strings.HasPrefix(down.GetDetail(), "TCP_CHECK: TCP connect to "+a.addr+" failed") || !down.GetSince().AsTime().After(up.GetSince().AsTime()) {

@@ -76,12 +76,13 @@ func (s *Server) ApplyConfig(_ context.Context, snap *pb.ConfigSnapshot) (*pb.Ap
 
 // Health streams a snapshot, then every change, until the client goes, the
 // set closes, or the client falls too far behind (it then reconnects and
-// gets a fresh snapshot). Each new generation is followed by a full
-// snapshot stamped with it: vrrpd ignores results of generations older
+// gets a fresh snapshot). A full snapshot also comes every refresh (30 s)
+// while real-server checks run, with their last_check. Each new generation
+// is followed by a full snapshot stamped with it: vrrpd ignores results of generations older
 // than its own, so a result it dropped because it arrived while vrrpd was
 // already one generation ahead would otherwise never come again.
 func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) error {
-	applied := s.appliedChan()
+	applied, refreshed := s.appliedChan(), s.rs.refreshChan()
 	snap, sub := s.set.Subscribe()
 	defer sub.Close()
 	rsSnap, rsSub := s.rs.subscribe()
@@ -105,14 +106,23 @@ func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) er
 		}
 		return status.Error(codes.Unavailable, "checkerd: stopping")
 	}
+	resnap := func() error {
+		snap := s.set.Snapshot()
+		seq++
+		return stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(snap.At), Generation: snap.Generation,
+			Event: &pb.HealthEvent_Snapshot{Snapshot: withRealServers(snap, s.rs.snapshot())}})
+	}
 	for {
 		select {
 		case <-applied:
 			applied = s.appliedChan()
-			snap := s.set.Snapshot()
-			seq++
-			if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(snap.At), Generation: snap.Generation,
-				Event: &pb.HealthEvent_Snapshot{Snapshot: withRealServers(snap, s.rs.snapshot())}}); err != nil {
+			if err := resnap(); err != nil {
+				return err
+			}
+		case <-refreshed:
+			// Real servers' last_check moved (realServers.refresh).
+			refreshed = s.rs.refreshChan()
+			if err := resnap(); err != nil {
 				return err
 			}
 		case ev, ok := <-sub.C:

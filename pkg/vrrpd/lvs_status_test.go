@@ -3,9 +3,11 @@ package vrrpd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/lvs"
@@ -76,4 +78,55 @@ func TestVirtualServerStatus(t *testing.T) {
 	if st, _ := r2.e.Status(context.Background()); len(st.GetVirtualServers()) != 1 {
 		t.Errorf("status without IPVS: %v", st.GetVirtualServers())
 	}
+}
+
+// TestStatusScale: Status with one virtual server of 3000 checked real
+// servers, each with a result (the size issue 8 aims at), lists them all
+// with their health; it logs what one Status costs.
+func TestStatusScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const n = 3000
+	vs := &pb.VirtualServer{Name: "big", Scheduler: "wlc",
+		Services: []*pb.LvsService{{Family: "inet", Address: "192.0.2.10", Port: 80, Protocol: pb.LvsProtocol_LVS_PROTOCOL_TCP}}}
+	var results []*pb.TrackerResult
+	now := timestamppb.Now()
+	for i := range n {
+		id := fmt.Sprintf("rs%d", i)
+		vs.RealServers = append(vs.RealServers, &pb.LvsRealServer{Address: fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255),
+			Port: 8080, Weight: 1, HealthId: id, Checkers: []*pb.LvsChecker{{}}})
+		results = append(results, &pb.TrackerResult{Kind: pb.TrackerKind_TRACKER_KIND_REAL_SERVER, Name: id, Up: i%7 != 0,
+			Detail: "TCP_CHECK: TCP connect to 10.0.0.1:8080 failed: connection refused", Since: now, LastCheck: now})
+	}
+	k := newFakeIPVS()
+	r, _ := newLVSRig(t, func() (lvs.Kernel, error) { return k, nil }, 0)
+	r.apply(t, lvsSnap(1, vs))
+	r.e.ApplyHealth(&pb.HealthEvent{Generation: 1, Event: &pb.HealthEvent_Snapshot{Snapshot: &pb.HealthSnapshot{Results: results}}})
+	st, err := r.e.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := 0
+	for _, rs := range st.GetVirtualServers()[0].GetRealServers() {
+		if !rs.GetHealthy() {
+			down++
+			if rs.GetWeight() != 0 || rs.GetReason() == "" {
+				t.Fatalf("down server %v: want weight 0 and the reason", rs)
+			}
+		}
+	}
+	if got := len(st.GetVirtualServers()[0].GetRealServers()); got != n || down != (n+6)/7 {
+		t.Fatalf("%d real servers, %d down; want %d, %d", got, down, n, (n+6)/7)
+	}
+	res := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := r.e.Status(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	t.Logf("Status with %d real servers: %v per call, %s; checkerd's refresh snapshot of them: %d bytes",
+		n, time.Duration(res.NsPerOp()), res.MemString(), proto.Size(&pb.HealthSnapshot{Results: results}))
 }
