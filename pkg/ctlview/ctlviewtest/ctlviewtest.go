@@ -117,7 +117,7 @@ var IPVSNow = time.Date(2026, 3, 14, 9, 27, 0, 0, time.UTC)
 
 // IPVS returns the kernel table fixture: the fixture's NAT virtual server
 // (its failed real server inhibited at weight 0), a persistent service
-// vrrpkit does not own, and a DR fwmark service.
+// vrrpkit does not own, and the IPv6 DR fwmark one (inhibited).
 func IPVS() *pb.IpvsResponse {
 	inhibited := web2()
 	return &pb.IpvsResponse{
