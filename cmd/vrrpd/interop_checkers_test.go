@@ -26,8 +26,8 @@ import (
 // with one virtual_server per checker type, each against a real server
 // from Debian in a netns on the other side of a bridge: nginx for HTTP_GET
 // and SSL_GET (a certificate made here), dnsmasq for DNS_CHECK and, with a
-// DNS query as payload, UDP_CHECK, OpenSMTPD for SMTP_CHECK, the host's
-// kernel for PING_CHECK. Through `vrrpctl status --json` every real server
+// DNS query as payload, UDP_CHECK, OpenSMTPD for SMTP_CHECK and
+// TCP_CHECK, the real server's kernel for PING_CHECK. Through `vrrpctl status --json` every real server
 // goes healthy, then unhealthy with a reason naming the checker and the
 // failure when its server stops (nginx answers 503 for HTTP), then healthy
 // again. There is no IPVS in this kernel: vrrpd says so once, and status
@@ -131,6 +131,7 @@ http {
 		vs("192.0.2.100", 53, "UDP", rsIP.String(), 53, check("DNS_CHECK {\n      type A\n      name up.test")) +
 		vs("192.0.2.101", 53, "UDP", rsIP.String(), 53, check("UDP_CHECK {\n      payload "+strings.ReplaceAll(dnsQuery, " ", "")+"\n      require_reply 1234")) +
 		vs("192.0.2.100", 25, "TCP", rsIP.String(), 25, check("SMTP_CHECK {\n      helo_name checker.vrrpkit.test")) +
+		vs("192.0.2.102", 25, "TCP", rsIP.String(), 25, check("TCP_CHECK {")) +
 		vs("192.0.2.100", 7, "TCP", pingIP.String(), 7, check("PING_CHECK {"))
 	confFile := filepath.Join(dir, "lb-vrrpkit.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
@@ -154,7 +155,8 @@ http {
 	cases := map[string]want{
 		"http": {"192.0.2.100:80/TCP", "HTTP_GET"}, "ssl": {"192.0.2.100:443/TCP", "SSL_GET"},
 		"dns": {"192.0.2.100:53/UDP", "DNS_CHECK"}, "udp": {"192.0.2.101:53/UDP", "UDP_CHECK"},
-		"smtp": {"192.0.2.100:25/TCP", "SMTP_CHECK"}, "ping": {"192.0.2.100:7/TCP", "PING_CHECK"},
+		"smtp": {"192.0.2.100:25/TCP", "SMTP_CHECK"}, "tcp": {"192.0.2.102:25/TCP", "TCP_CHECK"},
+		"ping": {"192.0.2.100:7/TCP", "PING_CHECK"},
 	}
 	type rsJSON struct {
 		Address   string  `json:"address"`
@@ -253,6 +255,7 @@ http {
 		"http": "HTTP status 503 from http://" + rsIP.String() + ":80/health, want 200-299",
 		"ssl":  "refused", "dns": "DNS query up.test. A to " + rsIP.String() + ":53 failed",
 		"udp": "port unreachable (ICMP)", "smtp": "SMTP connect to " + rsIP.String() + ":25 failed",
+		"tcp":  "TCP connect to " + rsIP.String() + ":25 failed",
 		"ping": "ping " + pingIP.String() + ": no echo reply",
 	}
 	dn := waitAll("all unhealthy with the failure", func(name string, w want, r rsJSON) string {
