@@ -2,6 +2,7 @@ package checkerd
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/vrrpkit/vrrpkit/pkg/check"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/track"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
@@ -271,4 +273,67 @@ func TestTimedCheckerAllocs(t *testing.T) {
 	if c.lastCheck.Load() == 0 {
 		t.Error("last check not recorded")
 	}
+}
+
+// TestHealthRefreshSnapshot: while real-server checks run, Health sends a
+// full snapshot every refresh period whose results carry a later
+// last_check and the same since, with nothing else changing.
+func TestHealthRefreshSnapshot(t *testing.T) {
+	a := listenTCP(t, "127.0.0.1:0")
+	log := slog.New(slog.DiscardHandler)
+	set := track.NewSet(track.Options{Log: log})
+	defer set.Close()
+	api := NewServer(set, log)
+	// The refresh period of the test: 300ms, not 30s.
+	api.rs.close()
+	api.rs = newRealServers(log, check.SnapshotOptions{}, 300*time.Millisecond)
+	defer api.Close()
+	path := filepath.Join(t.TempDir(), "checkerd.sock")
+	ln, err := ipc.ListenConfig{Mode: 0o600}.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := ipc.NewServer()
+	pb.RegisterCheckerdServer(srv, api)
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := ipc.Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := pb.NewCheckerdClient(conn)
+	id := "vs " + a.addr
+	if _, err := c.ApplyConfig(ctx, &pb.ConfigSnapshot{Generation: 1, VirtualServers: []*pb.VirtualServer{{Name: "vs",
+		RealServers: []*pb.LvsRealServer{{HealthId: id, Checkers: []*pb.LvsChecker{tcpChecker(a.addr, "k.conf:3", 100*time.Millisecond)}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	rs := pb.TrackerKind_TRACKER_KIND_REAL_SERVER
+	h := followHealth(t, c)
+	up := h.next(t, "up", func(ev *pb.HealthEvent) bool {
+		if r := findResult(ev.GetSnapshot(), rs, id); r != nil && r.GetUp() {
+			return true
+		}
+		return resultIs(rs, id, true, 0)(ev)
+	})
+	first := up.GetResult()
+	if first == nil {
+		first = findResult(up.GetSnapshot(), rs, id)
+	}
+	prev := first
+	for i := range 2 {
+		ev := h.next(t, fmt.Sprintf("refresh snapshot %d", i+1), func(ev *pb.HealthEvent) bool {
+			r := findResult(ev.GetSnapshot(), rs, id)
+			return r != nil && r.GetLastCheck().AsTime().After(prev.GetLastCheck().AsTime())
+		})
+		r := findResult(ev.GetSnapshot(), rs, id)
+		if !r.GetUp() || !r.GetSince().AsTime().Equal(first.GetSince().AsTime()) {
+			t.Errorf("refresh %d: %v, want up since %v", i+1, r, first.GetSince().AsTime())
+		}
+		prev = r
+	}
+	t.Logf("last_check moved %v in two refreshes (period 300ms, delay_loop 100ms)",
+		prev.GetLastCheck().AsTime().Sub(first.GetLastCheck().AsTime()).Round(time.Millisecond))
 }
