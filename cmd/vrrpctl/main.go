@@ -153,7 +153,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.runDir, "run-dir", rundir.Default, "`directory` of the supervisor's "+rundir.ControlSocket)
 	pf.BoolVar(&g.json, "json", false, "print JSON (README.md, \"vrrpctl status --json\") instead of text")
 	pf.DurationVar(&g.timeout, "timeout", 3*time.Second, "how long to wait for the supervisor")
-	root.AddCommand(statusCmd(g), peersCmd(g), watchCmd(g), reloadCmd(g), genhashCmd(), versionCmd())
+	root.AddCommand(statusCmd(g), peersCmd(g), watchCmd(g), reloadCmd(g), ipvsCmd(g), genhashCmd(), versionCmd())
 	return root
 }
 
@@ -202,6 +202,35 @@ func statusCmd(g *globals) *cobra.Command {
 				return ctlview.WriteJSON(cmd.OutOrStdout(), v)
 			}
 			return ctlview.WriteText(cmd.OutOrStdout(), v, time.Local)
+		},
+	}
+}
+
+func ipvsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ipvs",
+		Short: "show the kernel's IPVS table with each real server's health",
+		Long: "ipvs prints the kernel's IPVS table as ipvsadm -Ln does, each destination that\n" +
+			"is a configured real or sorry server followed by its health (\"up 3m2s\",\n" +
+			"\"down 12s: <reason>\"); with --json the JSON documented in README.md.",
+		Example: "  vrrpctl ipvs\n" +
+			"  vrrpctl ipvs --json | jq -r '.services[].destinations[] | select(.real_server.healthy == false) | .address'",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var t *pb.IpvsResponse
+			err := callSupervisor(cmd.Context(), rundir.Dir(g.runDir), g.timeout, "ipvs",
+				func(ctx context.Context, c pb.SupervisorClient) (err error) {
+					t, err = c.Ipvs(ctx, &pb.IpvsRequest{})
+					return err
+				})
+			if err != nil {
+				return err
+			}
+			v := ctlview.FromIPVS(t)
+			if g.json {
+				return ctlview.WriteIPVSJSON(cmd.OutOrStdout(), v)
+			}
+			return ctlview.WriteIPVS(cmd.OutOrStdout(), v, time.Now())
 		},
 	}
 }

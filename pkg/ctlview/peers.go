@@ -67,7 +67,7 @@ func PeersFromProto(st *pb.SupervisorStatusResponse) *Peers {
 }
 
 // WritePeersJSON writes p as indented JSON.
-func WritePeersJSON(w io.Writer, p *Peers) error { return writeJSON(w, p, "peers") }
+func WritePeersJSON(w io.Writer, p *Peers) error { return writeJSON(w, p, "the peers") }
 
 // WritePeersText writes one line per peer heard, and for each instance that
 // heard another master while MASTER a warning line first, since that is

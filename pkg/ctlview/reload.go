@@ -1,7 +1,6 @@
 package ctlview
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -55,18 +54,7 @@ func ReloadFromProto(r *pb.ReloadResponse) *Reload {
 }
 
 // WriteReloadJSON writes r as indented JSON.
-func WriteReloadJSON(w io.Writer, r *Reload) error { return writeJSON(w, r, "reload") }
-
-// writeJSON is WriteJSON's encoding for any of vrrpctl's documents.
-func writeJSON(w io.Writer, v any, what string) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("writing the %s as JSON: %w", what, err)
-	}
-	return nil
-}
+func WriteReloadJSON(w io.Writer, r *Reload) error { return writeJSON(w, r, "the reload") }
 
 // WriteReloadText writes what the reload did (or, dry, would do): the
 // verdict, the findings, then the plan one change a line.

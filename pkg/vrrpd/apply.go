@@ -117,7 +117,8 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	e.generation = snap.GetGeneration()
 	e.applyNoAcceptLocked(snap) // noaccept.go
 	e.rebuildTrackingLocked(snap)
-	e.applyLVSLocked(snap) // lvs.go
+	e.applyLVSLocked(snap)       // lvs.go
+	e.lvsStatusApplyLocked(snap) // lvs_status.go
 	var starting []*instance
 	for _, in := range order {
 		if in.m.State() == vrrp.StateInitialize {
@@ -302,6 +303,7 @@ func (e *Engine) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		}
 		resp.Instances = append(resp.Instances, st)
 	}
+	resp.VirtualServers = e.virtualServersStatusLocked() // lvs_status.go
 	return resp, nil
 }
 

@@ -118,6 +118,9 @@ type Engine struct {
 	statics staticSet // statics.go: static_ipaddress/_routes/_rules; guarded by mu
 
 	lvs lvsRun // lvs.go: IPVS
+	// rsResults: real servers' last results by health_id, for status
+	// (lvs_status.go).
+	rsResults map[string]*pb.TrackerResult
 }
 
 type sockKey struct {

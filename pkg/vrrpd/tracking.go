@@ -92,6 +92,7 @@ func (e *Engine) ApplyHealth(ev *pb.HealthEvent) bool {
 	changed, lvsChanged := false, false
 	for _, r := range results {
 		if r.GetKind() == pb.TrackerKind_TRACKER_KIND_REAL_SERVER {
+			e.lvsStatusResultLocked(r)                      // lvs_status.go
 			lvsChanged = e.lvsHealthLocked(r) || lvsChanged // lvs.go
 			continue
 		}
