@@ -7,10 +7,13 @@
 // behind a veth (198.51.100.2, ports from -port), each accepting and
 // closing what connects; the daemon under test runs in the VM's own
 // namespace with one virtual_server holding all of them, each with a
-// TCP_CHECK. For each daemon:
+// TCP_CHECK. For each size in -n (by default 5,000, the scale,
+// then 200, which an emulated VM on a shared host can keep up with), and
+// for each daemon:
 //
 //  1. start it and wait until the kernel's IPVS table holds every real
-//     server and every listener has been checked at least once;
+//     server and every listener has been checked at least once (at most
+//     -settle-max: a daemon that falls behind is measured as it is);
 //  2. after -settle, read utime+stime (/proc/PID/stat) of every process of
 //     the daemon over -steady seconds of wall time (CPU % of one CPU), and
 //     their Pss/Rss (/proc/PID/smaps_rollup) at the end; the listeners
@@ -65,7 +68,8 @@ const (
 )
 
 type options struct {
-	n, kill, port                int
+	n, kill, port                int // n: of the size being measured
+	sizes                        []int
 	delayLoop, retry, dbr, ctout int // seconds, like the config
 	spread, steady, settle       time.Duration
 	daemons                      []string
@@ -80,7 +84,7 @@ type options struct {
 func main() {
 	var o options
 	var daemons string
-	flag.IntVar(&o.n, "n", 5000, "real servers")
+	sizes := flag.String("n", "5000,200", "real servers, a comma-separated list: each size is measured in turn (listeners are shared)")
 	flag.IntVar(&o.kill, "kill", 200, "real servers killed in the detection part")
 	flag.IntVar(&o.port, "port", 10000, "first real-server port")
 	flag.IntVar(&o.delayLoop, "delay-loop", 1, "delay_loop, seconds")
@@ -88,7 +92,7 @@ func main() {
 	flag.IntVar(&o.dbr, "delay-before-retry", 1, "TCP_CHECK delay_before_retry, seconds")
 	flag.IntVar(&o.ctout, "connect-timeout", 1, "TCP_CHECK connect_timeout, seconds")
 	flag.DurationVar(&o.spread, "spread", 4*time.Second, "the kills are spread over this")
-	flag.DurationVar(&o.steady, "steady", 15*time.Second, "CPU measurement window")
+	flag.DurationVar(&o.steady, "steady", 10*time.Second, "CPU measurement window")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after every real server is checked, before measuring")
 	flag.StringVar(&daemons, "daemons", "vrrpkit,keepalived", "daemons to measure, in order")
 	flag.StringVar(&o.supervisor, "supervisor", "/usr/local/sbin/supervisor", "vrrpkit's supervisor binary")
@@ -99,13 +103,22 @@ func main() {
 	flag.BoolVar(&o.ipvs, "ipvs", true, "the kernel has IPVS: wait for the table, measure detection (false: CPU and memory only)")
 	flag.BoolVar(&o.netns, "netns", true, "make the real servers' namespace and veth; false: listen in this namespace on -rs-addr")
 	rs := flag.String("rs-addr", "198.51.100.2", "real servers' address")
-	flag.DurationVar(&o.settleMax, "settle-max", 45*time.Second, "longest wait for every real server to be in IPVS and checked once")
+	flag.DurationVar(&o.settleMax, "settle-max", 40*time.Second, "longest wait for every real server to be in IPVS and checked once")
 	flag.DurationVar(&o.detectGrace, "detect-grace", 8*time.Second, "how long past the longest possible detection to wait for removals")
 	flag.Parse()
 	var err error
 	if o.rsAddr, err = netip.ParseAddr(*rs); err != nil || !o.rsAddr.Is4() {
 		fmt.Fprintf(os.Stderr, "lvsbench: -rs-addr %q: want an IPv4 address\n", *rs)
 		os.Exit(2)
+	}
+	for _, f := range strings.Split(*sizes, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v <= 0 {
+			fmt.Fprintf(os.Stderr, "lvsbench: -n %q: want positive numbers\n", *sizes)
+			os.Exit(2)
+		}
+		o.sizes = append(o.sizes, v)
+		o.n = max(o.n, v)
 	}
 	o.daemons = strings.Split(daemons, ",")
 	if err := run(o); err != nil {
@@ -147,10 +160,6 @@ func run(o options) error {
 		return err
 	}
 	defer srv.closeAll()
-	conf := filepath.Join(o.work, "keepalived.conf")
-	if err := os.WriteFile(conf, []byte(config(o)), 0o644); err != nil {
-		return err
-	}
 	var c ipvs.Client
 	if o.ipvs {
 		if c, err = ipvs.New(); err != nil {
@@ -158,15 +167,27 @@ func run(o options) error {
 		}
 	}
 
-	var results []*result
-	for _, d := range o.daemons {
-		r, err := measure(o, c, srv, d, conf)
-		if err != nil {
-			return fmt.Errorf("%s: %w", d, err)
+	for k, n := range o.sizes {
+		o := o
+		o.n = n
+		// The first n listeners are this size's real servers.
+		conf := filepath.Join(o.work, fmt.Sprintf("keepalived-%d.conf", n))
+		if err := os.WriteFile(conf, []byte(config(o)), 0o644); err != nil {
+			return err
 		}
-		results = append(results, r)
+		var results []*result
+		for _, d := range o.daemons {
+			r, err := measure(o, c, srv, d, conf)
+			if err != nil {
+				return fmt.Errorf("%s, %d real servers: %w", d, n, err)
+			}
+			results = append(results, r)
+		}
+		if k > 0 {
+			fmt.Println()
+		}
+		report(o, results)
 	}
-	report(o, results)
 	return nil
 }
 
@@ -497,6 +518,7 @@ type result struct {
 	settled           bool // programmed and all checked within -settle-max
 	inIPVS            int  // real servers in IPVS at the start of the window
 	killed            int
+	detectFor         time.Duration // how long detection was watched
 }
 
 // usage is the sum over some of a daemon's processes.
@@ -539,7 +561,7 @@ func measure(o options, c ipvs.Client, srv *servers, kind, conf string) (*result
 			return nil, fmt.Errorf("IPVS is not empty before the start (%d real servers)", n)
 		}
 	}
-	logf, err := os.Create(filepath.Join(o.work, kind+".log"))
+	logf, err := os.Create(filepath.Join(o.work, fmt.Sprintf("%s-%d.log", kind, o.n)))
 	if err != nil {
 		return nil, err
 	}
@@ -620,7 +642,7 @@ func measure(o options, c ipvs.Client, srv *servers, kind, conf string) (*result
 			}
 		}
 		if r.allChecked == 0 {
-			cs, all := srv.counts(), true
+			cs, all := srv.counts()[:o.n], true
 			for i := range cs {
 				if cs[i] == base[i] {
 					all = false
@@ -744,7 +766,9 @@ func detect(o options, c ipvs.Client, srv *servers, r *result) ([]int, error) {
 			in = append(in, i)
 		}
 	}
-	k := min(o.kill, len(in))
+	// At most half of a size's servers, so that the others show spurious
+	// removals.
+	k := min(o.kill, len(in), o.n/2)
 	victims := make([]int, k)
 	isVictim := make([]bool, o.n)
 	for j := range victims {
@@ -816,6 +840,7 @@ func detect(o options, c ipvs.Client, srv *servers, r *result) ([]int, error) {
 	}
 	cancel()
 	<-killerDone
+	r.detectFor = time.Since(kstart)
 	if r.polls > 1 {
 		r.pollMean = sumPoll / time.Duration(r.polls-1)
 	}
@@ -901,7 +926,7 @@ func report(o options, rs []*result) {
 	fmt.Printf("CPU: utime+stime over %v of wall time, %% of one CPU; per check: that CPU time over the checks the\n", o.steady)
 	fmt.Printf("listeners accepted meanwhile; PSS/RSS: smaps_rollup at the end of that window.\n")
 	if o.ipvs {
-		fmt.Printf("Detection: %d listeners closed over %v, time to leaving the IPVS table (goal: p99 <= delay_loop +\n", o.kill, o.spread)
+		fmt.Printf("Detection: %d listeners closed over %v, time to leaving the IPVS table (goal: p99 <= delay_loop +\n", min(o.kill, o.n/2), o.spread)
 		fmt.Printf("retry*delay_before_retry + 50 ms = %s ms; one that dies just after a check takes delay_loop +\n", ms(bound))
 		fmt.Printf("retry*delay_before_retry + the checks' own time).\n")
 	}
@@ -928,10 +953,19 @@ func report(o options, rs []*result) {
 	row("PSS MB (all its processes)", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.sum(all).pss)/1024) })
 	row("RSS MB (all its processes)", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.sum(all).rss)/1024) })
 	if o.ipvs {
+		none := func(r *result) string { return fmt.Sprintf("none in %.0fs", r.detectFor.Seconds()) }
 		row("detection p50 / p99 / max, ms", func(r *result) string {
+			if len(r.lat) == 0 {
+				return none(r)
+			}
 			return fmt.Sprintf("%s / %s / %s", ms(pct(r.lat, 0.5)), ms(pct(r.lat, 0.99)), ms(pct(r.lat, 1)))
 		})
-		row("detection min, ms", func(r *result) string { return ms(pct(r.lat, 0)) })
+		row("detection min, ms", func(r *result) string {
+			if len(r.lat) == 0 {
+				return none(r)
+			}
+			return ms(pct(r.lat, 0))
+		})
 		row("p99 goal met", func(r *result) string {
 			return fmt.Sprint(r.notRemoved == 0 && len(r.lat) > 0 && pct(r.lat, 0.99) <= bound)
 		})
@@ -981,12 +1015,17 @@ func report(o options, rs []*result) {
 	if len(rs) == 2 {
 		a, b := rs[0], rs[1]
 		ratio := func(x, y float64) string {
-			if y <= 0 {
+			if !(y > 0) || math.IsNaN(x) {
 				return "n/a"
 			}
 			return fmt.Sprintf("%.2f", x/y)
 		}
-		d := func(r *result, p float64) float64 { return float64(pct(r.lat, p)) }
+		d := func(r *result, p float64) float64 {
+			if len(r.lat) == 0 {
+				return math.NaN()
+			}
+			return float64(pct(r.lat, p))
+		}
 		fmt.Printf("  ratio %s/%s: CPU %s (checker alone %s), CPU per check %s, PSS %s, detection p50 %s p99 %s max %s\n",
 			a.name, b.name, ratio(a.sum(all).cpu, b.sum(all).cpu), ratio(a.sum(checker).cpu, b.sum(checker).cpu),
 			ratio(a.perCheck(a.sum(all)), b.perCheck(b.sum(all))),
