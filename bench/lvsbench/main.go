@@ -103,8 +103,8 @@ func main() {
 	flag.BoolVar(&o.ipvs, "ipvs", true, "the kernel has IPVS: wait for the table, measure detection (false: CPU and memory only)")
 	flag.BoolVar(&o.netns, "netns", true, "make the real servers' namespace and veth; false: listen in this namespace on -rs-addr")
 	rs := flag.String("rs-addr", "198.51.100.2", "real servers' address")
-	flag.DurationVar(&o.settleMax, "settle-max", 40*time.Second, "longest wait for every real server to be in IPVS and checked once")
-	flag.DurationVar(&o.detectGrace, "detect-grace", 8*time.Second, "how long past the longest possible detection to wait for removals")
+	flag.DurationVar(&o.settleMax, "settle-max", 30*time.Second, "longest wait for every real server to be in IPVS and checked once")
+	flag.DurationVar(&o.detectGrace, "detect-grace", 5*time.Second, "how long past the longest possible detection to wait for removals")
 	flag.Parse()
 	var err error
 	if o.rsAddr, err = netip.ParseAddr(*rs); err != nil || !o.rsAddr.Is4() {
