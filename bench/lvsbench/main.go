@@ -28,7 +28,10 @@
 //     closed listeners for the next daemon.
 //
 // The host side (lvsbench_test.go) builds this program and the supervisor
-// statically, boots the VM and relays the report.
+// statically, boots the VM and relays the report. With -ipvs=false
+// -netns=false -rs-addr 127.0.0.1 it runs on a kernel without IPVS (parts
+// 1 and 2 only, vrrpkit alone: keepalived's checker exits without IPVS);
+// bench/lvs.sh does that natively in a throwaway namespace.
 package main
 
 import (
