@@ -1,0 +1,213 @@
+package metrics
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/vrrpkit/vrrpkit/pkg/ctlview/ctlviewtest"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the collector")
+
+// fixture is ctlview's status fixture (three instances: MASTER with drops
+// and trackers, BACKUP absent from the configuration, FAULT without VIPs;
+// two virtual servers) with two peers on VI_WEB, and a configuration that
+// gives VI_WEB a VIP on another dev and an excluded one.
+func fixture() Snapshot {
+	st := ctlviewtest.Status()
+	heard := timestamppb.New(time.Date(2026, 3, 14, 9, 26, 59, 500000000, time.UTC))
+	st.Instances[0].Peers = []*pb.PeerStatus{
+		{Address: "192.0.2.2", Priority: 100, LastHeard: heard, Adverts: 12},
+		{Address: "192.0.2.3", Priority: 0},
+	}
+	st.Instances[0].Counters.OtherMasterHeard = 4
+	st.Instances[0].Counters.Drops = append(st.Instances[0].Counters.Drops,
+		&pb.DropCount{Reason: "too_short", Count: 2}, &pb.DropCount{Reason: "bad_length", Count: 5})
+	cfg := &pb.ConfigSnapshot{Generation: 3, Instances: []*pb.VrrpInstance{
+		{Name: "VI_WEB", Interface: "eth0", Vrid: 51,
+			VirtualIpaddress: []*pb.VirtualAddress{
+				{Prefix: "192.0.2.100/32"}, {Prefix: "192.0.2.101/24", Dev: "eth2"},
+			},
+			VirtualIpaddressExcluded: []*pb.VirtualAddress{{Prefix: "2001:db8::100/128"}},
+			Garp:                     &pb.GarpSettings{MasterDelay: durationpb.New(5 * time.Second)},
+		},
+		{Name: "VI_DB", Interface: "bond0", Vrid: 53},
+	}}
+	return Snapshot{Status: st, Config: cfg, VrrpdUp: true}
+}
+
+func fixtureEvents() *Events {
+	e := NewEvents()
+	for _, ev := range []*pb.WatchEvent{
+		{Event: &pb.WatchEvent_Vrrp{Vrrp: &pb.VrrpEvent{Event: &pb.VrrpEvent_Transition{Transition: &pb.StateTransition{
+			Instance: "VI_WEB", From: pb.VrrpState_VRRP_STATE_INIT, To: pb.VrrpState_VRRP_STATE_BACKUP}}}}},
+		{Event: &pb.WatchEvent_Vrrp{Vrrp: &pb.VrrpEvent{Event: &pb.VrrpEvent_Transition{Transition: &pb.StateTransition{
+			Instance: "VI_WEB", From: pb.VrrpState_VRRP_STATE_BACKUP, To: pb.VrrpState_VRRP_STATE_MASTER}}}}},
+		{Event: &pb.WatchEvent_Vrrp{Vrrp: &pb.VrrpEvent{Event: &pb.VrrpEvent_Address{Address: &pb.AddressChange{Instance: "VI_WEB"}}}}},
+		{Event: &pb.WatchEvent_Reload{Reload: &pb.ReloadResponse{Accepted: true, Generation: 2}}},
+		{Event: &pb.WatchEvent_Reload{Reload: &pb.ReloadResponse{Accepted: true, Generation: 3}}},
+		{Event: &pb.WatchEvent_Reload{Reload: &pb.ReloadResponse{Accepted: false, Generation: 3}}},
+		{Event: &pb.WatchEvent_Reload{Reload: &pb.ReloadResponse{Accepted: true, DryRun: true}}},
+		{Event: &pb.WatchEvent_Health{Health: &pb.HealthEvent{Event: &pb.HealthEvent_Result{Result: &pb.TrackerResult{
+			Kind: pb.TrackerKind_TRACKER_KIND_SCRIPT, Name: "chk_nginx"}}}}},
+	} {
+		e.Observe(ev)
+	}
+	return e
+}
+
+func TestLint(t *testing.T) {
+	for name, snap := range map[string]Snapshot{"fixture": fixture(), "empty": {}, "vrrpd down": {Status: &pb.SupervisorStatusResponse{Generation: 1}}} {
+		c := New(func() Snapshot { return snap }, fixtureEvents())
+		problems, err := testutil.CollectAndLint(c)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s: %s: %s", name, p.Metric, p.Text)
+		}
+	}
+}
+
+// TestGolden compares the whole exposition of the fixture with
+// testdata/fixture.golden (go test -update rewrites it).
+func TestGolden(t *testing.T) {
+	snap := fixture()
+	c := New(func() Snapshot { return snap }, fixtureEvents())
+	golden := filepath.Join("testdata", "fixture.golden")
+	if *update {
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(c)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		for _, mf := range mfs {
+			if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.CollectAndCompare(c, bytes.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestKeepalivedExporterNames pins the parts of keepalived-exporter's
+// contract that dashboards depend on, independently of the golden file:
+// names, labels and the state encoding (2 is MASTER).
+func TestKeepalivedExporterNames(t *testing.T) {
+	snap := fixture()
+	c := New(func() Snapshot { return snap }, nil)
+	want := `
+# HELP keepalived_vrrp_state State of vrrp
+# TYPE keepalived_vrrp_state gauge
+keepalived_vrrp_state{iname="VI_DB",intf="bond0",ip_address="",vrid="53"} 3
+keepalived_vrrp_state{iname="VI_DNS",intf="eth1",ip_address="",vrid="52"} 1
+keepalived_vrrp_state{iname="VI_WEB",intf="eth0",ip_address="192.0.2.100",vrid="51"} 2
+keepalived_vrrp_state{iname="VI_WEB",intf="eth2",ip_address="192.0.2.101/24",vrid="51"} 2
+# HELP keepalived_vrrp_excluded_state State of vrrp with excluded VIP
+# TYPE keepalived_vrrp_excluded_state gauge
+keepalived_vrrp_excluded_state{iname="VI_WEB",intf="eth0",ip_address="2001:db8::100",vrid="51"} 2
+# HELP keepalived_packet_length_errors_total Packet length errors
+# TYPE keepalived_packet_length_errors_total counter
+keepalived_packet_length_errors_total{iname="VI_DB",intf="bond0",vrid="53"} 0
+keepalived_packet_length_errors_total{iname="VI_DNS",intf="eth1",vrid="52"} 0
+keepalived_packet_length_errors_total{iname="VI_WEB",intf="eth0",vrid="51"} 7
+# HELP keepalived_up Status
+# TYPE keepalived_up gauge
+keepalived_up 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"keepalived_vrrp_state", "keepalived_vrrp_excluded_state", "keepalived_packet_length_errors_total", "keepalived_up"); err != nil {
+		t.Error(err)
+	}
+}
+
+// A vrrpd that is down leaves only what the supervisor knows itself.
+func TestVrrpdDown(t *testing.T) {
+	snap := Snapshot{Status: &pb.SupervisorStatusResponse{Generation: 2, Version: "dev",
+		Children: []*pb.ChildStatus{{Name: "vrrpd", Restarts: 4}}}}
+	c := New(func() Snapshot { return snap }, nil)
+	want := `
+# HELP keepalived_up Status
+# TYPE keepalived_up gauge
+keepalived_up 0
+# HELP vrrpkit_child_restarts_total Times the supervisor restarted the child since it started.
+# TYPE vrrpkit_child_restarts_total counter
+vrrpkit_child_restarts_total{child="vrrpd"} 4
+# HELP vrrpkit_config_generation Generation of the running (last accepted) configuration; it rises by one per accepted reload.
+# TYPE vrrpkit_config_generation gauge
+vrrpkit_config_generation 2
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"keepalived_up", "vrrpkit_child_restarts_total", "vrrpkit_config_generation", "vrrpkit_vrrp_state", "keepalived_vrrp_state"); err != nil {
+		t.Error(err)
+	}
+}
+
+// Names lists every family the fixture exports and no other.
+func TestNames(t *testing.T) {
+	snap := fixture()
+	c := New(func() Snapshot { return snap }, fixtureEvents())
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := Names()
+	if len(names) != len(allDescs) {
+		t.Fatalf("Names() = %d names, want %d: %v", len(names), len(allDescs), names)
+	}
+	for _, mf := range mfs {
+		if !slices.Contains(names, mf.GetName()) {
+			t.Errorf("exported %s, not in Names()", mf.GetName())
+		}
+	}
+	if len(mfs) != len(names) {
+		t.Errorf("the fixture exports %d families, Names() has %d", len(mfs), len(names))
+	}
+}
+
+func TestKeepalivedAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.9.0.1/32": "10.9.0.1", "10.9.0.2/24": "10.9.0.2/24", "2001:db8::1/128": "2001:db8::1",
+		"2001:db8::2/64": "2001:db8::2/64", "10.0.0.7": "10.0.0.7", "junk": "junk",
+	} {
+		if got := keepalivedAddress(in); got != want {
+			t.Errorf("keepalivedAddress(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Invalid UTF-8 in a name makes that series invalid, not a panic.
+func TestBadLabelValue(t *testing.T) {
+	snap := Snapshot{Status: &pb.SupervisorStatusResponse{Children: []*pb.ChildStatus{{Name: "bad\xff"}}}}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(New(func() Snapshot { return snap }, nil))
+	if _, err := reg.Gather(); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Errorf("Gather() error = %v, want one about UTF-8", err)
+	}
+}
