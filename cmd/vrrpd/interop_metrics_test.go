@@ -66,7 +66,7 @@ func TestInteropMetrics(t *testing.T) {
 			return false, fmt.Sprintf("parsing the exposition: %v", err)
 		}
 		// Adverts both ways: VI_1 sends as MASTER, VI_2 hears keepalived.
-		if v := value(mfs, "vrrpkit_vrrp_adverts_received_total", "instance", "VI_2"); v < 1 {
+		if v := value(mfs, "vrrpkit_vrrp_adverts_received_total", "vrrp_instance", "VI_2"); v < 1 {
 			return false, fmt.Sprintf("VI_2 adverts received %v", v)
 		}
 		return true, ""
@@ -108,33 +108,33 @@ func TestInteropMetrics(t *testing.T) {
 
 	// vrrpkit's names: the stateset has exactly the one state set.
 	for name, want := range map[string]string{"VI_1": "MASTER", "VI_2": "BACKUP"} {
-		for _, m := range series(mfs, "vrrpkit_vrrp_state", "instance", name) {
+		for _, m := range series(mfs, "vrrpkit_vrrp_state", "vrrp_instance", name) {
 			if label(m, "interface") != "eth0" {
 				t.Errorf("vrrpkit_vrrp_state %v: want interface eth0", m.GetLabel())
 			}
 			if set := m.GetGauge().GetValue() == 1; set != (label(m, "state") == want) {
-				t.Errorf("vrrpkit_vrrp_state{instance=%q,state=%q} = %v, want 1 only for %s", name, label(m, "state"), m.GetGauge().GetValue(), want)
+				t.Errorf("vrrpkit_vrrp_state{vrrp_instance=%q,state=%q} = %v, want 1 only for %s", name, label(m, "state"), m.GetGauge().GetValue(), want)
 			}
 		}
-		if n := len(series(mfs, "vrrpkit_vrrp_state", "instance", name)); n != 5 {
+		if n := len(series(mfs, "vrrpkit_vrrp_state", "vrrp_instance", name)); n != 5 {
 			t.Errorf("vrrpkit_vrrp_state for %s has %d states, want 5", name, n)
 		}
 	}
-	if v := value(mfs, "vrrpkit_vrrp_adverts_sent_total", "instance", "VI_1", "interface", "eth0", "vrid", "51"); v < 1 {
+	if v := value(mfs, "vrrpkit_vrrp_adverts_sent_total", "vrrp_instance", "VI_1", "interface", "eth0", "vrid", "51"); v < 1 {
 		t.Errorf("vrrpkit_vrrp_adverts_sent_total{VI_1} = %v, want > 0", v)
 	}
-	if v := value(mfs, "vrrpkit_vrrp_effective_priority", "instance", "VI_1"); v != 150 {
+	if v := value(mfs, "vrrpkit_vrrp_effective_priority", "vrrp_instance", "VI_1"); v != 150 {
 		t.Errorf("vrrpkit_vrrp_effective_priority{VI_1} = %v, want 150", v)
 	}
-	if v := value(mfs, "vrrpkit_vrrp_peer_priority", "instance", "VI_2"); v != 200 {
+	if v := value(mfs, "vrrpkit_vrrp_peer_priority", "vrrp_instance", "VI_2"); v != 200 {
 		t.Errorf("vrrpkit_vrrp_peer_priority{VI_2} = %v, want keepalived's 200", v)
 	}
 	// VI_2 went MASTER before keepalived came and BACKUP when it preempted:
 	// the supervisor's count of transitions (from vrrpd's event stream)
 	// agrees with vrrpd's own counter.
-	became := value(mfs, "vrrpkit_vrrp_became_master_total", "instance", "VI_2")
-	toMaster := value(mfs, "vrrpkit_vrrp_transitions_total", "instance", "VI_2", "to", "MASTER")
-	toBackup := value(mfs, "vrrpkit_vrrp_transitions_total", "instance", "VI_2", "to", "BACKUP")
+	became := value(mfs, "vrrpkit_vrrp_became_master_total", "vrrp_instance", "VI_2")
+	toMaster := value(mfs, "vrrpkit_vrrp_transitions_total", "vrrp_instance", "VI_2", "to", "MASTER")
+	toBackup := value(mfs, "vrrpkit_vrrp_transitions_total", "vrrp_instance", "VI_2", "to", "BACKUP")
 	t.Logf("VI_2: became_master_total %v, transitions to MASTER %v, to BACKUP %v", became, toMaster, toBackup)
 	if became < 1 || toMaster != became || toBackup < 2 {
 		t.Errorf("VI_2: became_master_total %v, transitions to MASTER %v, to BACKUP %v; want equal and >= 1, and >= 2 to BACKUP", became, toMaster, toBackup)

@@ -3,7 +3,7 @@
 // scrape time.
 //
 // It exports two families of names. vrrpkit's own (vrrpkit_*) follow
-// Prometheus' naming rules: labels instance, interface, vrid; a stateset for
+// Prometheus' naming rules: labels vrrp_instance, interface, vrid; a stateset for
 // the VRRP state. Beside them are the names of mehdy/keepalived-exporter
 // (keepalived_*), with its labels (iname, intf, vrid, ip_address) and value
 // encodings (keepalived_vrrp_state: 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT), so
@@ -56,7 +56,11 @@ func New(source func() Snapshot, events *Events) *Collector {
 }
 
 var (
-	instLabels = []string{"instance", "interface", "vrid"}
+	// vrrp_instance, not instance: Prometheus gives every scraped series
+	// the target's "instance" label and would rename a clashing one to
+	// exported_instance (honor_labels: false, the default); keepalived-
+	// exporter's iname avoids the clash the same way.
+	instLabels = []string{"vrrp_instance", "interface", "vrid"}
 	kaLabels   = []string{"iname", "intf", "vrid"}
 	kaVIP      = []string{"iname", "intf", "vrid", "ip_address"}
 )
@@ -96,7 +100,7 @@ var (
 	dPeers      = desc("vrrpkit_vrrp_peers", "Other routers heard on the instance's VRID (up to 32).", instLabels...)
 	dPeerPrio   = desc("vrrpkit_vrrp_peer_priority", "Priority in the peer's last advert.", withInst("peer")...)
 	dPeerLast   = desc("vrrpkit_vrrp_peer_last_heard_timestamp_seconds", "When the peer was last heard, in seconds since the Unix epoch.", withInst("peer")...)
-	dTrans      = desc("vrrpkit_vrrp_transitions_total", "State transitions of the instance since the supervisor started, by the state entered.", "instance", "to")
+	dTrans      = desc("vrrpkit_vrrp_transitions_total", "State transitions of the instance since the supervisor started, by the state entered.", "vrrp_instance", "to")
 	dTracker    = desc("vrrpkit_tracker_up", "1 when the tracker (track_script, track_file, track_process, track_interface) is up, else 0.", "kind", "name")
 	dTrackerChg = desc("vrrpkit_health_changes_total", "Changed results checkerd reported since the supervisor started, by tracker.", "kind", "name")
 	dRSUp       = desc("vrrpkit_real_server_up", "1 when the real server passes its health checks, else 0.", "virtual_server", "real_server")
