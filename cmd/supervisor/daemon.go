@@ -246,7 +246,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	defer stop()
 	var wg sync.WaitGroup
 	defer d.watch.Close()
-	if err := d.startMetrics(ctx, &wg); err != nil { // metrics.go
+	if _, err := d.startMetrics(ctx, &wg); err != nil { // metrics.go
 		log.Error("--metrics-listen", "addr", o.metricsListen, "err", err)
 		return 1
 	}

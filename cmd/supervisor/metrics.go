@@ -25,13 +25,13 @@ import (
 )
 
 // startMetrics listens on --metrics-listen (nothing to do when it is
-// empty) and serves /metrics until ctx ends, on goroutines added to wg. A
-// failure to listen is returned, so that a daemon asked for metrics does
-// not run without them unnoticed.
-func (d *daemon) startMetrics(ctx context.Context, wg *sync.WaitGroup) error {
+// empty) and serves /metrics until ctx ends, on goroutines added to wg; it
+// returns the address it listens on. A failure to listen is returned, so
+// that a daemon asked for metrics does not run without them unnoticed.
+func (d *daemon) startMetrics(ctx context.Context, wg *sync.WaitGroup) (net.Addr, error) {
 	addr := d.opts.metricsListen
 	if addr == "" {
-		return nil
+		return nil, nil
 	}
 	events := metrics.NewEvents()
 	reg := prometheus.NewRegistry() // no global state: only what is registered here
@@ -41,12 +41,12 @@ func (d *daemon) startMetrics(ctx context.Context, wg *sync.WaitGroup) error {
 		metrics.New(func() metrics.Snapshot { return d.metricsSnapshot(ctx) }, events),
 	} {
 		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("registering metrics: %w", err)
+			return nil, fmt.Errorf("registering metrics: %w", err)
 		}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -85,7 +85,7 @@ func (d *daemon) startMetrics(ctx context.Context, wg *sync.WaitGroup) error {
 		defer wg.Done()
 		d.countEvents(ctx, events)
 	}()
-	return nil
+	return ln.Addr(), nil
 }
 
 // countEvents feeds events with the watch hub until ctx ends. A
