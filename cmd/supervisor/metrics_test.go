@@ -140,6 +140,18 @@ func TestMetricsListenOffAndRefused(t *testing.T) {
 	if addr, err := d.startMetrics(context.Background(), &wg); addr != nil || err != nil {
 		t.Errorf("startMetrics with no address = %v, %v; want nothing", addr, err)
 	}
+	// An IPv6 address in brackets, where the host has IPv6 loopback.
+	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		ln.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		d.opts.metricsListen = "[::1]:0"
+		addr, err := d.startMetrics(ctx, &wg)
+		if err != nil || !strings.HasPrefix(addr.String(), "[::1]:") {
+			t.Errorf("startMetrics([::1]:0) = %v, %v; want a [::1] address", addr, err)
+		}
+		cancel()
+		wg.Wait()
+	}
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
