@@ -349,7 +349,8 @@ var keepalivedDrops = []struct {
 
 // collectKeepalived sends keepalived-exporter's series of one instance.
 func (c *Collector) collectKeepalived(ch chan<- prometheus.Metric, in *pb.InstanceStatus, cfg *pb.VrrpInstance, drops map[string]uint64) {
-	l := []string{in.GetName(), in.GetInterface(), strconv.FormatUint(uint64(in.GetVrid()), 10)}
+	ifp := keepalivedIfp(in, cfg)
+	l := []string{in.GetName(), ifp, strconv.FormatUint(uint64(in.GetVrid()), 10)}
 	counter := func(d *prometheus.Desc, v float64) { send(ch, d, prometheus.CounterValue, v, l...) }
 	k := in.GetCounters()
 	counter(kRcvd, float64(k.GetAdvertsReceived()))
@@ -393,28 +394,41 @@ func (c *Collector) collectKeepalived(ch chan<- prometheus.Metric, in *pb.Instan
 	vips := 0
 	if cfg != nil {
 		for _, v := range cfg.GetVirtualIpaddress() {
-			once(kState, vipDev(v, in), keepalivedAddress(v.GetPrefix()))
+			once(kState, vipDev(v, ifp), keepalivedAddress(v.GetPrefix()))
 			vips++
 		}
 		for _, v := range cfg.GetVirtualIpaddressExcluded() {
-			once(kExcluded, vipDev(v, in), keepalivedAddress(v.GetPrefix()))
+			once(kExcluded, vipDev(v, ifp), keepalivedAddress(v.GetPrefix()))
 		}
 	} else {
 		for _, p := range in.GetVirtualIpaddress() {
-			once(kState, in.GetInterface(), keepalivedAddress(p))
+			once(kState, ifp, keepalivedAddress(p))
 			vips++
 		}
 	}
 	if vips == 0 {
-		emit(kState, in.GetInterface(), "")
+		emit(kState, ifp, "")
 	}
 }
 
-func vipDev(v *pb.VirtualAddress, in *pb.InstanceStatus) string {
+// keepalivedIfp is keepalived's vrrp->ifp, the intf label of
+// keepalived-exporter: the use_vmac interface when there is one (keepalived's
+// JSON dump names it in ifp_ifname, its data dump "Interface = vrrp.51, vmac
+// on eth0"), else the instance's interface.
+func keepalivedIfp(in *pb.InstanceStatus, cfg *pb.VrrpInstance) string {
+	if cfg.GetUseVmac() && cfg.GetVmacInterface() != "" {
+		return cfg.GetVmacInterface()
+	}
+	return in.GetInterface()
+}
+
+// vipDev is where an address without dev goes: ifp, as vrrpd's addrDev
+// (pkg/vrrpd/vmac.go) puts it on the VMAC with use_vmac.
+func vipDev(v *pb.VirtualAddress, ifp string) string {
 	if v.GetDev() != "" {
 		return v.GetDev()
 	}
-	return in.GetInterface()
+	return ifp
 }
 
 // keepalivedAddress writes a VIP as keepalived 2.2.7's data dump does

@@ -145,6 +145,33 @@ keepalived_up 1
 	}
 }
 
+// With use_vmac, keepalived-exporter's intf is the VMAC (keepalived's
+// vrrp->ifp), and so is the dev of addresses that name none; vrrpkit's own
+// names keep the configured interface.
+func TestUseVmac(t *testing.T) {
+	st := &pb.SupervisorStatusResponse{Instances: []*pb.InstanceStatus{{Name: "VI_1", State: pb.VrrpState_VRRP_STATE_BACKUP,
+		Interface: "eth0", Vrid: 51, Counters: &pb.InstanceCounters{AdvertsReceived: 9}}}}
+	cfg := &pb.ConfigSnapshot{Instances: []*pb.VrrpInstance{{Name: "VI_1", Interface: "eth0", Vrid: 51, UseVmac: true, VmacInterface: "vrrp.51",
+		VirtualIpaddress: []*pb.VirtualAddress{{Prefix: "10.0.0.1/32"}, {Prefix: "10.0.1.1/24", Dev: "eth1"}}}}}
+	c := New(func() Snapshot { return Snapshot{Status: st, Config: cfg, VrrpdUp: true} }, nil)
+	want := `
+# HELP keepalived_advertisements_received_total Advertisements received
+# TYPE keepalived_advertisements_received_total counter
+keepalived_advertisements_received_total{iname="VI_1",intf="vrrp.51",vrid="51"} 9
+# HELP keepalived_vrrp_state State of vrrp
+# TYPE keepalived_vrrp_state gauge
+keepalived_vrrp_state{iname="VI_1",intf="eth1",ip_address="10.0.1.1/24",vrid="51"} 1
+keepalived_vrrp_state{iname="VI_1",intf="vrrp.51",ip_address="10.0.0.1",vrid="51"} 1
+# HELP vrrpkit_vrrp_adverts_received_total VRRP adverts the instance accepted.
+# TYPE vrrpkit_vrrp_adverts_received_total counter
+vrrpkit_vrrp_adverts_received_total{interface="eth0",vrid="51",vrrp_instance="VI_1"} 9
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"keepalived_advertisements_received_total", "keepalived_vrrp_state", "vrrpkit_vrrp_adverts_received_total"); err != nil {
+		t.Error(err)
+	}
+}
+
 // A vrrpd that is down leaves only what the supervisor knows itself.
 func TestVrrpdDown(t *testing.T) {
 	snap := Snapshot{Status: &pb.SupervisorStatusResponse{Generation: 2, Version: "dev",
