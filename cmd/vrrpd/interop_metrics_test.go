@@ -32,7 +32,8 @@ const metricsAddr = "127.0.0.1:9650"
 // lint problems, and says so in both vrrpkit's names and
 // keepalived-exporter's (labels iname/intf/vrid/ip_address, state 2 MASTER
 // and 1 BACKUP), with adverts counted both ways and the transitions the
-// supervisor heard matching vrrpd's own became-master counter.
+// supervisor heard matching vrrpd's own became-master counter; a reload
+// shows in the generation and the reload count.
 func TestInteropMetrics(t *testing.T) {
 	t.Parallel()
 	lab := newLab(t)
@@ -136,8 +137,11 @@ func TestInteropMetrics(t *testing.T) {
 	toMaster := value(mfs, "vrrpkit_vrrp_transitions_total", "vrrp_instance", "VI_2", "to", "MASTER")
 	toBackup := value(mfs, "vrrpkit_vrrp_transitions_total", "vrrp_instance", "VI_2", "to", "BACKUP")
 	t.Logf("VI_2: became_master_total %v, transitions to MASTER %v, to BACKUP %v", became, toMaster, toBackup)
-	if became < 1 || toMaster != became || toBackup < 2 {
-		t.Errorf("VI_2: became_master_total %v, transitions to MASTER %v, to BACKUP %v; want equal and >= 1, and >= 2 to BACKUP", became, toMaster, toBackup)
+	// INIT -> BACKUP at vrrpd's start may come folded into the event
+	// stream's first snapshot (the supervisor's follower subscribes while
+	// the first push is on its way), so only the preemption's BACKUP is sure.
+	if became < 1 || toMaster != became || toBackup < 1 {
+		t.Errorf("VI_2: became_master_total %v, transitions to MASTER %v, to BACKUP %v; want the first two equal and >= 1, and >= 1 to BACKUP", became, toMaster, toBackup)
 	}
 	for _, name := range []string{"vrrpkit_config_generation", "vrrpkit_vrrpd_up", "go_goroutines", "process_resident_memory_bytes"} {
 		if v := value(mfs, name); v <= 0 {
@@ -146,6 +150,26 @@ func TestInteropMetrics(t *testing.T) {
 	}
 	if v := value(mfs, "vrrpkit_child_up", "child", "vrrpd"); v != 1 {
 		t.Errorf("vrrpkit_child_up{child=vrrpd} = %v, want 1", v)
+	}
+
+	// A reload (the same file): the generation and the reload count rise.
+	if resp, err := supervisorReload(vk, false); err != nil || !resp.GetAccepted() {
+		t.Fatalf("reload: %v, %v", resp, err)
+	}
+	err = eventually(10*time.Second, func() (bool, string) {
+		text, err := scrape(client, "http://"+metricsAddr+"/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		if mfs, err = p.TextToMetricFamilies(bytes.NewReader(text)); err != nil {
+			return false, err.Error()
+		}
+		gen, n := value(mfs, "vrrpkit_config_generation"), value(mfs, "vrrpkit_reloads_total", "result", "accepted")
+		return gen == 2 && n == 1, fmt.Sprintf("generation %v, accepted reloads %v", gen, n)
+	})
+	if err != nil {
+		t.Errorf("after a reload: %v, want generation 2 and 1 accepted reload", err)
 	}
 
 	// Only /metrics and the index page.

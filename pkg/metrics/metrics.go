@@ -100,7 +100,7 @@ var (
 	dPeers      = desc("vrrpkit_vrrp_peers", "Other routers heard on the instance's VRID (up to 32).", instLabels...)
 	dPeerPrio   = desc("vrrpkit_vrrp_peer_priority", "Priority in the peer's last advert.", withInst("peer")...)
 	dPeerLast   = desc("vrrpkit_vrrp_peer_last_heard_timestamp_seconds", "When the peer was last heard, in seconds since the Unix epoch.", withInst("peer")...)
-	dTrans      = desc("vrrpkit_vrrp_transitions_total", "State transitions of the instance since the supervisor started, by the state entered.", "vrrp_instance", "to")
+	dTrans      = desc("vrrpkit_vrrp_transitions_total", "State transitions the supervisor heard from vrrpd's event stream since it started, by the state entered (a starting vrrpd's first state may come in the stream's snapshot instead, uncounted).", "vrrp_instance", "to")
 	dTracker    = desc("vrrpkit_tracker_up", "1 when the tracker (track_script, track_file, track_process, track_interface) is up, else 0.", "kind", "name")
 	dTrackerChg = desc("vrrpkit_health_changes_total", "Changed results checkerd reported since the supervisor started, by tracker.", "kind", "name")
 	dRSUp       = desc("vrrpkit_real_server_up", "1 when the real server passes its health checks, else 0.", "virtual_server", "real_server")
