@@ -58,7 +58,7 @@ func TestInteropMetrics(t *testing.T) {
 	var text []byte
 	err := eventually(20*time.Second, func() (bool, string) {
 		var err error
-		text, err = scrape(client, "http://"+metricsAddr+"/metrics")
+		text, err = scrapeMetrics(client, "http://"+metricsAddr+"/metrics")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -67,7 +67,7 @@ func TestInteropMetrics(t *testing.T) {
 			return false, fmt.Sprintf("parsing the exposition: %v", err)
 		}
 		// Adverts both ways: VI_1 sends as MASTER, VI_2 hears keepalived.
-		if v := value(mfs, "vrrpkit_vrrp_adverts_received_total", "vrrp_instance", "VI_2"); v < 1 {
+		if v := metricValue(mfs, "vrrpkit_vrrp_adverts_received_total", "vrrp_instance", "VI_2"); v < 1 {
 			return false, fmt.Sprintf("VI_2 adverts received %v", v)
 		}
 		return true, ""
@@ -91,51 +91,51 @@ func TestInteropMetrics(t *testing.T) {
 		name, vip, vrid string
 		want            float64
 	}{{"VI_1", vip1.String(), "51", 2}, {"VI_2", vip2.String(), "52", 1}} {
-		got := series(mfs, "keepalived_vrrp_state", "iname", c.name)
+		got := metricSeries(mfs, "keepalived_vrrp_state", "iname", c.name)
 		want := map[string]string{"iname": c.name, "intf": "eth0", "vrid": c.vrid, "ip_address": c.vip + "/24"}
-		if len(got) != 1 || !sameLabels(got[0], want) || got[0].GetGauge().GetValue() != c.want {
+		if len(got) != 1 || !metricLabelsAre(got[0], want) || got[0].GetGauge().GetValue() != c.want {
 			t.Errorf("keepalived_vrrp_state for %s = %v, want one series %v = %v", c.name, got, want, c.want)
 		}
 	}
-	if v := value(mfs, "keepalived_up"); v != 1 {
+	if v := metricValue(mfs, "keepalived_up"); v != 1 {
 		t.Errorf("keepalived_up = %v, want 1", v)
 	}
-	if v := value(mfs, "keepalived_advertisements_sent_total", "iname", "VI_1", "intf", "eth0", "vrid", "51"); v < 1 {
+	if v := metricValue(mfs, "keepalived_advertisements_sent_total", "iname", "VI_1", "intf", "eth0", "vrid", "51"); v < 1 {
 		t.Errorf("keepalived_advertisements_sent_total{VI_1} = %v, want > 0", v)
 	}
-	if v := value(mfs, "keepalived_advertisements_received_total", "iname", "VI_2", "intf", "eth0", "vrid", "52"); v < 1 {
+	if v := metricValue(mfs, "keepalived_advertisements_received_total", "iname", "VI_2", "intf", "eth0", "vrid", "52"); v < 1 {
 		t.Errorf("keepalived_advertisements_received_total{VI_2} = %v, want > 0", v)
 	}
 
 	// vrrpkit's names: the stateset has exactly the one state set.
 	for name, want := range map[string]string{"VI_1": "MASTER", "VI_2": "BACKUP"} {
-		for _, m := range series(mfs, "vrrpkit_vrrp_state", "vrrp_instance", name) {
-			if label(m, "interface") != "eth0" {
+		for _, m := range metricSeries(mfs, "vrrpkit_vrrp_state", "vrrp_instance", name) {
+			if metricLabel(m, "interface") != "eth0" {
 				t.Errorf("vrrpkit_vrrp_state %v: want interface eth0", m.GetLabel())
 			}
-			if set := m.GetGauge().GetValue() == 1; set != (label(m, "state") == want) {
-				t.Errorf("vrrpkit_vrrp_state{vrrp_instance=%q,state=%q} = %v, want 1 only for %s", name, label(m, "state"), m.GetGauge().GetValue(), want)
+			if set := m.GetGauge().GetValue() == 1; set != (metricLabel(m, "state") == want) {
+				t.Errorf("vrrpkit_vrrp_state{vrrp_instance=%q,state=%q} = %v, want 1 only for %s", name, metricLabel(m, "state"), m.GetGauge().GetValue(), want)
 			}
 		}
-		if n := len(series(mfs, "vrrpkit_vrrp_state", "vrrp_instance", name)); n != 5 {
+		if n := len(metricSeries(mfs, "vrrpkit_vrrp_state", "vrrp_instance", name)); n != 5 {
 			t.Errorf("vrrpkit_vrrp_state for %s has %d states, want 5", name, n)
 		}
 	}
-	if v := value(mfs, "vrrpkit_vrrp_adverts_sent_total", "vrrp_instance", "VI_1", "interface", "eth0", "vrid", "51"); v < 1 {
+	if v := metricValue(mfs, "vrrpkit_vrrp_adverts_sent_total", "vrrp_instance", "VI_1", "interface", "eth0", "vrid", "51"); v < 1 {
 		t.Errorf("vrrpkit_vrrp_adverts_sent_total{VI_1} = %v, want > 0", v)
 	}
-	if v := value(mfs, "vrrpkit_vrrp_effective_priority", "vrrp_instance", "VI_1"); v != 150 {
+	if v := metricValue(mfs, "vrrpkit_vrrp_effective_priority", "vrrp_instance", "VI_1"); v != 150 {
 		t.Errorf("vrrpkit_vrrp_effective_priority{VI_1} = %v, want 150", v)
 	}
-	if v := value(mfs, "vrrpkit_vrrp_peer_priority", "vrrp_instance", "VI_2"); v != 200 {
+	if v := metricValue(mfs, "vrrpkit_vrrp_peer_priority", "vrrp_instance", "VI_2"); v != 200 {
 		t.Errorf("vrrpkit_vrrp_peer_priority{VI_2} = %v, want keepalived's 200", v)
 	}
 	// VI_2 went MASTER before keepalived came and BACKUP when it preempted:
 	// the supervisor's count of transitions (from vrrpd's event stream)
 	// agrees with vrrpd's own counter.
-	became := value(mfs, "vrrpkit_vrrp_became_master_total", "vrrp_instance", "VI_2")
-	toMaster := value(mfs, "vrrpkit_vrrp_transitions_total", "vrrp_instance", "VI_2", "to", "MASTER")
-	toBackup := value(mfs, "vrrpkit_vrrp_transitions_total", "vrrp_instance", "VI_2", "to", "BACKUP")
+	became := metricValue(mfs, "vrrpkit_vrrp_became_master_total", "vrrp_instance", "VI_2")
+	toMaster := metricValue(mfs, "vrrpkit_vrrp_transitions_total", "vrrp_instance", "VI_2", "to", "MASTER")
+	toBackup := metricValue(mfs, "vrrpkit_vrrp_transitions_total", "vrrp_instance", "VI_2", "to", "BACKUP")
 	t.Logf("VI_2: became_master_total %v, transitions to MASTER %v, to BACKUP %v", became, toMaster, toBackup)
 	// INIT -> BACKUP at vrrpd's start may come folded into the event
 	// stream's first snapshot (the supervisor's follower subscribes while
@@ -144,11 +144,11 @@ func TestInteropMetrics(t *testing.T) {
 		t.Errorf("VI_2: became_master_total %v, transitions to MASTER %v, to BACKUP %v; want the first two equal and >= 1, and >= 1 to BACKUP", became, toMaster, toBackup)
 	}
 	for _, name := range []string{"vrrpkit_config_generation", "vrrpkit_vrrpd_up", "go_goroutines", "process_resident_memory_bytes"} {
-		if v := value(mfs, name); v <= 0 {
+		if v := metricValue(mfs, name); v <= 0 {
 			t.Errorf("%s = %v, want > 0", name, v)
 		}
 	}
-	if v := value(mfs, "vrrpkit_child_up", "child", "vrrpd"); v != 1 {
+	if v := metricValue(mfs, "vrrpkit_child_up", "child", "vrrpd"); v != 1 {
 		t.Errorf("vrrpkit_child_up{child=vrrpd} = %v, want 1", v)
 	}
 
@@ -157,7 +157,7 @@ func TestInteropMetrics(t *testing.T) {
 		t.Fatalf("reload: %v, %v", resp, err)
 	}
 	err = eventually(10*time.Second, func() (bool, string) {
-		text, err := scrape(client, "http://"+metricsAddr+"/metrics")
+		text, err := scrapeMetrics(client, "http://"+metricsAddr+"/metrics")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -165,7 +165,7 @@ func TestInteropMetrics(t *testing.T) {
 		if mfs, err = p.TextToMetricFamilies(bytes.NewReader(text)); err != nil {
 			return false, err.Error()
 		}
-		gen, n := value(mfs, "vrrpkit_config_generation"), value(mfs, "vrrpkit_reloads_total", "result", "accepted")
+		gen, n := metricValue(mfs, "vrrpkit_config_generation"), metricValue(mfs, "vrrpkit_reloads_total", "result", "accepted")
 		return gen == 2 && n == 1, fmt.Sprintf("generation %v, accepted reloads %v", gen, n)
 	})
 	if err != nil {
@@ -173,10 +173,10 @@ func TestInteropMetrics(t *testing.T) {
 	}
 
 	// Only /metrics and the index page.
-	if body, err := scrape(client, "http://"+metricsAddr+"/"); err != nil || !strings.Contains(string(body), `href="/metrics"`) {
+	if body, err := scrapeMetrics(client, "http://"+metricsAddr+"/"); err != nil || !strings.Contains(string(body), `href="/metrics"`) {
 		t.Errorf("GET / = %q, %v; want a link to /metrics", body, err)
 	}
-	if _, err := scrape(client, "http://"+metricsAddr+"/debug/pprof/"); err == nil || !strings.Contains(err.Error(), "404") {
+	if _, err := scrapeMetrics(client, "http://"+metricsAddr+"/debug/pprof/"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("GET /debug/pprof/: %v, want 404", err)
 	}
 }
@@ -225,7 +225,7 @@ func netnsClient(h *netlab.Host) *http.Client {
 	}
 }
 
-func scrape(c *http.Client, url string) ([]byte, error) {
+func scrapeMetrics(c *http.Client, url string) ([]byte, error) {
 	resp, err := c.Get(url)
 	if err != nil {
 		return nil, err
@@ -241,14 +241,14 @@ func scrape(c *http.Client, url string) ([]byte, error) {
 	return body, nil
 }
 
-// series returns the metrics of family name whose labels include the
+// metricSeries returns the metrics of family name whose labels include the
 // given name/value pairs.
-func series(mfs map[string]*dto.MetricFamily, name string, labels ...string) []*dto.Metric {
+func metricSeries(mfs map[string]*dto.MetricFamily, name string, labels ...string) []*dto.Metric {
 	var out []*dto.Metric
 next:
 	for _, m := range mfs[name].GetMetric() {
 		for i := 0; i+1 < len(labels); i += 2 {
-			if label(m, labels[i]) != labels[i+1] {
+			if metricLabel(m, labels[i]) != labels[i+1] {
 				continue next
 			}
 		}
@@ -257,10 +257,10 @@ next:
 	return out
 }
 
-// value is the gauge or counter value of the one series that matches; -1
+// metricValue is the gauge or counter value of the one series that matches; -1
 // when none or several do.
-func value(mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	ms := series(mfs, name, labels...)
+func metricValue(mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	ms := metricSeries(mfs, name, labels...)
 	if len(ms) != 1 {
 		return -1
 	}
@@ -270,7 +270,7 @@ func value(mfs map[string]*dto.MetricFamily, name string, labels ...string) floa
 	return ms[0].GetGauge().GetValue()
 }
 
-func label(m *dto.Metric, name string) string {
+func metricLabel(m *dto.Metric, name string) string {
 	for _, l := range m.GetLabel() {
 		if l.GetName() == name {
 			return l.GetValue()
@@ -279,7 +279,7 @@ func label(m *dto.Metric, name string) string {
 	return ""
 }
 
-func sameLabels(m *dto.Metric, want map[string]string) bool {
+func metricLabelsAre(m *dto.Metric, want map[string]string) bool {
 	if len(m.GetLabel()) != len(want) {
 		return false
 	}
