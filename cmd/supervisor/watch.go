@@ -7,14 +7,13 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/vrrpd"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
@@ -51,47 +50,20 @@ func (c *control) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb
 	}
 }
 
-// followHealth republishes checkerd's changed results until ctx ends,
-// reconnecting (checkerd restarts) with a short backoff. Snapshots are not
-// changes and are not passed on.
-func (d *daemon) followHealth(ctx context.Context) {
-	delay := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := d.followHealthOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(start) > 10*time.Second {
-			delay = 100 * time.Millisecond // it was up a while: not a crash loop
-		}
-		d.log.Debug("checkerd health stream for watchers ended; reconnecting", "err", err, "in", delay)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 2*time.Second)
+// watchHealth is a vrrpd.HealthSink that republishes checkerd's changed
+// results to watchers. Snapshots are not changes and are not passed on.
+type watchHealth struct{ d *daemon }
+
+func (w watchHealth) ApplyHealth(ev *pb.HealthEvent) bool {
+	if ev.GetResult() != nil {
+		w.d.publishWatch(&pb.WatchEvent{Event: &pb.WatchEvent_Health{Health: ev}})
 	}
+	return false
 }
 
-func (d *daemon) followHealthOnce(ctx context.Context) error {
-	conn, err := ipc.Dial(ctx, d.dir.Checkerd(), fastRedial)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	stream, err := pb.NewCheckerdClient(conn).Health(ctx, &pb.HealthRequest{})
-	if err != nil {
-		return err
-	}
-	for {
-		ev, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		if ev.GetResult() != nil {
-			d.publishWatch(&pb.WatchEvent{Event: &pb.WatchEvent_Health{Health: ev}})
-		}
-	}
+// followHealth follows checkerd's health stream for watchers until ctx
+// ends, as vrrpd follows it (reconnecting when checkerd restarts).
+func (d *daemon) followHealth(ctx context.Context) {
+	f := &vrrpd.HealthFollower{Path: d.dir.Checkerd(), Sink: watchHealth{d}, Logger: d.log, DialOptions: []grpc.DialOption{fastRedial}}
+	f.Run(ctx)
 }

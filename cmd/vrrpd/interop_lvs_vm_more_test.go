@@ -572,5 +572,62 @@ done`
 	// BOOTSTRAP_DELAY (1 s) and up to delay_loop, then every delay_loop.
 	t.Run("sigkill_checkerd", func(t *testing.T) { crash(t, "checkerd", 4*time.Second, nil, nil) })
 
+	// A reload that changes one real server's weight (issue 9): vrrpd
+	// edits that one destination and nothing else in the table moves.
+	// SIGHUP goes to every process of the binary, as keepalived users send
+	// it (killall -HUP keepalived): the children must ignore it.
+	t.Run("reload_one_weight", func(t *testing.T) {
+		const from, to = "    real_server 10.0.1.1 80 {\n        weight 1\n", "    real_server 10.0.1.1 80 {\n        weight 7\n"
+		if !strings.Contains(lvsMoreConf, from) {
+			t.Fatal("the configuration changed: no weight 1 for 10.0.1.1:80")
+		}
+		// A table that has held for longer than delay_loop: no check in
+		// flight is about to change it (when this subtest runs alone, the
+		// dead servers' first checks are).
+		var before string
+		for deadline, since := time.Now().Add(20*time.Second), time.Now(); ; time.Sleep(250 * time.Millisecond) {
+			out := ipvsadm(t)
+			if out != before {
+				before, since = out, time.Now()
+			}
+			if time.Since(since) > delayLoop+delayBeforeRetry+500*time.Millisecond {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the IPVS table did not settle within 20s:\n%s", out)
+			}
+		}
+		off := len(run(t, "cat", logFile))
+		vm.Sh("cat > /etc/keepalived/keepalived.conf <<'VKEOF'\n" + strings.Replace(lvsMoreConf, from, to, 1) + "VKEOF\n" +
+			"kill -HUP $(pidof supervisor)\n")
+		var after string
+		waitFor(t, "the new weight", 20*time.Second, nil, service{"TCP", "192.0.2.100:80", "rr", func() map[string]string {
+			_, m := parseIPVSAdm(before, "TCP", "192.0.2.100:80")
+			m["10.0.1.1:80"] = "Masq 7"
+			return m
+		}()})
+		after = ipvsadm(t)
+		// Every line but that destination's is as it was.
+		bl, al := strings.Split(before, "\n"), strings.Split(after, "\n")
+		if len(bl) != len(al) {
+			t.Fatalf("the table changed shape on reload:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		for i := range bl {
+			if bl[i] != al[i] && !strings.Contains(al[i], "10.0.1.1:80") {
+				t.Errorf("line %d changed on reload: %q -> %q", i, bl[i], al[i])
+			}
+		}
+		var changes []string
+		for _, l := range strings.Split(run(t, "cat", logFile)[off:], "\n") {
+			if strings.Contains(l, "IPVS changed") {
+				changes = append(changes, l)
+			}
+		}
+		if len(changes) != 1 || !strings.Contains(changes[0], "edit-dest") || !strings.Contains(changes[0], "10.0.1.1:80") {
+			t.Errorf("IPVS changes on reload, want one edit-dest of 10.0.1.1:80:\n%s\nlog since the reload:\n%s", strings.Join(changes, "\n"), run(t, "cat", logFile)[off:])
+		}
+		figure("reload changing one weight: IPVS changes %d (%s)", len(changes), strings.Join(changes, "; "))
+	})
+
 	t.Logf("whole test %v (boot %v); figures:\n%s", time.Since(begin).Round(time.Millisecond), vm.BootTime.Round(time.Millisecond), strings.Join(figures, "\n"))
 }

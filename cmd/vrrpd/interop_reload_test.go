@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
-	"github.com/vrrpkit/vrrpkit/pkg/netlab"
 	"github.com/vrrpkit/vrrpkit/pkg/rundir"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
@@ -283,46 +282,32 @@ func TestInteropReload(t *testing.T) {
 	}
 }
 
-// startVrrpkitFile is startVrrpkit on a file the test rewrites for reloads.
-func startVrrpkitFile(t *testing.T, h *netlab.Host, file string) *vrrpkitRouter {
-	t.Helper()
-	runDir, err := os.MkdirTemp("", "vkrun-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &vrrpkitRouter{h: h, runDir: runDir}
-	t.Cleanup(func() {
-		r.mu.Lock()
-		if r.conn != nil {
-			r.conn.Close()
-		}
-		r.mu.Unlock()
-		os.RemoveAll(runDir)
-	})
-	r.p = h.Start(bins.supervisor, "-f", file, "--run-dir", runDir)
-	return r
-}
-
 // supervisorStatus calls the supervisor's Status on control.sock.
-func supervisorStatus(r *vrrpkitRouter) (*pb.SupervisorStatusResponse, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	conn, err := ipc.Dial(ctx, rundir.Dir(r.runDir).Control())
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	return pb.NewSupervisorClient(conn).Status(ctx, &pb.SupervisorStatusRequest{})
+func supervisorStatus(r *vrrpkitRouter) (resp *pb.SupervisorStatusResponse, err error) {
+	err = callSupervisor(r, 2*time.Second, func(ctx context.Context, c pb.SupervisorClient) error {
+		resp, err = c.Status(ctx, &pb.SupervisorStatusRequest{})
+		return err
+	})
+	return resp, err
 }
 
 // supervisorReload calls Supervisor.Reload, as vrrpctl reload does.
-func supervisorReload(r *vrrpkitRouter, dryRun bool) (*pb.ReloadResponse, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func supervisorReload(r *vrrpkitRouter, dryRun bool) (resp *pb.ReloadResponse, err error) {
+	err = callSupervisor(r, 30*time.Second, func(ctx context.Context, c pb.SupervisorClient) error {
+		resp, err = c.Reload(ctx, &pb.ReloadRequest{DryRun: dryRun})
+		return err
+	})
+	return resp, err
+}
+
+// callSupervisor makes one call on r's control.sock within timeout.
+func callSupervisor(r *vrrpkitRouter, timeout time.Duration, call func(context.Context, pb.SupervisorClient) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	conn, err := ipc.Dial(ctx, rundir.Dir(r.runDir).Control())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close()
-	return pb.NewSupervisorClient(conn).Reload(ctx, &pb.ReloadRequest{DryRun: dryRun})
+	return call(ctx, pb.NewSupervisorClient(conn))
 }

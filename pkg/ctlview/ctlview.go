@@ -131,6 +131,8 @@ type Instance struct {
 	// does to the priority now.
 	Tracking []Tracker `json:"tracking"`
 	Counters Counters  `json:"counters"`
+	// Other routers heard on the VRID (vrrpctl peers shows them).
+	Peers []Peer `json:"peers"`
 }
 
 // Tracker is one track_interface / track_script / track_file /
@@ -159,8 +161,11 @@ type Counters struct {
 	SendErrors               uint64 `json:"send_errors"`
 	LowerPriorityMasterHeard uint64 `json:"lower_priority_master_heard"`
 	ResumedLate              uint64 `json:"resumed_late"`
-	SocketUnknownVRID        uint64 `json:"socket_unknown_vrid"`
-	SocketBadPackets         uint64 `json:"socket_bad_packets"`
+	// Adverts from another master while this one was MASTER: the
+	// split-brain counter.
+	OtherMasterHeard  uint64 `json:"other_master_heard"`
+	SocketUnknownVRID uint64 `json:"socket_unknown_vrid"`
+	SocketBadPackets  uint64 `json:"socket_bad_packets"`
 	// Received packets dropped, by reason. A map so that jq can say
 	// .drops.bad_ttl; encoding/json writes its keys sorted.
 	Drops map[string]uint64 `json:"drops"`
@@ -220,6 +225,7 @@ func FromProto(st *pb.SupervisorStatusResponse) *Status {
 			SyncGroup:         optional(in.GetSyncGroup()),
 			Tracking:          trackers(in.GetTracking()),
 			Counters:          counters(in.GetCounters()),
+			Peers:             peers(in.GetPeers()),
 		})
 	}
 	return s
@@ -322,6 +328,7 @@ func counters(c *pb.InstanceCounters) Counters {
 	v := Counters{
 		AdvertsSent:              c.GetAdvertsSent(),
 		AdvertsReceived:          c.GetAdvertsReceived(),
+		OtherMasterHeard:         c.GetOtherMasterHeard(),
 		PriorityZeroSent:         c.GetPriorityZeroSent(),
 		PriorityZeroReceived:     c.GetPriorityZeroReceived(),
 		BecameMaster:             c.GetBecameMaster(),

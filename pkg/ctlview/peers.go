@@ -47,21 +47,27 @@ func PeersFromProto(st *pb.SupervisorStatusResponse) *Peers {
 	out := &Peers{VRRPInstances: []InstancePeers{}}
 	for _, in := range st.GetInstances() {
 		ip := InstancePeers{Name: in.GetName(), Interface: in.GetInterface(), VirtualRouterID: in.GetVrid(),
-			State: State(in.GetState()), OtherMasterHeard: in.GetCounters().GetOtherMasterHeard(), Peers: []Peer{}}
-		for _, p := range in.GetPeers() {
-			v := Peer{Address: p.GetAddress(), Priority: p.GetPriority(), FirstHeard: fromTimestamp(p.GetFirstHeard()),
-				LastHeard: fromTimestamp(p.GetLastHeard()), Adverts: p.GetAdverts(), HeardWhileMaster: p.GetHeardWhileMaster(),
-				Drops: map[string]uint64{}}
-			if d := p.GetAdvertInterval(); d != nil {
-				s := d.AsDuration().Seconds()
-				v.AdvertInterval = &s
-			}
-			for _, d := range p.GetDrops() {
-				v.Drops[d.GetReason()] = d.GetCount()
-			}
-			ip.Peers = append(ip.Peers, v)
-		}
+			State: State(in.GetState()), OtherMasterHeard: in.GetCounters().GetOtherMasterHeard()}
+		ip.Peers = peers(in.GetPeers())
 		out.VRRPInstances = append(out.VRRPInstances, ip)
+	}
+	return out
+}
+
+func peers(list []*pb.PeerStatus) []Peer {
+	out := []Peer{}
+	for _, p := range list {
+		v := Peer{Address: p.GetAddress(), Priority: p.GetPriority(), FirstHeard: fromTimestamp(p.GetFirstHeard()),
+			LastHeard: fromTimestamp(p.GetLastHeard()), Adverts: p.GetAdverts(), HeardWhileMaster: p.GetHeardWhileMaster(),
+			Drops: map[string]uint64{}}
+		if d := p.GetAdvertInterval(); d != nil {
+			s := d.AsDuration().Seconds()
+			v.AdvertInterval = &s
+		}
+		for _, d := range p.GetDrops() {
+			v.Drops[d.GetReason()] = d.GetCount()
+		}
+		out = append(out, v)
 	}
 	return out
 }

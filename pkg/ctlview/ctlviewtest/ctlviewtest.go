@@ -6,6 +6,7 @@ package ctlviewtest
 import (
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
@@ -51,7 +52,7 @@ func Status() *pb.SupervisorStatusResponse {
 				Counters: &pb.InstanceCounters{
 					AdvertsSent: 1520, AdvertsReceived: 12, PriorityZeroSent: 0, PriorityZeroReceived: 1,
 					BecameMaster: 2, ReleasedMaster: 1, SendErrors: 0, LowerPriorityMasterHeard: 3, ResumedLate: 1,
-					SocketUnknownVrid: 7, SocketBadPackets: 2,
+					SocketUnknownVrid: 7, SocketBadPackets: 2, OtherMasterHeard: 3,
 					Drops: []*pb.DropCount{{Reason: "bad_ttl", Count: 3}, {Reason: "auth_mismatch", Count: 1}},
 				},
 			},
@@ -60,6 +61,8 @@ func Status() *pb.SupervisorStatusResponse {
 				MasterAddr: "192.0.2.2", Interface: "eth1", Vrid: 52,
 				StateSince: at("2026-03-14T09:20:04.75Z"),
 				Counters:   &pb.InstanceCounters{AdvertsReceived: 1500},
+				Peers: []*pb.PeerStatus{{Address: "192.0.2.2", Priority: 150, AdvertInterval: durationpb.New(time.Second),
+					FirstHeard: at("2026-03-14T09:20:02Z"), LastHeard: at("2026-03-14T09:45:00.5Z"), Adverts: 1500}},
 			},
 			{
 				Name: "VI_DB", State: pb.VrrpState_VRRP_STATE_FAULT, Priority: 90, EffectivePriority: 90,

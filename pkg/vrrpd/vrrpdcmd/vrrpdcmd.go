@@ -58,6 +58,11 @@ func Main(args []string, stdout, stderr io.Writer, version string) int {
 	// SIGTERM and steps down; a log line written meanwhile must not kill it
 	// with SIGPIPE before its VIPs are removed.
 	signal.Ignore(syscall.SIGPIPE)
+	// Reloads are the supervisor's: it parses and pushes. keepalived's users
+	// send SIGHUP to every keepalived process (killall -HUP keepalived); the
+	// same habit here (pkill -HUP supervisor matches the children, which run
+	// the same binary) must not kill a child with SIGHUP's default action.
+	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if *rtPrio < 0 || *rtPrio > 99 {
