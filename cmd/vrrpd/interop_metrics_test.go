@@ -188,21 +188,7 @@ func startVrrpkitMetrics(t *testing.T, lab *netlab.Lab, h *netlab.Host, text, ad
 	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runDir, err := os.MkdirTemp("", "vkrun-") // a socket path fits in 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &vrrpkitRouter{h: h, runDir: runDir}
-	t.Cleanup(func() {
-		r.mu.Lock()
-		if r.conn != nil {
-			r.conn.Close()
-		}
-		r.mu.Unlock()
-		os.RemoveAll(runDir)
-	})
-	r.p = h.Start(bins.supervisor, "-f", file, "--run-dir", runDir, "--metrics-listen", addr)
-	return r
+	return startVrrpkitFile(t, h, file, "--metrics-listen", addr)
 }
 
 // netnsClient is an HTTP client whose connections are opened inside h's

@@ -16,26 +16,71 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/vrrpkit/vrrpkit/pkg/ctlview/ctlviewtest"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the collector")
 
-// fixture is ctlview's status fixture (three instances: MASTER with drops
-// and trackers, BACKUP absent from the configuration, FAULT without VIPs;
-// two virtual servers) with two peers on VI_WEB, and a configuration that
-// gives VI_WEB a VIP on another dev and an excluded one.
+// fixture is a supervisor status of the shapes the collector handles (its
+// own, so that other views' fixtures can change without touching this
+// golden file): a refused reload; a running and a stopped child; a MASTER
+// with drops, trackers and two peers; a BACKUP absent from the
+// configuration; a FAULT without VIPs; a NAT virtual server with a healthy
+// and a failed real server, and a DR fwmark one without quorum. The
+// configuration gives the MASTER a VIP on another dev and an excluded one.
 func fixture() Snapshot {
-	st := ctlviewtest.Status()
-	heard := timestamppb.New(time.Date(2026, 3, 14, 9, 26, 59, 500000000, time.UTC))
-	st.Instances[0].Peers = []*pb.PeerStatus{
-		{Address: "192.0.2.2", Priority: 100, LastHeard: heard, Adverts: 12},
-		{Address: "192.0.2.3", Priority: 0},
+	at := func(s string) *timestamppb.Timestamp {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			panic(err) // a typo in this file
+		}
+		return timestamppb.New(t)
 	}
-	st.Instances[0].Counters.OtherMasterHeard = 4
-	st.Instances[0].Counters.Drops = append(st.Instances[0].Counters.Drops,
-		&pb.DropCount{Reason: "too_short", Count: 2}, &pb.DropCount{Reason: "bad_length", Count: 5})
+	st := &pb.SupervisorStatusResponse{
+		Generation: 3, ConfigLoadedAt: at("2026-03-14T09:26:53.589793238Z"), Version: "v0.3.0",
+		LastReloadFailure: &pb.ReloadFailure{At: at("2026-03-14T10:30:00.5Z"), Errors: []string{"keepalived.conf:12: error: ..."}},
+		Children: []*pb.ChildStatus{
+			{Name: "vrrpd", Pid: 4242, Running: true, Generation: 3, Restarts: 1},
+			{Name: "checkerd"},
+		},
+		Instances: []*pb.InstanceStatus{
+			{
+				Name: "VI_WEB", State: pb.VrrpState_VRRP_STATE_MASTER, Priority: 150, EffectivePriority: 140,
+				VirtualIpaddress: []string{"192.0.2.100/32", "2001:db8::100/128"},
+				Interface:        "eth0", Vrid: 51, StateSince: at("2026-03-14T09:20:01.25Z"),
+				Tracking: []*pb.TrackedStatus{
+					{Kind: pb.TrackerKind_TRACKER_KIND_SCRIPT, Name: "chk_nginx", Weight: -10, Delta: -10},
+					{Kind: pb.TrackerKind_TRACKER_KIND_INTERFACE, Name: "eth1", Up: true},
+				},
+				Counters: &pb.InstanceCounters{
+					AdvertsSent: 1520, AdvertsReceived: 12, PriorityZeroReceived: 1, BecameMaster: 2, ReleasedMaster: 1,
+					LowerPriorityMasterHeard: 3, ResumedLate: 1, SocketUnknownVrid: 7, SocketBadPackets: 2, OtherMasterHeard: 4,
+					Drops: []*pb.DropCount{{Reason: "bad_ttl", Count: 3}, {Reason: "auth_mismatch", Count: 1},
+						{Reason: "too_short", Count: 2}, {Reason: "bad_length", Count: 5}},
+				},
+				Peers: []*pb.PeerStatus{
+					{Address: "192.0.2.2", Priority: 100, LastHeard: at("2026-03-14T09:26:59.5Z"), Adverts: 12},
+					{Address: "192.0.2.3", Priority: 0},
+				},
+			},
+			{
+				Name: "VI_DNS", State: pb.VrrpState_VRRP_STATE_BACKUP, Priority: 100, EffectivePriority: 100,
+				Interface: "eth1", Vrid: 52, StateSince: at("2026-03-14T09:20:04.75Z"),
+				Counters: &pb.InstanceCounters{AdvertsReceived: 1500},
+			},
+			{
+				Name: "VI_DB", State: pb.VrrpState_VRRP_STATE_FAULT, Priority: 90, EffectivePriority: 90,
+				Interface: "bond0", Vrid: 53, StateSince: at("2026-03-14T09:20:01Z"),
+			},
+		},
+		VirtualServers: []*pb.VirtualServerStatus{
+			{Name: "192.0.2.100:80/TCP", QuorumUp: true, RealServers: []*pb.RealServerStatus{
+				{Address: "10.0.1.1", Port: 80, Weight: 3, Healthy: true},
+				{Address: "10.0.1.2", Port: 80},
+			}, SorryServer: &pb.RealServerStatus{Address: "10.0.9.9", Port: 80, Healthy: true}},
+			{Name: "fwmark 5", RealServers: []*pb.RealServerStatus{{Address: "2001:db8::10"}}},
+		},
+	}
 	cfg := &pb.ConfigSnapshot{Generation: 3, Instances: []*pb.VrrpInstance{
 		{Name: "VI_WEB", Interface: "eth0", Vrid: 51,
 			VirtualIpaddress: []*pb.VirtualAddress{
