@@ -246,6 +246,10 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	defer stop()
 	var wg sync.WaitGroup
 	defer d.watch.Close()
+	if _, err := d.startMetrics(ctx, &wg); err != nil { // metrics.go
+		log.Error("--metrics-listen", "addr", o.metricsListen, "err", err)
+		return 1
+	}
 	if o.checkerdPath != "none" {
 		wg.Add(1)
 		go func() {

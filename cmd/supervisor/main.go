@@ -81,6 +81,8 @@ type options struct {
 	checkerUser  string
 	logLevel     string
 	version      bool
+	// metricsListen: host:port for Prometheus metrics (metrics.go); "" off.
+	metricsListen string
 }
 
 // shortBools are keepalived's single-letter switches that take no value;
@@ -133,6 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.checkerdPath, "checkerd", "", "`path` of a checkerd binary (default: this program, run as checkerd), or none")
 	fs.StringVar(&o.checkerUser, "checker-user", defaultCheckerUser(user.Lookup), "`user` checkerd runs as, with no capabilities")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics on http://`address`/metrics (e.g. 127.0.0.1:9650 or [::1]:9650); empty: off")
 	for _, name := range []string{"v", "version"} {
 		fs.BoolVar(&o.version, name, false, "print the version and exit")
 	}
