@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vrrpkit/vrrpkit/pkg/lvs"
@@ -72,9 +73,13 @@ type lvsRun struct {
 	pendMu  sync.Mutex
 	pending lvs.Table // the latest table; guarded by pendMu
 
-	// Used only by the worker.
+	// Used only by the worker. kernel is mirror over the real one: a
+	// health change costs its own netlink calls, not a dump of the whole
+	// table; the periodic pass (interval) dumps again (lvs.Mirror).
 	kernel      lvs.Kernel
+	mirror      *lvs.Mirror
 	unavailable bool
+	passes      atomic.Int64 // reconcile passes made, for tests
 	owned       *lvs.Ownership
 }
 
@@ -261,10 +266,13 @@ func (e *Engine) lvsWorker(ctx context.Context, interval time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
+			e.refreshLVSMirror()
 			e.reconcileLVS(context.WithoutCancel(ctx), lvs.Table{})
 			return
 		case <-e.lvs.kick:
 		case <-tick.C:
+			// What someone else did (ipvsadm -D) shows only in a dump.
+			e.refreshLVSMirror()
 		}
 		e.lvs.pendMu.Lock()
 		t := e.lvs.pending
@@ -273,10 +281,18 @@ func (e *Engine) lvsWorker(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// refreshLVSMirror makes the worker's next Reconcile dump the kernel.
+func (e *Engine) refreshLVSMirror() {
+	if e.lvs.mirror != nil {
+		e.lvs.mirror.Refresh()
+	}
+}
+
 // reconcileLVS runs on the worker only. Failures are logged, one line per
 // failed step (each names its service), and never fail an apply.
 func (e *Engine) reconcileLVS(ctx context.Context, t lvs.Table) {
 	l := &e.lvs
+	defer l.passes.Add(1)
 	if l.unavailable {
 		return
 	}
@@ -294,7 +310,8 @@ func (e *Engine) reconcileLVS(ctx context.Context, t lvs.Table) {
 			e.log.Warn("IPVS not available: virtual servers are not programmed", "err", err)
 			return
 		}
-		l.kernel = k
+		l.mirror = lvs.NewMirror(k)
+		l.kernel = l.mirror
 	}
 	ch, err := lvs.Reconcile(ctx, l.kernel, l.owned, t)
 	for _, c := range ch {
