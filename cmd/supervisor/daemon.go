@@ -81,6 +81,7 @@ type daemon struct {
 	run           uint64 // vrrpd processes started so far
 	stopFollow    context.CancelFunc
 	followDone    chan struct{}
+	following     chan struct{} // closed once the follower has its first event
 
 	// For status.
 	startedAt     time.Time
@@ -476,7 +477,22 @@ func (d *daemon) push(ctx context.Context) {
 	if d.stopFollow == nil && d.children[childVrrpd].running {
 		d.startFollowerLocked(ctx)
 	}
+	following := d.following
 	d.mu.Unlock()
+	// Both dial the new vrrpd's socket as it appears: a push that won the
+	// race would apply before the subscription exists, and its first
+	// transitions would arrive folded into the stream's opening snapshot
+	// (no notify_backup, no transition counted). Wait for the follower,
+	// briefly (it subscribes within milliseconds of the socket appearing):
+	// a follower that cannot subscribe must not hold the push.
+	if following != nil {
+		select {
+		case <-following:
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+			d.log.Warn("pushing the configuration before vrrpd's event stream is followed: its first transitions may be missed")
+		}
+	}
 	var resp *pb.ApplyConfigResponse
 	err := retryPush(ctx, func() (err error) {
 		resp, err = d.pushOnce(ctx, snap)
@@ -605,9 +621,14 @@ func stateName(s pb.VrrpState) string { return strings.TrimPrefix(s.String(), "V
 // held.
 func (d *daemon) startFollowerLocked(ctx context.Context) {
 	fctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	d.stopFollow, d.followDone = cancel, done
-	f := &resume.Follower{Path: d.dir.Vrrpd(), Record: &d.resume, OnEvent: d.vrrpEvent, Logger: d.log, DialOptions: []grpc.DialOption{fastRedial}}
+	done, following := make(chan struct{}), make(chan struct{})
+	d.stopFollow, d.followDone, d.following = cancel, done, following
+	var first sync.Once
+	onEvent := func(ev *pb.VrrpEvent) {
+		first.Do(func() { close(following) })
+		d.vrrpEvent(ev)
+	}
+	f := &resume.Follower{Path: d.dir.Vrrpd(), Record: &d.resume, OnEvent: onEvent, Logger: d.log, DialOptions: []grpc.DialOption{fastRedial}}
 	go func() {
 		defer close(done)
 		f.Run(fctx)
