@@ -174,7 +174,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	}
 	d.current = snapshot.Build(cfg, o.file, d.gen)
 	d.scripts = &scripts{log: log, runner: &scriptrun.Runner{Log: log}}
-	d.scripts.load(cfg, d.gen)
+	d.scripts.load(cfg, d.current, d.gen)
 	d.notifier = notify.New(notify.Options{Log: log, Runner: d.scripts})
 	if err := d.notifier.Apply(cfg, d.gen); err != nil {
 		log.Error("notify", "err", err)
@@ -252,14 +252,15 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 			defer wg.Done()
 			d.followHealth(ctx) // watch.go
 		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := d.serveScripts(ctx, checker); err != nil && ctx.Err() == nil {
-				log.Error("script runner socket; checkerd cannot run vrrp_script", "err", err)
-			}
-		}()
 	}
+	// Also without checkerd: vrrpd asks for quorum_up / quorum_down.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.serveScripts(ctx, checker); err != nil && ctx.Err() == nil {
+			log.Error("script runner socket; checkerd cannot run vrrp_script or MISC_CHECK, nor vrrpd quorum_up / quorum_down", "err", err)
+		}
+	}()
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
@@ -440,7 +441,7 @@ func (d *daemon) reload(ctx context.Context, dryRun bool) *pb.ReloadResponse {
 	d.gen++
 	d.current = next
 	d.mu.Unlock()
-	d.scripts.load(cfg, gen+1)
+	d.scripts.load(cfg, next, gen+1)
 	if _, ok := d.children[childCheckerd]; ok {
 		allowCheckerPing(cfg, d.checker.gid, d.log, check.PingGroupRange)
 	}
