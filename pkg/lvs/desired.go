@@ -114,9 +114,37 @@ type Table struct {
 	Live     map[string]uint64
 }
 
-// Health reports a real server's health by its health_id: healthy, and
-// whether any result is known yet.
-type Health func(id string) (healthy, known bool)
+// Health reports a real server's health by its health_id, and whether any
+// result is known yet.
+type Health func(id string) (h ServerHealth, known bool)
+
+// ServerHealth is what checkerd last said of a real server (its
+// TRACKER_KIND_REAL_SERVER result).
+type ServerHealth struct {
+	Up bool
+	// Weight, when HasWeight, is the weight its misc_dynamic MISC_CHECKs
+	// set (TrackerResult.weight); otherwise the configured weight stands.
+	Weight    uint32
+	HasWeight bool
+	// Delta is what its FILE_CHECKs add to the weight
+	// (TrackerResult.value).
+	Delta int64
+}
+
+// Weight is the destination weight keepalived 2.2.7 gives a live real
+// server (rs->effective_weight, clamped by real_weight in check_data.h):
+// the configured weight, or the one a misc_dynamic MISC_CHECK set (exit
+// status - 2: check_misc.c misc_check_child_thread), plus the FILE_CHECK
+// deltas (track_file.c), in [0, 65535]. Weight 0 keeps the server in the
+// table, alive, taking no new connections, and adds nothing to the quorum
+// (ipwrapper.c weigh_live_realservers).
+func (h ServerHealth) weight(configured uint32) uint32 {
+	w := int64(configured)
+	if h.HasWeight {
+		w = int64(h.Weight)
+	}
+	return uint32(min(max(w+h.Delta, 0), 65535))
+}
 
 // Desired is the table keepalived programs at start (init_services):
 // quorum is up when the live weight reaches quorum + hysteresis.
@@ -135,11 +163,12 @@ func next(prev Table, vss []*pb.VirtualServer, health Health) Table {
 	t := Table{Services: map[ServiceKey]*Entry{}, QuorumUp: map[string]bool{}, Live: map[string]uint64{}}
 	for _, vs := range vss {
 		alive := make([]bool, len(vs.GetRealServers()))
+		weight := make([]uint32, len(vs.GetRealServers()))
 		var live uint64
 		for i, rs := range vs.GetRealServers() {
-			alive[i] = isAlive(rs, health)
+			alive[i], weight[i] = isAlive(rs, health)
 			if alive[i] {
-				live += uint64(rs.GetWeight())
+				live += uint64(weight[i])
 			}
 		}
 		up := quorumUp(prev, vs, live)
@@ -171,6 +200,7 @@ func next(prev Table, vss []*pb.VirtualServer, health Health) Table {
 				// weight 0), otherwise it is removed.
 				switch {
 				case alive[i] && !useSorry:
+					d.Weight = weight[i]
 					e.Dests[d.DestKey] = d
 				case rs.GetInhibitOnFailure():
 					d.Weight = 0
@@ -211,17 +241,19 @@ func isRealServer(vs *pb.VirtualServer, s *pb.LvsRealServer) bool {
 
 // isAlive: a server without checkers is always up; before its first result
 // a checked server is up unless a checker is alpha (check_api.c: checkers
-// begin is_up; validate_check_config marks alpha checkers failed).
-func isAlive(rs *pb.LvsRealServer, health Health) bool {
+// begin is_up; validate_check_config marks alpha checkers failed). weight
+// is its destination weight while alive (ServerHealth.weight).
+func isAlive(rs *pb.LvsRealServer, health Health) (alive bool, weight uint32) {
+	configured := min(rs.GetWeight(), 65535)
 	if rs.GetUnchecked() {
-		return true
+		return true, configured
 	}
 	if health != nil {
-		if ok, known := health(rs.GetHealthId()); known {
-			return ok
+		if h, known := health(rs.GetHealthId()); known {
+			return h.Up, h.weight(configured)
 		}
 	}
-	return !rs.GetStartsDown()
+	return !rs.GetStartsDown(), configured
 }
 
 // quorumUp follows ipwrapper.c: at start (or for a virtual server the
