@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vrrpkit/vrrpkit/pkg/scriptrun"
@@ -129,4 +130,17 @@ func MiscWeight(iweight uint32, abs []int64) (w uint32, ok bool) {
 		sum += a - int64(iweight)
 	}
 	return uint32(min(max(sum, 0), 65535)), true
+}
+
+// commandLine shows a script's words as a user would type them: a word
+// with blanks or quotes in it single-quoted, for the Reason.
+func commandLine(args []string) string {
+	words := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		words[i] = a
+	}
+	return strings.Join(words, " ")
 }
