@@ -439,9 +439,10 @@ func (d *daemon) reload(ctx context.Context, dryRun bool) *pb.ReloadResponse {
 	d.reloadFailure = nil
 	d.loadedAt = time.Now()
 	d.gen++
+	// Before anyone sees next: load disables MISC_CHECKs that cannot run.
+	d.scripts.load(cfg, next, gen+1)
 	d.current = next
 	d.mu.Unlock()
-	d.scripts.load(cfg, next, gen+1)
 	if _, ok := d.children[childCheckerd]; ok {
 		allowCheckerPing(cfg, d.checker.gid, d.log, check.PingGroupRange)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/vrrpkit/vrrpkit/pkg/check"
@@ -64,8 +65,10 @@ func (s *scripts) load(cfg *config.Config, snap *pb.ConfigSnapshot, gen uint64) 
 		}
 		user = u
 	}
+	l := loadedConfig{gen: gen, cfg: cfg, snap: snap, user: user, group: group}
+	s.disableMiscChecks(l)
 	s.mu.Lock()
-	s.gens = append(s.gens, loadedConfig{gen: gen, cfg: cfg, snap: snap, user: user, group: group})
+	s.gens = append(s.gens, l)
 	if len(s.gens) > 2 {
 		s.gens = s.gens[len(s.gens)-2:]
 	}
@@ -159,6 +162,45 @@ func (l loadedConfig) miscCheck(name string) (scriptrun.Command, error) {
 		}
 	}
 	return scriptrun.Command{}, scriptrun.ErrUnknownScript
+}
+
+// disableMiscChecks removes from l's snapshot, before any child sees it,
+// every MISC_CHECK whose script could not start (not found, not
+// executable, unknown user, refused by enable_script_security), as
+// keepalived 2.2.7 does when it loads a configuration
+// (check_misc.c check_misc_script_security: "Disabling misc script ...",
+// free_checker): such a checker then holds no real server down. A real
+// server left with no checker is unchecked, and always up.
+func (s *scripts) disableMiscChecks(l loadedConfig) {
+	for _, vs := range l.snap.GetVirtualServers() {
+		for _, rs := range vs.GetRealServers() {
+			names := check.MiscScriptNames(rs)
+			var keep []*pb.LvsChecker
+			for i, c := range rs.GetCheckers() {
+				if names[i] != "" {
+					cmd, err := l.miscCheck(names[i])
+					if err == nil {
+						err = s.runner.Check(cmd)
+					}
+					if err != nil {
+						s.log.Warn("Disabling misc script", "real_server", rs.GetHealthId(), "at", c.GetDefinedAt(),
+							"script", strings.Join(c.GetMiscPath(), " "), "err", err)
+						continue
+					}
+				}
+				keep = append(keep, c)
+			}
+			if len(keep) == len(rs.GetCheckers()) {
+				continue
+			}
+			rs.Checkers = keep
+			rs.Unchecked = len(keep) == 0
+			rs.StartsDown = false
+			for _, c := range keep {
+				rs.StartsDown = rs.StartsDown || c.GetAlpha()
+			}
+		}
+	}
 }
 
 // checkerAt is the configuration's checker block at position at (a

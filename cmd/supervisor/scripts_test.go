@@ -3,7 +3,10 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,10 +34,10 @@ virtual_server 192.0.2.1 80 {
     TCP_CHECK {
     }
     MISC_CHECK {
-      misc_path "/bin/m1 x"
+      misc_path "DIR/m1 x"
     }
     MISC_CHECK {
-      misc_path /bin/m2
+      misc_path DIR/m2
       misc_timeout 3
       misc_dynamic
       user daemon
@@ -42,7 +45,13 @@ virtual_server 192.0.2.1 80 {
   }
 }
 `
-	cfg, diags := config.ParseBytes("k.conf", []byte(text), config.Options{})
+	dir := t.TempDir()
+	for _, n := range []string{"m1", "m2"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, diags := config.ParseBytes("k.conf", []byte(strings.ReplaceAll(text, "DIR", dir)), config.Options{})
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -62,8 +71,8 @@ virtual_server 192.0.2.1 80 {
 		user    string
 		timeout time.Duration
 	}{
-		{pb.ScriptKind_SCRIPT_KIND_MISC_CHECK, names[1], []string{"/bin/m1", "x"}, "nobody", 9 * time.Second},
-		{pb.ScriptKind_SCRIPT_KIND_MISC_CHECK, names[2], []string{"/bin/m2"}, "daemon", 3 * time.Second},
+		{pb.ScriptKind_SCRIPT_KIND_MISC_CHECK, names[1], []string{dir + "/m1", "x"}, "nobody", 9 * time.Second},
+		{pb.ScriptKind_SCRIPT_KIND_MISC_CHECK, names[2], []string{dir + "/m2"}, "daemon", 3 * time.Second},
 		{pb.ScriptKind_SCRIPT_KIND_QUORUM_UP, vs.GetName(), []string{"/bin/qup", "a"}, "nobody", notify.DefaultScriptTimeout},
 		{pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, vs.GetName(), []string{"/bin/qdown"}, "daemon", notify.DefaultScriptTimeout},
 	} {
@@ -90,5 +99,80 @@ virtual_server 192.0.2.1 80 {
 		if _, err := s.lookup(tc.gen, tc.kind, tc.name); !errors.Is(err, tc.want) {
 			t.Errorf("generation %d %v %q: err %v, want %v", tc.gen, tc.kind, tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestScriptsDisableMiscChecks: a MISC_CHECK whose script cannot start is
+// removed from the snapshot the children get, as keepalived's
+// check_misc_script_security removes it at load; a real server left
+// without checkers is unchecked (always up), and the alpha of a removed
+// checker no longer starts it down.
+func TestScriptsDisableMiscChecks(t *testing.T) {
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok")
+	if err := os.WriteFile(ok, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "noexec"), []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(`virtual_server 192.0.2.1 80 {
+  protocol TCP
+  real_server 10.0.0.1 80 {
+    MISC_CHECK {
+      misc_path DIR/ok
+    }
+    MISC_CHECK {
+      misc_path DIR/missing
+    }
+  }
+  real_server 10.0.0.2 80 {
+    MISC_CHECK {
+      misc_path DIR/noexec
+      alpha
+    }
+  }
+  real_server 10.0.0.3 80 {
+    MISC_CHECK {
+      misc_path DIR/ok
+      user no-such-user-here
+    }
+    MISC_CHECK {
+      misc_path DIR/ok
+      misc_timeout 3
+      alpha
+    }
+  }
+}
+`, "DIR", dir)
+	cfg, diags := config.ParseBytes("k.conf", []byte(text), config.Options{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	snap := snapshot.Build(cfg, "k.conf", 1)
+	s := &scripts{log: slog.New(slog.DiscardHandler), runner: &scriptrun.Runner{}}
+	s.load(cfg, snap, 1)
+	rss := snap.GetVirtualServers()[0].GetRealServers()
+	for i, tc := range []struct {
+		paths      []string
+		unchecked  bool
+		startsDown bool
+	}{
+		{[]string{ok}, false, false},
+		{nil, true, false},
+		{[]string{ok}, false, true},
+	} {
+		var paths []string
+		for _, c := range rss[i].GetCheckers() {
+			paths = append(paths, c.GetMiscPath()...)
+		}
+		if !slices.Equal(paths, tc.paths) || rss[i].GetUnchecked() != tc.unchecked || rss[i].GetStartsDown() != tc.startsDown {
+			t.Errorf("%s: checkers %q unchecked %v starts_down %v; want %q %v %v", rss[i].GetHealthId(), paths,
+				rss[i].GetUnchecked(), rss[i].GetStartsDown(), tc.paths, tc.unchecked, tc.startsDown)
+		}
+	}
+	// What is left still resolves.
+	if _, err := s.lookup(1, pb.ScriptKind_SCRIPT_KIND_MISC_CHECK, check.MiscScriptNames(rss[0])[0]); err != nil {
+		t.Error(err)
 	}
 }

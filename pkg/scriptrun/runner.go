@@ -148,6 +148,16 @@ func (r *Runner) Run(ctx context.Context, cmd Command) Result {
 	return r.exec(ctx, cmd, p)
 }
 
+// Check runs the checks Run makes before it forks (the script's user,
+// path search, access, the x bit, enable_script_security) and returns
+// what would stop it, a *StartError; nil when cmd would start. keepalived
+// makes them when it loads a configuration and disables what fails
+// (lib/notify.c check_script_secure).
+func (r *Runner) Check(cmd Command) error {
+	_, err := r.prepare(cmd)
+	return err
+}
+
 func (r *Runner) exec(ctx context.Context, cmd Command, p plan) Result {
 	cred := &syscall.Credential{Uid: p.id.uid, Gid: p.id.gid, Groups: p.id.groups}
 	if os.Geteuid() != 0 && p.id.uid == uint32(os.Geteuid()) && p.id.gid == uint32(os.Getegid()) {
