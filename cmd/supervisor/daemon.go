@@ -253,11 +253,15 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 			d.followHealth(ctx) // watch.go
 		}()
 	}
-	// Also without checkerd: vrrpd asks for quorum_up / quorum_down.
+	// Also without checkerd: vrrpd asks for quorum_up / quorum_down. It
+	// serves until the children have exited, not just until SIGTERM: a
+	// stopping vrrpd runs omega's quorum_down (pkg/vrrpd quorum.go).
+	scriptsCtx, stopScripts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopScripts()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := d.serveScripts(ctx, checker); err != nil && ctx.Err() == nil {
+		if err := d.serveScripts(scriptsCtx, checker); err != nil && scriptsCtx.Err() == nil {
 			log.Error("script runner socket; checkerd cannot run vrrp_script or MISC_CHECK, nor vrrpd quorum_up / quorum_down", "err", err)
 		}
 	}()
@@ -287,6 +291,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	}
 	kwg.Wait()
 	stop()
+	stopScripts()
 	wg.Wait()
 	d.stopFollower()
 	// The children are gone, and with them every event: let the last

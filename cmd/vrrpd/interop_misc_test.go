@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 // 3 up at weight 1, which loses the quorum of 2 (quorum_down), 0 up at the
 // configured weight 3 (quorum_up), 1 down. IPVS is not in this kernel: the
 // weight is read from checkerd's health stream, the quorum from vrrpd's log
-// and the scripts' output.
+// and the scripts' output. With omega, stopping runs quorum_down again.
 func TestMiscCheckAndQuorumScripts(t *testing.T) {
 	lab := newLab(t)
 	h := lab.Host("ra", lab.Segment("lan"))
@@ -62,6 +63,7 @@ virtual_server 192.0.2.50 80 {
   delay_loop 1
   protocol TCP
   quorum 2
+  omega
   quorum_up "/bin/sh -c 'id -u >> OUT/quorum_up'"
   quorum_down "/bin/sh -c 'id -u >> OUT/quorum_down'"
   real_server 10.0.0.1 80 {
@@ -203,6 +205,18 @@ virtual_server 192.0.2.50 80 {
 	// vrrpd's answers from the supervisor: three scripts ran, none refused.
 	if err := vk.Proc().WaitLogN(`msg="script ran" virtual_server=192.0.2.50:80/TCP`, 3, 5*time.Second); err != nil {
 		t.Error(err)
+	}
+	// omega: stopping runs quorum_down once more (ipwrapper.c
+	// clear_services -> update_vs_notifies(vs, stopping)), while the
+	// supervisor still serves its children.
+	if err := vk.Proc().Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := vk.Proc().Wait(20 * time.Second); err != nil {
+		t.Fatalf("supervisor after SIGTERM: %v", err)
+	}
+	if got := readLines("quorum_down"); strings.Join(got, " ") != "1 1 1" {
+		t.Errorf("after the stop quorum_down ran as %q, want 3 runs as uid 1 (omega)", got)
 	}
 	if s, err := vk.Proc().Output(); err != nil || strings.Contains(s, "script not run") || strings.Contains(s, "could not run") {
 		t.Errorf("a script was refused or failed to start (err %v)", err)
