@@ -45,6 +45,18 @@ type Misc struct {
 	Path    string
 	Timeout time.Duration
 	Dynamic bool
+	// Last, when set, keeps the last verdict: a run the runner could not
+	// make (err from RunMisc: supervisor unreachable, generation gone)
+	// repeats it rather than failing the real server, as a vrrp_script
+	// keeps its result then (pkg/track). FromSnapshot sets it.
+	Last *MiscLast
+}
+
+// MiscLast is a MISC_CHECK's last verdict, shared by the copies of one
+// Misc; only its check goroutine uses it.
+type MiscLast struct {
+	r  Result
+	ok bool
 }
 
 // Check runs the script once.
@@ -53,6 +65,19 @@ func (m Misc) Check(ctx context.Context) Result {
 		return down("MISC_CHECK %q: no script runner", m.Path)
 	}
 	res, err := m.Runner.RunMisc(ctx, m.Name)
+	if err != nil && m.Last != nil && m.Last.ok && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		r := m.Last.r
+		r.Reason = fmt.Sprintf("MISC_CHECK %q not run (%v); as last time: %s", m.Path, err, r.Reason)
+		return r
+	}
+	r := m.verdict(ctx, res, err)
+	if m.Last != nil && err == nil {
+		m.Last.r, m.Last.ok = r, true
+	}
+	return r
+}
+
+func (m Misc) verdict(ctx context.Context, res scriptrun.Result, err error) Result {
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return down("MISC_CHECK %q timed out after %s (no answer from the script runner)", m.Path, m.Timeout)

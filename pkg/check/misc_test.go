@@ -100,6 +100,27 @@ func TestMiscCheckRunnerError(t *testing.T) {
 	}
 }
 
+// TestMiscCheckKeepsVerdict: with Last, a run the runner could not make
+// repeats the last verdict (weight included) instead of failing the real
+// server; the first run has none to repeat.
+func TestMiscCheckKeepsVerdict(t *testing.T) {
+	lr := &localRunner{scripts: map[string]scriptrun.Command{"k": {Args: []string{"/bin/sh", "-c", "exit 7"}, Timeout: 5 * time.Second}}}
+	m := Misc{Runner: lr, Name: "k", Path: "p", Timeout: 5 * time.Second, Dynamic: true, Last: &MiscLast{}}
+	lr.err = errors.New("supervisor unreachable")
+	if r := m.Check(context.Background()); r.Up {
+		t.Fatalf("first run not made: %+v, want down", r)
+	}
+	lr.err = nil
+	if r := m.Check(context.Background()); !r.Up || r.Weight != 5 {
+		t.Fatalf("exit 7: %+v", r)
+	}
+	lr.err = errors.New("supervisor unreachable")
+	r := m.Check(context.Background())
+	if !r.Up || !r.HasWeight || r.Weight != 5 || !strings.Contains(r.Reason, "not run (supervisor unreachable); as last time") {
+		t.Fatalf("run not made after exit 7: %+v, want the last verdict kept", r)
+	}
+}
+
 func miscRS(id string, checkers ...*pb.LvsChecker) *pb.LvsRealServer {
 	return &pb.LvsRealServer{HealthId: id, Weight: 10, Checkers: checkers}
 }
@@ -154,8 +175,8 @@ func TestFromSnapshotMisc(t *testing.T) {
 		t.Fatal(c.Err)
 	}
 	m, ok := c.Job.Checker.(Misc)
-	want := Misc{Runner: lr, Name: MiscScriptNames(rs)[0], Path: "/bin/check arg", Timeout: 3 * time.Second, Dynamic: true}
-	if !ok || m != want {
+	want := Misc{Runner: lr, Name: MiscScriptNames(rs)[0], Path: "/bin/check arg", Timeout: 3 * time.Second, Dynamic: true, Last: m.Last}
+	if !ok || m != want || m.Last == nil {
 		t.Errorf("checker %#v, want %#v", c.Job.Checker, want)
 	}
 	if c.Job.Params.Timeout != 3*time.Second+MiscGrace {

@@ -221,7 +221,7 @@ func fromProto(c *pb.LvsChecker, o SnapshotOptions, miscName string) (Checker, P
 		// The runner kills the script at timeout and says so; the
 		// attempt's own deadline comes MiscGrace later.
 		p.Timeout = timeout + MiscGrace
-		return Misc{Runner: o.Runner, Name: miscName, Path: commandLine(c.GetMiscPath()), Timeout: timeout, Dynamic: c.GetMiscDynamic()}, p, nil
+		return Misc{Runner: o.Runner, Name: miscName, Path: commandLine(c.GetMiscPath()), Timeout: timeout, Dynamic: c.GetMiscDynamic(), Last: &MiscLast{}}, p, nil
 	case pb.LvsCheckerType_LVS_CHECKER_BFD:
 		return nil, p, fmt.Errorf("BFD_CHECK: %w", ErrUnsupported)
 	}
