@@ -149,10 +149,11 @@ func (l loadedConfig) miscCheck(name string) (scriptrun.Command, error) {
 					return scriptrun.Command{}, fmt.Errorf("%w: MISC_CHECK at %s has no misc_path", scriptrun.ErrUnknownScript, c.GetDefinedAt())
 				}
 				cmd := scriptrun.Command{
-					Name:     "MISC_CHECK " + rs.GetHealthId(),
-					Args:     c.GetMiscPath(),
-					Timeout:  c.GetMiscTimeout().AsDuration(),
-					Security: l.cfg.GlobalDefs.EnableScriptSecurity,
+					Name:      "MISC_CHECK " + rs.GetHealthId(),
+					Args:      c.GetMiscPath(),
+					Timeout:   c.GetMiscTimeout().AsDuration(),
+					KillGrace: check.MiscKillGrace,
+					Security:  l.cfg.GlobalDefs.EnableScriptSecurity,
 				}
 				if cc := l.checkerAt(c.GetDefinedAt()); cc != nil {
 					cmd.User, cmd.Group = cc.User, cc.Group

@@ -81,6 +81,9 @@ virtual_server 192.0.2.1 80 {
 			t.Errorf("%v %q: %v", tc.kind, tc.name, err)
 			continue
 		}
+		if tc.kind == pb.ScriptKind_SCRIPT_KIND_MISC_CHECK && cmd.KillGrace != check.MiscKillGrace {
+			t.Errorf("%q: kill grace %v, want keepalived's SIGTERM-to-SIGKILL %v", tc.name, cmd.KillGrace, check.MiscKillGrace)
+		}
 		if !slices.Equal(cmd.Args, tc.args) || cmd.User != tc.user || cmd.Timeout != tc.timeout {
 			t.Errorf("%v %q: args %q user %q timeout %v; want %q %q %v", tc.kind, tc.name, cmd.Args, cmd.User, cmd.Timeout, tc.args, tc.user, tc.timeout)
 		}

@@ -24,12 +24,16 @@ type ScriptRunner interface {
 	RunMisc(ctx context.Context, name string) (scriptrun.Result, error)
 }
 
+// MiscKillGrace is keepalived's wait between the SIGTERM a MISC_CHECK
+// script gets at misc_timeout and the SIGKILL after it (check_misc.c
+// misc_check_child_thread: 2 s); the runner applies it.
+const MiscKillGrace = 2 * time.Second
+
 // MiscGrace is how long past misc_timeout a check waits for the runner's
-// answer: the runner kills the script at misc_timeout and says so
-// (Result.TimedOut); the check's own deadline only covers a runner that
-// never answers. keepalived waits 2 s between SIGTERM and SIGKILL
-// (check_misc.c misc_check_child_thread), the same figure.
-const MiscGrace = 2 * time.Second
+// answer: the runner ends the script (SIGTERM, SIGKILL MiscKillGrace
+// later) and says it timed out (Result.TimedOut); the check's own
+// deadline only covers a runner that never answers.
+const MiscGrace = MiscKillGrace + 2*time.Second
 
 // Misc is MISC_CHECK (keepalived 2.2.7 check/check_misc.c
 // misc_check_child_thread): up when the script exits 0; down on any other

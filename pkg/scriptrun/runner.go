@@ -222,7 +222,11 @@ func (r *Runner) exec(ctx context.Context, cmd Command, p plan) Result {
 	case <-exited:
 	case <-timeout:
 		res.TimedOut = true
-		r.terminate(pid, exited)
+		grace := r.KillGrace
+		if cmd.KillGrace > 0 {
+			grace = cmd.KillGrace
+		}
+		terminate(pid, exited, grace)
 	case <-ctx.Done():
 		res.Err = startErr(ErrExec, "script %s killed: %v", p.path, ctx.Err())
 		killGroup(pid, unix.SIGKILL)
@@ -247,13 +251,13 @@ func (r *Runner) exec(ctx context.Context, cmd Command, p plan) Result {
 }
 
 // terminate ends a script that outlived its timeout: its whole group gets
-// SIGKILL, after a SIGTERM and KillGrace if that is set. The group gets
+// SIGKILL, after a SIGTERM and grace if that is set. The group gets
 // SIGKILL even when the leader obeyed SIGTERM, for the children it left
 // (keepalived's vrrp_script_child_thread does the same).
-func (r *Runner) terminate(pid int, exited <-chan struct{}) {
-	if r.KillGrace > 0 {
+func terminate(pid int, exited <-chan struct{}, grace time.Duration) {
+	if grace > 0 {
 		killGroup(pid, unix.SIGTERM)
-		t := time.NewTimer(r.KillGrace)
+		t := time.NewTimer(grace)
 		select {
 		case <-exited:
 		case <-t.C:
