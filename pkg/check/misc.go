@@ -63,6 +63,12 @@ type MiscLast struct {
 	ok bool
 }
 
+// periodFromStart: keepalived schedules a MISC_CHECK's next run
+// delay_loop (or delay_before_retry) after the last one started
+// (check_misc.c misc_check_child_thread: timer_add_long(last_ran, ...)),
+// so a slow script does not stretch the period.
+func (Misc) periodFromStart() bool { return true }
+
 // Check runs the script once.
 func (m Misc) Check(ctx context.Context) Result {
 	if m.Runner == nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,5 +262,58 @@ func TestMiscDynamicWeightTransitions(t *testing.T) {
 	write("1")
 	if tr := next("status 1"); tr.Up {
 		t.Fatalf("after exit 1: %+v, want down", tr)
+	}
+}
+
+// timedRunner records when each run starts.
+type timedRunner struct {
+	localRunner
+	mu     sync.Mutex
+	starts []time.Time
+}
+
+func (r *timedRunner) RunMisc(ctx context.Context, name string) (scriptrun.Result, error) {
+	r.mu.Lock()
+	r.starts = append(r.starts, time.Now())
+	r.mu.Unlock()
+	return r.localRunner.RunMisc(ctx, name)
+}
+
+// TestMiscPeriodFromStart: a MISC_CHECK's next run is due delay_loop after
+// the previous one started (check_misc.c: last_ran + delay_loop), so a
+// script that takes 300 ms with delay_loop 500 ms runs every 500 ms, not
+// every 800 ms.
+func TestMiscPeriodFromStart(t *testing.T) {
+	tr := &timedRunner{localRunner: localRunner{scripts: map[string]scriptrun.Command{
+		"k": {Args: []string{"/bin/sleep", "0.3"}, Timeout: 5 * time.Second}}}}
+	s := &Scheduler{Rand: func(time.Duration) time.Duration { return 0 }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(ctx, []Job{{ID: "rs MISC", Checker: Misc{Runner: tr, Name: "k", Path: "p", Timeout: 5 * time.Second},
+			Params: Params{DelayLoop: 500 * time.Millisecond, DelayBeforeRetry: 500 * time.Millisecond, Timeout: 7 * time.Second}}})
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		tr.mu.Lock()
+		n := len(tr.starts)
+		tr.mu.Unlock()
+		if n >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runs within 15s", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for i := 1; i < 4; i++ {
+		if d := tr.starts[i].Sub(tr.starts[i-1]); d < 450*time.Millisecond || d > 700*time.Millisecond {
+			t.Errorf("run %d started %v after the one before, want about delay_loop 500ms (not 500ms + the script's 300ms)", i, d)
+		}
 	}
 }
