@@ -18,6 +18,10 @@ package vrrpd
 //     adds; one a reload keeps keeps its state (clear_diff_services).
 //   - afterwards, each change runs the new state's script ("Gained quorum",
 //     "Lost quorum").
+//   - a virtual server a reload removes while its quorum is up runs its
+//     quorum_down (clear_diff_services -> clear_service_vs ->
+//     clear_service_rs_list -> update_vs_notifies: its servers are gone),
+//     the script of the generation it was in.
 //   - at stop, a virtual server with omega runs quorum_down
 //     (clear_services -> update_vs_notifies(vs, stopping) -> do_vs_notifies),
 //     killed after a second (system_call_script with TIMER_HZ).
@@ -29,6 +33,7 @@ package vrrpd
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -70,6 +75,10 @@ type quorumRun struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// gen is the generation of the last table compared; guarded by the
+	// engine's mu.
+	gen uint64
 
 	mu     sync.Mutex
 	closed bool
@@ -113,6 +122,20 @@ func (e *Engine) quorumChangesLocked(prev lvs.Table, havePrev bool, t lvs.Table)
 			e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, name: name, timeout: quorumCallTimeout})
 		}
 	}
+	if havePrev {
+		var removed []string
+		for name, up := range prev.QuorumUp {
+			if _, ok := t.QuorumUp[name]; !ok && up {
+				removed = append(removed, name)
+			}
+		}
+		slices.Sort(removed)
+		for _, name := range removed {
+			e.log.Info("Removing Virtual Server with quorum up: quorum_down", "virtual_server", name, "generation", e.quorum.gen)
+			e.quorum.enqueue(quorumJob{gen: e.quorum.gen, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, name: name, timeout: quorumCallTimeout})
+		}
+	}
+	e.quorum.gen = e.generation
 }
 
 // stopQuorum runs the omega virtual servers' quorum_down (keepalived at

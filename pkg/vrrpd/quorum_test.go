@@ -216,3 +216,22 @@ func TestLVSDynamicWeight(t *testing.T) {
 	r.e.ApplyHealth(rsResult(1, "rs1", true))
 	waitDump(t, k, webBoth)
 }
+
+// TestQuorumScriptRemovedVirtualServer: a reload that removes a virtual
+// server whose quorum is up runs its quorum_down, from the generation it
+// was in (keepalived clear_diff_services -> update_vs_notifies); one whose
+// quorum was already down runs nothing more.
+func TestQuorumScriptRemovedVirtualServer(t *testing.T) {
+	f := &fakeScripts{}
+	r, k, _ := newQuorumRig(t, f)
+	down := quorumVS(false)
+	down.Name = "down"
+	down.Services[0].Port = 81
+	down.RealServers[0].HealthId, down.RealServers[1].HealthId = "d1", "d2"
+	r.apply(t, lvsSnap(1, quorumVS(false), down))
+	eventually(t, "the table programmed", func() bool { return k.reconciles() > 0 })
+	r.e.ApplyHealth(rsResult(1, "d1", false))
+	waitCalls(t, f, "1 quorum_down down")
+	r.apply(t, lvsSnap(2))
+	waitCalls(t, f, "1 quorum_down down", "1 quorum_down web")
+}
