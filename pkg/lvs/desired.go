@@ -112,6 +112,11 @@ type Table struct {
 	// name.
 	QuorumUp map[string]bool
 	Live     map[string]uint64
+	// quorumOf is the quorum and hysteresis each state was decided with:
+	// a reload that changes them re-decides it (ipwrapper.c
+	// init_service_vs: "we may have got/lost quorum due to quorum
+	// setting changed").
+	quorumOf map[string][2]uint32
 }
 
 // Health reports a real server's health by its health_id, and whether any
@@ -160,7 +165,7 @@ func (prev Table) Next(vss []*pb.VirtualServer, health Health) Table {
 }
 
 func next(prev Table, vss []*pb.VirtualServer, health Health) Table {
-	t := Table{Services: map[ServiceKey]*Entry{}, QuorumUp: map[string]bool{}, Live: map[string]uint64{}}
+	t := Table{Services: map[ServiceKey]*Entry{}, QuorumUp: map[string]bool{}, Live: map[string]uint64{}, quorumOf: map[string][2]uint32{}}
 	for _, vs := range vss {
 		alive := make([]bool, len(vs.GetRealServers()))
 		weight := make([]uint32, len(vs.GetRealServers()))
@@ -173,6 +178,7 @@ func next(prev Table, vss []*pb.VirtualServer, health Health) Table {
 		}
 		up := quorumUp(prev, vs, live)
 		t.QuorumUp[vs.GetName()], t.Live[vs.GetName()] = up, live
+		t.quorumOf[vs.GetName()] = [2]uint32{vs.GetQuorum(), vs.GetHysteresis()}
 		sorry := vs.GetSorryServer()
 		useSorry := !up && sorry != nil
 
@@ -261,12 +267,12 @@ func isAlive(rs *pb.LvsRealServer, health Health) (alive bool, weight uint32) {
 // (init_service_vs -> update_quorum_state); then down when live is 0 or
 // below quorum - hysteresis, up again at quorum + hysteresis. keepalived
 // re-evaluates only when a server or weight changes; here, only when the
-// live weight changed (the same, except that a weight-0 server's state
-// changes alone do not count).
+// live weight, or the quorum settings, changed (the same, except that a
+// weight-0 server's state changes alone do not count).
 func quorumUp(prev Table, vs *pb.VirtualServer, live uint64) bool {
 	q, h := uint64(vs.GetQuorum()), uint64(vs.GetHysteresis())
 	was, known := prev.QuorumUp[vs.GetName()]
-	if known && prev.Live[vs.GetName()] == live {
+	if known && prev.Live[vs.GetName()] == live && prev.quorumOf[vs.GetName()] == [2]uint32{vs.GetQuorum(), vs.GetHysteresis()} {
 		return was
 	}
 	if !known || !was {

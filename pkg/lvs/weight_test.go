@@ -83,3 +83,29 @@ func TestNextWeightChange(t *testing.T) {
 		t.Fatalf("weight 1 < quorum 3: %q quorum %v, want the sorry server and quorum down", got, tab.QuorumUp[vss[0].Name])
 	}
 }
+
+// TestNextQuorumSettingChanged: a reload that changes quorum re-decides
+// the state with the same live weight (ipwrapper.c init_service_vs ->
+// update_quorum_state), with the hysteresis of the state it was in.
+func TestNextQuorumSettingChanged(t *testing.T) {
+	h := healthOf(map[string]ServerHealth{"rs1": {Up: true}, "rs2": {Up: true}})
+	v := vs(2, 0, sorry(), rs(1, 2), rs(2, 2))
+	tab := Desired([]*pb.VirtualServer{v}, h)
+	if !tab.QuorumUp[v.Name] {
+		t.Fatal("live 4, quorum 2: want up")
+	}
+	raised := vs(5, 0, sorry(), rs(1, 2), rs(2, 2))
+	tab = tab.Next([]*pb.VirtualServer{raised}, h)
+	if tab.QuorumUp[v.Name] || dests(tab.Services[svc80]) != "10.0.9.9:80=1" {
+		t.Fatalf("quorum raised to 5 over live 4: up %v, %q; want lost, the sorry server in", tab.QuorumUp[v.Name], dests(tab.Services[svc80]))
+	}
+	// Down, quorum 4 hysteresis 1: gaining needs 5; live 4 stays down.
+	tab = tab.Next([]*pb.VirtualServer{vs(4, 1, sorry(), rs(1, 2), rs(2, 2))}, h)
+	if tab.QuorumUp[v.Name] {
+		t.Fatal("down, quorum 4 + hysteresis 1 over live 4: want still down")
+	}
+	tab = tab.Next([]*pb.VirtualServer{vs(3, 1, sorry(), rs(1, 2), rs(2, 2))}, h)
+	if !tab.QuorumUp[v.Name] {
+		t.Fatal("down, quorum 3 + hysteresis 1 over live 4: want gained")
+	}
+}
