@@ -16,7 +16,9 @@ import (
 // table (alive, at weight 0) but leaves the virtual server no live weight,
 // so its quorum is lost and quorum_down runs (ipwrapper.c
 // update_svr_wgt -> update_quorum_state: !weight_sum); exit 0 restores the
-// configured weight 1 and quorum_up runs.
+// configured weight 1 and quorum_up runs (it ran at start too). keepalived 2.2.7 runs the same
+// file first, in the same VM, as the oracle: both must give the same
+// tables and scripts.
 func TestLVSVMMiscDynamic(t *testing.T) {
 	if bins.skip != "" {
 		t.Skipf("interop: vrrpkit binaries: %s", bins.skip)
@@ -24,9 +26,13 @@ func TestLVSVMMiscDynamic(t *testing.T) {
 	if bins.err != nil {
 		t.Fatalf("interop: building vrrpkit: %v", bins.err)
 	}
-	if _, err := exec.LookPath("ipvsadm"); err != nil {
-		t.Skip("lvs vm: ipvsadm is not installed on the host")
+	progs := []string{"ipvsadm"}
+	for _, p := range []string{"ipvsadm", "keepalived"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("lvs vm: %s is not installed on the host", p)
+		}
 	}
+	progs = append(progs, "keepalived")
 	begin := time.Now()
 	const conf = `
 virtual_server 192.0.2.100 80 {
@@ -48,18 +54,9 @@ virtual_server 192.0.2.100 80 {
 `
 	vm := vmlab.Boot(t, vmlab.Options{
 		Modules:      []string{"ip_vs", "ip_vs_rr"},
-		HostPrograms: []string{"ipvsadm"},
+		HostPrograms: progs,
 		Binaries:     map[string]string{"/usr/local/sbin/supervisor": bins.supervisor},
 		Files:        map[string][]byte{"/etc/keepalived/keepalived.conf": []byte(conf)},
-	})
-	vm.Sh(`echo 7 > /tmp/status`) // /tmp is the guest's tmpfs, mounted over the initramfs
-	sup := vm.Start(vmlab.Cmd{Argv: []string{"/usr/local/sbin/supervisor",
-		"-f", "/etc/keepalived/keepalived.conf", "--run-dir", "/run/vk"}})
-	t.Cleanup(func() {
-		r := sup.Stop()
-		if t.Failed() && r != nil {
-			t.Logf("supervisor exit %d %s\nstdout:\n%s\nstderr:\n%s", r.Exit, r.Signal, r.Stdout, r.Stderr)
-		}
 	})
 	table := func() map[string]string {
 		t.Helper()
@@ -72,41 +69,74 @@ virtual_server 192.0.2.100 80 {
 		_, rs := parseIPVSAdm(string(r.Stdout), "TCP", "192.0.2.100:80")
 		return rs
 	}
-	waitFor := func(what string, within time.Duration, want map[string]string) {
-		t.Helper()
-		start := time.Now()
-		var rs map[string]string
-		for time.Since(start) < within {
-			if rs = table(); equalMaps(rs, want) {
-				t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("%s: not within %v: real servers %v, want %v\nipvsadm -Ln:\n%s\nthe script by hand:\n%s", what, within, rs, want,
-			vm.MustRun("ipvsadm", "-Ln"), vm.Sh(`cat /tmp/status; /bin/sh -c 'exit $(cat /tmp/status)' || echo "exit $?"`))
+	type step struct {
+		status string // what the script exits with
+		what   string
+		want   map[string]string
+		quorum string // the quorum scripts' lines so far
 	}
-	quorum := func(want string) {
-		t.Helper()
-		start := time.Now()
-		got := ""
-		for time.Since(start) < 5*time.Second {
-			got = strings.Join(strings.Fields(vm.Sh(`cat /tmp/quorum 2>/dev/null; true`)), " ")
-			if got == want {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("quorum scripts wrote %q, want %q", got, want)
+	steps := []step{
+		// keepalived runs quorum_up at start: its quorum starts down
+		// (set_quorum_states runs before any server is alive) and is
+		// gained in init_service_vs.
+		{"7", "exit 7: weight 5", map[string]string{"10.0.1.1:80": "Masq 5"}, "up"},
+		{"2", "exit 2: weight 0, still in the table", map[string]string{"10.0.1.1:80": "Masq 0"}, "up down"},
+		{"0", "exit 0: the configured weight 1", map[string]string{"10.0.1.1:80": "Masq 1"}, "up down up"},
 	}
-
-	// The first check: bootstrap 1 s + warmup up to delay_loop.
-	waitFor("exit 7: weight 5", 20*time.Second, map[string]string{"10.0.1.1:80": "Masq 5"})
-	vm.Sh(`echo 2 > /tmp/status`)
-	waitFor("exit 2: weight 0, still in the table", 5*time.Second, map[string]string{"10.0.1.1:80": "Masq 0"})
-	quorum("down")
-	vm.Sh(`echo 0 > /tmp/status`)
-	waitFor("exit 0: the configured weight 1", 5*time.Second, map[string]string{"10.0.1.1:80": "Masq 1"})
-	quorum("down up")
+	run := func(impl string, argv []string) {
+		t.Helper()
+		// /tmp is the guest's tmpfs, mounted over the initramfs.
+		vm.Sh(`ipvsadm -C; rm -f /tmp/quorum; echo 7 > /tmp/status`)
+		p := vm.Start(vmlab.Cmd{Argv: argv})
+		defer func() {
+			r := p.Stop()
+			if t.Failed() && r != nil {
+				t.Logf("%s exit %d %s\nstdout:\n%s\nstderr:\n%s", impl, r.Exit, r.Signal, r.Stdout, r.Stderr)
+			}
+		}()
+		for i, s := range steps {
+			if i > 0 {
+				vm.Sh(`echo ` + s.status + ` > /tmp/status`)
+			}
+			within := 5 * time.Second
+			if i == 0 {
+				within = 20 * time.Second // start, bootstrap, warmup up to delay_loop
+			}
+			start := time.Now()
+			var rs map[string]string
+			for rs = table(); !equalMaps(rs, s.want); rs = table() {
+				if time.Since(start) > within {
+					t.Fatalf("%s: %s: not within %v: real servers %v, want %v\nipvsadm -Ln:\n%s", impl, s.what, within, rs, s.want, vm.MustRun("ipvsadm", "-Ln"))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			got := ""
+			for time.Since(start) < within {
+				if got = strings.Join(strings.Fields(vm.Sh(`cat /tmp/quorum 2>/dev/null; true`)), " "); got == s.quorum {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if got != s.quorum {
+				t.Fatalf("%s: %s: quorum scripts wrote %q, want %q", impl, s.what, got, s.quorum)
+			}
+			t.Logf("%s: %s after %v", impl, s.what, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	run("keepalived", []string{"keepalived", "-n", "-l", "-D", "-C", "-f", "/etc/keepalived/keepalived.conf",
+		"-p", "/run/ka.pid", "-c", "/run/ka-checkers.pid"})
+	// keepalived's checker child must be gone too, or it would keep
+	// running the script and editing the table.
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		left := strings.TrimSpace(vm.Sh(`for p in /proc/[0-9]*; do
+  case "$(cat $p/comm 2>/dev/null)" in keepalived*) echo ${p#/proc/};; esac; done; true`))
+		if left == "" {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("keepalived processes %q still running after it was killed", left)
+		}
+	}
+	run("vrrpkit", []string{"/usr/local/sbin/supervisor", "-f", "/etc/keepalived/keepalived.conf", "--run-dir", "/run/vk"})
 	t.Logf("whole test %v (boot %v)", time.Since(begin).Round(time.Millisecond), vm.BootTime.Round(time.Millisecond))
 }

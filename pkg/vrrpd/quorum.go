@@ -11,11 +11,15 @@ package vrrpd
 // generation, and the supervisor's event follower stays as it is.
 //
 // When keepalived 2.2.7 runs them (check/ipwrapper.c):
-//   - at start (init_service_vs -> update_quorum_state(vs, init=true)), the
-//     state set_quorum_states computed stands: quorum up runs nothing; quorum
-//     down runs quorum_down only when there is a sorry server ("Starting
-//     with quorum down"). The same holds for a virtual server a reload
-//     adds; one a reload keeps keeps its state (clear_diff_services).
+//   - at start, set_quorum_states decides before any real server is alive
+//     (they become alive in init_service_rs), so the quorum starts down;
+//     init_service_vs -> update_quorum_state(vs, init=true) then finds it
+//     gained when the live weight reaches quorum + hysteresis, and runs
+//     quorum_up ("Gained quorum"); otherwise quorum_down runs only when
+//     there is a sorry server ("Starting with quorum down"). Checked with
+//     keepalived 2.2.7 in TestLVSVMMiscDynamic. The same holds for a
+//     virtual server a reload adds; one a reload keeps keeps its state
+//     (clear_diff_services).
 //   - afterwards, each change runs the new state's script ("Gained quorum",
 //     "Lost quorum").
 //   - a virtual server a reload removes while its quorum is up runs its
@@ -117,7 +121,10 @@ func (e *Engine) quorumChangesLocked(prev lvs.Table, havePrev bool, t lvs.Table)
 		case known:
 			e.log.Info("Lost quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
 			e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, name: name, timeout: quorumCallTimeout})
-		case !up && vs.GetSorryServer() != nil:
+		case up:
+			e.log.Info("Gained quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
+			e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_UP, name: name, timeout: quorumCallTimeout})
+		case vs.GetSorryServer() != nil:
 			e.log.Info("Starting with quorum down", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
 			e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, name: name, timeout: quorumCallTimeout})
 		}

@@ -89,28 +89,25 @@ func waitCalls(t *testing.T, f *fakeScripts, want ...string) {
 }
 
 // TestQuorumScripts: keepalived's quorum_up / quorum_down (ipwrapper.c
-// update_quorum_state): none at start with quorum up; quorum_down when it
-// is lost, quorum_up when it is gained again, each named by the virtual
-// server and the generation, in order.
+// update_quorum_state): quorum_up at start with quorum up (keepalived
+// 2.2.7 logs "Gained quorum" at start: TestLVSVMMiscDynamic); quorum_down
+// when it is lost, quorum_up when it is gained again, each named by the
+// virtual server and the generation, in order.
 func TestQuorumScripts(t *testing.T) {
 	f := &fakeScripts{}
 	r, k, logs := newQuorumRig(t, f)
 	r.apply(t, lvsSnap(2, quorumVS(false)))
 	r.e.ApplyHealth(rsResult(2, "rs1", true))
 	r.e.ApplyHealth(rsResult(2, "rs2", true))
-	// Quorum up from the start runs nothing. Wait for a reconcile first so
-	// that the check below is not just early.
 	eventually(t, "the table programmed", func() bool { return k.reconciles() > 0 })
-	if got := f.got(); len(got) != 0 {
-		t.Fatalf("at start with quorum up: %q, want no script", got)
-	}
+	waitCalls(t, f, "2 quorum_up web")
 	r.e.ApplyHealth(rsResult(2, "rs1", false))
-	waitCalls(t, f, "2 quorum_down web")
+	waitCalls(t, f, "2 quorum_up web", "2 quorum_down web")
 	r.e.ApplyHealth(rsResult(2, "rs2", false)) // still down: nothing more
 	r.apply(t, lvsSnap(3, quorumVS(false)))    // a reload keeps the state
 	r.e.ApplyHealth(rsResult(3, "rs1", true))
 	r.e.ApplyHealth(rsResult(3, "rs2", true))
-	waitCalls(t, f, "2 quorum_down web", "3 quorum_up web")
+	waitCalls(t, f, "2 quorum_up web", "2 quorum_down web", "3 quorum_up web")
 	for _, want := range []string{"Lost quorum", "Gained quorum"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log has no %q:\n%s", want, logs.String())
@@ -120,7 +117,7 @@ func TestQuorumScripts(t *testing.T) {
 
 // TestQuorumScriptsAtStart: starting with quorum down runs quorum_down
 // only when there is a sorry server (update_quorum_state(vs, init)); the
-// same for a virtual server a reload adds.
+// same for a virtual server a reload adds, which then gains its quorum.
 func TestQuorumScriptsAtStart(t *testing.T) {
 	f := &fakeScripts{}
 	r, k, _ := newQuorumRig(t, f)
@@ -146,8 +143,8 @@ func TestQuorumScriptDoesNotBlockEngine(t *testing.T) {
 	f := &fakeScripts{hold: make(chan struct{})}
 	r, k, _ := newQuorumRig(t, f)
 	r.apply(t, lvsSnap(2, quorumVS(false)))
+	waitCalls(t, f, "2 quorum_up web") // at start
 	r.e.ApplyHealth(rsResult(2, "rs1", false))
-	waitCalls(t, f, "2 quorum_down web")
 	// The script is running (held). The engine still answers, follows
 	// health and programs IPVS.
 	r.e.ApplyHealth(rsResult(2, "rs1", true))
@@ -161,26 +158,26 @@ func TestQuorumScriptDoesNotBlockEngine(t *testing.T) {
 		t.Fatalf("while the first script runs: %q, want the others queued", got)
 	}
 	close(f.hold)
-	waitCalls(t, f, "2 quorum_down web", "2 quorum_up web", "2 quorum_down web", "2 quorum_up web")
+	waitCalls(t, f, "2 quorum_up web", "2 quorum_down web", "2 quorum_up web", "2 quorum_down web", "2 quorum_up web")
 }
 
 // TestQuorumOmegaAtStop: with omega, stopping runs quorum_down, cut after
 // a second (ipwrapper.c do_vs_notifies when stopping); without, nothing.
 func TestQuorumOmegaAtStop(t *testing.T) {
 	f := &fakeScripts{}
-	r, k, _ := newQuorumRig(t, f)
+	r, _, _ := newQuorumRig(t, f)
 	vs := quorumVS(false)
 	vs.Omega = true
 	plain := quorumVS(false)
 	plain.Name = "plain"
 	plain.Services[0].Port = 81
 	r.apply(t, lvsSnap(1, vs, plain))
-	eventually(t, "the table programmed", func() bool { return k.reconciles() > 0 })
+	waitCalls(t, f, "1 quorum_up web", "1 quorum_up plain")
 	r.stop()
-	if got := f.got(); strings.Join(got, "|") != "1 quorum_down web" {
-		t.Fatalf("at stop: %q, want only the omega virtual server's quorum_down", got)
+	if got := f.got(); strings.Join(got[2:], "|") != "1 quorum_down web" {
+		t.Fatalf("at stop: %q, want only the omega virtual server's quorum_down", got[2:])
 	}
-	if d := f.deadline[0]; d > quorumStopTimeout || d <= 0 {
+	if d := f.deadline[2]; d > quorumStopTimeout || d <= 0 {
 		t.Errorf("stop script deadline %v, want within %v", d, quorumStopTimeout)
 	}
 }
@@ -192,7 +189,7 @@ func TestQuorumScriptsNotConfigured(t *testing.T) {
 	r, _, logs := newQuorumRig(t, f)
 	r.apply(t, lvsSnap(1, quorumVS(false)))
 	r.e.ApplyHealth(rsResult(1, "rs1", false))
-	waitCalls(t, f, "1 quorum_down web")
+	waitCalls(t, f, "1 quorum_up web", "1 quorum_down web")
 	eventually(t, "the NotFound answer logged", func() bool { return strings.Contains(logs.String(), "no script configured") })
 	if strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("a warning for a virtual server without quorum scripts:\n%s", logs.String())
@@ -230,8 +227,9 @@ func TestQuorumScriptRemovedVirtualServer(t *testing.T) {
 	down.RealServers[0].HealthId, down.RealServers[1].HealthId = "d1", "d2"
 	r.apply(t, lvsSnap(1, quorumVS(false), down))
 	eventually(t, "the table programmed", func() bool { return k.reconciles() > 0 })
+	waitCalls(t, f, "1 quorum_up web", "1 quorum_up down")
 	r.e.ApplyHealth(rsResult(1, "d1", false))
-	waitCalls(t, f, "1 quorum_down down")
+	waitCalls(t, f, "1 quorum_up web", "1 quorum_up down", "1 quorum_down down")
 	r.apply(t, lvsSnap(2))
-	waitCalls(t, f, "1 quorum_down down", "1 quorum_down web")
+	waitCalls(t, f, "1 quorum_up web", "1 quorum_up down", "1 quorum_down down", "1 quorum_down web")
 }
