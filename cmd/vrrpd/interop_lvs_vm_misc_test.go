@@ -16,7 +16,8 @@ import (
 // table (alive, at weight 0) but leaves the virtual server no live weight,
 // so its quorum is lost and quorum_down runs (ipwrapper.c
 // update_svr_wgt -> update_quorum_state: !weight_sum); exit 0 restores the
-// configured weight 1 and quorum_up runs (it ran at start too). keepalived 2.2.7 runs the same
+// configured weight 1 and quorum_up runs (it ran at start too); with
+// omega, a stop runs quorum_down. keepalived 2.2.7 runs the same
 // file first, in the same VM, as the oracle: both must give the same
 // tables and scripts.
 func TestLVSVMMiscDynamic(t *testing.T) {
@@ -40,6 +41,7 @@ virtual_server 192.0.2.100 80 {
     lb_algo rr
     lb_kind NAT
     protocol TCP
+    omega
     quorum_up "/bin/sh -c 'echo up >> /tmp/quorum'"
     quorum_down "/bin/sh -c 'echo down >> /tmp/quorum'"
     real_server 10.0.1.1 80 {
@@ -48,6 +50,7 @@ virtual_server 192.0.2.100 80 {
             misc_path "/bin/sh -c 'exit $(cat /tmp/status)'"
             misc_timeout 2
             misc_dynamic
+            warmup 0
         }
     }
 }
@@ -83,7 +86,7 @@ virtual_server 192.0.2.100 80 {
 		{"2", "exit 2: weight 0, still in the table", map[string]string{"10.0.1.1:80": "Masq 0"}, "up down"},
 		{"0", "exit 0: the configured weight 1", map[string]string{"10.0.1.1:80": "Masq 1"}, "up down up"},
 	}
-	run := func(impl string, argv []string) {
+	run := func(impl string, argv []string, pid string) {
 		t.Helper()
 		// /tmp is the guest's tmpfs, mounted over the initramfs.
 		vm.Sh(`ipvsadm -C; rm -f /tmp/quorum; echo 7 > /tmp/status`)
@@ -122,9 +125,21 @@ virtual_server 192.0.2.100 80 {
 			}
 			t.Logf("%s: %s after %v", impl, s.what, time.Since(start).Round(time.Millisecond))
 		}
+		// omega: a stop runs quorum_down once more (ipwrapper.c
+		// clear_services -> update_vs_notifies(vs, stopping)).
+		vm.Sh(`kill -TERM ` + pid)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if _, err := p.Wait(ctx); err != nil {
+			t.Fatalf("%s: after SIGTERM: %v", impl, err)
+		}
+		if got := strings.Join(strings.Fields(vm.Sh(`cat /tmp/quorum 2>/dev/null; true`)), " "); got != "up down up down" {
+			t.Fatalf("%s: after the stop the quorum scripts wrote %q, want %q (omega)", impl, got, "up down up down")
+		}
+		t.Logf("%s: stopped, omega's quorum_down ran", impl)
 	}
 	run("keepalived", []string{"keepalived", "-n", "-l", "-D", "-C", "-f", "/etc/keepalived/keepalived.conf",
-		"-p", "/run/ka.pid", "-c", "/run/ka-checkers.pid"})
+		"-p", "/run/ka.pid", "-c", "/run/ka-checkers.pid"}, "$(cat /run/ka.pid)")
 	// keepalived's checker child must be gone too, or it would keep
 	// running the script and editing the table.
 	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
@@ -137,6 +152,7 @@ virtual_server 192.0.2.100 80 {
 			t.Fatalf("keepalived processes %q still running after it was killed", left)
 		}
 	}
-	run("vrrpkit", []string{"/usr/local/sbin/supervisor", "-f", "/etc/keepalived/keepalived.conf", "--run-dir", "/run/vk"})
+	run("vrrpkit", []string{"/usr/local/sbin/supervisor", "-f", "/etc/keepalived/keepalived.conf", "--run-dir", "/run/vk"},
+		`$(for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = supervisor ] && echo ${p#/proc/}; done)`)
 	t.Logf("whole test %v (boot %v)", time.Since(begin).Round(time.Millisecond), vm.BootTime.Round(time.Millisecond))
 }
