@@ -23,9 +23,11 @@ import (
 // status comes from a file: 7 is up at weight 5 (keepalived: status - 2),
 // 3 up at weight 1, which loses the quorum of 2 (quorum_down), 0 up at the
 // configured weight 3 (quorum_up), 1 down. quorum_up also runs at start,
-// the quorum being up then, as keepalived 2.2.7 runs it. IPVS is not in this kernel: the
-// weight is read from checkerd's health stream, the quorum from vrrpd's log
-// and the scripts' output. With omega, stopping runs quorum_down again.
+// the quorum being up then, as keepalived 2.2.7 runs it. With omega,
+// stopping runs quorum_down again. IPVS is not in this kernel: the weight
+// is read from checkerd's health stream and vrrpd's status (the table it
+// would program), the quorum from vrrpd's status and log and the scripts'
+// output.
 func TestMiscCheckAndQuorumScripts(t *testing.T) {
 	lab := newLab(t)
 	h := lab.Host("ra", lab.Segment("lan"))
@@ -171,8 +173,30 @@ virtual_server 192.0.2.50 80 {
 		}
 	}
 
+	// vrrpd's status: the weight of the destination it programs (IPVS
+	// itself is not in this kernel) and the quorum.
+	statusIs := func(what string, weight uint32, quorumUp bool) {
+		t.Helper()
+		if err := eventually(10*time.Second, func() (bool, string) {
+			st, err := vk.Status()
+			if err != nil {
+				return false, err.Error()
+			}
+			vss := st.GetVirtualServers()
+			if len(vss) != 1 || len(vss[0].GetRealServers()) != 1 {
+				return false, fmt.Sprintf("virtual servers %v", vss)
+			}
+			rs := vss[0].GetRealServers()[0]
+			return rs.GetWeight() == weight && vss[0].GetQuorumUp() == quorumUp,
+				fmt.Sprintf("weight %d quorum up %v, want %d %v", rs.GetWeight(), vss[0].GetQuorumUp(), weight, quorumUp)
+		}); err != nil {
+			t.Fatalf("vrrpd status, %s: %v", what, err)
+		}
+	}
+
 	// Bootstrap 1 s + warmup up to delay_loop 1 s, then the script.
 	r := waitResult("exit 7: up at weight 5", 20*time.Second, weightIs(true, 5))
+	statusIs("exit 7", 5, true)
 	t.Logf("exit 7: %q after %v", r.GetDetail(), time.Since(begin).Round(time.Millisecond))
 	if got := readLines("misc_uid"); len(got) != 1 || got[0] != "1" {
 		t.Fatalf("MISC_CHECK ran as uid %q, want 1 (script_user daemon; checkerd is nobody)", got)
@@ -183,6 +207,7 @@ virtual_server 192.0.2.50 80 {
 
 	setStatus("3") // weight 1 < quorum 2
 	waitResult("exit 3: up at weight 1", 10*time.Second, weightIs(true, 1))
+	statusIs("exit 3", 1, false)
 	if err := vk.Proc().WaitLog("Lost quorum", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +215,7 @@ virtual_server 192.0.2.50 80 {
 
 	setStatus("0") // the configured weight 3 again
 	waitResult("exit 0: up at the configured weight", 10*time.Second, weightIs(true, -1))
+	statusIs("exit 0", 3, true)
 	if err := vk.Proc().WaitLog("Gained quorum", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
