@@ -175,7 +175,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	}
 	d.current = snapshot.Build(cfg, o.file, d.gen)
 	d.scripts = &scripts{log: log, runner: &scriptrun.Runner{Log: log}}
-	d.scripts.load(cfg, d.gen)
+	d.scripts.load(cfg, d.current, d.gen)
 	d.notifier = notify.New(notify.Options{Log: log, Runner: d.scripts})
 	if err := d.notifier.Apply(cfg, d.gen); err != nil {
 		log.Error("notify", "err", err)
@@ -257,14 +257,19 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 			defer wg.Done()
 			d.followHealth(ctx) // watch.go
 		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := d.serveScripts(ctx, checker); err != nil && ctx.Err() == nil {
-				log.Error("script runner socket; checkerd cannot run vrrp_script", "err", err)
-			}
-		}()
 	}
+	// Also without checkerd: vrrpd asks for quorum_up / quorum_down. It
+	// serves until the children have exited, not just until SIGTERM: a
+	// stopping vrrpd runs omega's quorum_down (pkg/vrrpd quorum.go).
+	scriptsCtx, stopScripts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopScripts()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.serveScripts(scriptsCtx, checker); err != nil && scriptsCtx.Err() == nil {
+			log.Error("script runner socket; checkerd cannot run vrrp_script or MISC_CHECK, nor vrrpd quorum_up / quorum_down", "err", err)
+		}
+	}()
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
@@ -291,6 +296,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	}
 	kwg.Wait()
 	stop()
+	stopScripts()
 	wg.Wait()
 	d.stopFollower()
 	// The children are gone, and with them every event: let the last
@@ -443,9 +449,10 @@ func (d *daemon) reload(ctx context.Context, dryRun bool) *pb.ReloadResponse {
 	d.reloadFailure = nil
 	d.loadedAt = time.Now()
 	d.gen++
+	// Before anyone sees next: load disables MISC_CHECKs that cannot run.
+	d.scripts.load(cfg, next, gen+1)
 	d.current = next
 	d.mu.Unlock()
-	d.scripts.load(cfg, gen+1)
 	if _, ok := d.children[childCheckerd]; ok {
 		allowCheckerPing(cfg, d.checker.gid, d.log, check.PingGroupRange)
 	}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 
+	"github.com/vrrpkit/vrrpkit/pkg/check"
 	"github.com/vrrpkit/vrrpkit/pkg/config"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	"github.com/vrrpkit/vrrpkit/pkg/notify"
@@ -30,8 +32,11 @@ type scripts struct {
 }
 
 type loadedConfig struct {
-	gen         uint64
-	cfg         *config.Config
+	gen uint64
+	cfg *config.Config
+	// snap is what the children run for gen: MISC_CHECK and quorum
+	// scripts are named after it (check.MiscScriptNames, VirtualServer.name).
+	snap        *pb.ConfigSnapshot
 	user, group string // script_user / script_group, or keepalived's default
 }
 
@@ -47,7 +52,7 @@ func (l loadedConfig) withUser(cmd scriptrun.Command) scriptrun.Command {
 // load makes cfg generation gen's, with a runner whose defaults are its
 // global_defs script_user / script_group (keepalived's default user when
 // unset).
-func (s *scripts) load(cfg *config.Config, gen uint64) {
+func (s *scripts) load(cfg *config.Config, snap *pb.ConfigSnapshot, gen uint64) {
 	g := &cfg.GlobalDefs
 	user, group := g.ScriptUser, g.ScriptGroup
 	if user == "" {
@@ -60,8 +65,10 @@ func (s *scripts) load(cfg *config.Config, gen uint64) {
 		}
 		user = u
 	}
+	l := loadedConfig{gen: gen, cfg: cfg, snap: snap, user: user, group: group}
+	s.disableMiscChecks(l)
 	s.mu.Lock()
-	s.gens = append(s.gens, loadedConfig{gen: gen, cfg: cfg, user: user, group: group})
+	s.gens = append(s.gens, l)
 	if len(s.gens) > 2 {
 		s.gens = s.gens[len(s.gens)-2:]
 	}
@@ -91,7 +98,13 @@ func (s *scripts) lookup(gen uint64, kind pb.ScriptKind, name string) (scriptrun
 	if !ok {
 		return scriptrun.Command{}, scriptrun.ErrStaleGeneration
 	}
-	if kind != pb.ScriptKind_SCRIPT_KIND_VRRP_SCRIPT {
+	switch kind {
+	case pb.ScriptKind_SCRIPT_KIND_VRRP_SCRIPT:
+	case pb.ScriptKind_SCRIPT_KIND_MISC_CHECK:
+		return l.miscCheck(name)
+	case pb.ScriptKind_SCRIPT_KIND_QUORUM_UP, pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN:
+		return l.quorum(kind, name)
+	default:
 		return scriptrun.Command{}, fmt.Errorf("%w: kind %v", scriptrun.ErrUnknownScript, kind)
 	}
 	for _, vs := range l.cfg.VRRPScripts {
@@ -118,6 +131,123 @@ func (s *scripts) lookup(gen uint64, kind pb.ScriptKind, name string) (scriptrun
 	return scriptrun.Command{}, scriptrun.ErrUnknownScript
 }
 
+// miscCheck is the MISC_CHECK checkerd names: a checker of the
+// generation's snapshot whose check.MiscScriptNames entry is name. Its
+// command line and timeout are the snapshot's (misc_timeout, else the
+// virtual server's delay_loop: pkg/snapshot), its user the checker block's
+// `user` keyword, else script_user (check_misc.c misc_user_handler,
+// misc_end_handler).
+func (l loadedConfig) miscCheck(name string) (scriptrun.Command, error) {
+	for _, vs := range l.snap.GetVirtualServers() {
+		for _, rs := range vs.GetRealServers() {
+			for i, n := range check.MiscScriptNames(rs) {
+				if n == "" || n != name {
+					continue
+				}
+				c := rs.GetCheckers()[i]
+				if len(c.GetMiscPath()) == 0 {
+					return scriptrun.Command{}, fmt.Errorf("%w: MISC_CHECK at %s has no misc_path", scriptrun.ErrUnknownScript, c.GetDefinedAt())
+				}
+				cmd := scriptrun.Command{
+					Name:      "MISC_CHECK " + rs.GetHealthId(),
+					Args:      c.GetMiscPath(),
+					Timeout:   c.GetMiscTimeout().AsDuration(),
+					KillGrace: check.MiscKillGrace,
+					Security:  l.cfg.GlobalDefs.EnableScriptSecurity,
+				}
+				if cc := l.checkerAt(c.GetDefinedAt()); cc != nil {
+					cmd.User, cmd.Group = cc.User, cc.Group
+				}
+				return l.withUser(cmd), nil
+			}
+		}
+	}
+	return scriptrun.Command{}, scriptrun.ErrUnknownScript
+}
+
+// disableMiscChecks removes from l's snapshot, before any child sees it,
+// every MISC_CHECK whose script could not start (not found, not
+// executable, unknown user, refused by enable_script_security), as
+// keepalived 2.2.7 does when it loads a configuration
+// (check_misc.c check_misc_script_security: "Disabling misc script ...",
+// free_checker): such a checker then holds no real server down. A real
+// server left with no checker is unchecked, and always up.
+func (s *scripts) disableMiscChecks(l loadedConfig) {
+	for _, vs := range l.snap.GetVirtualServers() {
+		for _, rs := range vs.GetRealServers() {
+			names := check.MiscScriptNames(rs)
+			var keep []*pb.LvsChecker
+			for i, c := range rs.GetCheckers() {
+				if names[i] != "" {
+					cmd, err := l.miscCheck(names[i])
+					if err == nil {
+						err = s.runner.Check(cmd)
+					}
+					if err != nil {
+						s.log.Warn("Disabling misc script", "real_server", rs.GetHealthId(), "at", c.GetDefinedAt(),
+							"script", strings.Join(c.GetMiscPath(), " "), "err", err)
+						continue
+					}
+				}
+				keep = append(keep, c)
+			}
+			if len(keep) == len(rs.GetCheckers()) {
+				continue
+			}
+			rs.Checkers = keep
+			rs.Unchecked = len(keep) == 0
+			rs.StartsDown = false
+			for _, c := range keep {
+				rs.StartsDown = rs.StartsDown || c.GetAlpha()
+			}
+		}
+	}
+}
+
+// checkerAt is the configuration's checker block at position at (a
+// snapshot checker's defined_at).
+func (l loadedConfig) checkerAt(at string) *config.Checker {
+	for _, vs := range l.cfg.VirtualServers {
+		for _, rs := range vs.RealServers {
+			for _, c := range rs.Checkers {
+				if c.Pos.String() == at {
+					return c
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// quorum is a virtual server's quorum_up or quorum_down, which vrrpd asks
+// for when the quorum state changes (it decides quorum: pkg/lvs); name is
+// the snapshot's VirtualServer.name. keepalived runs them as notify
+// scripts (ipwrapper.c do_vs_notifies -> notify_exec), with the script's
+// own user words, else script_user, and no timeout; here the notify
+// scripts' DefaultScriptTimeout bounds them.
+func (l loadedConfig) quorum(kind pb.ScriptKind, name string) (scriptrun.Command, error) {
+	for _, pvs := range l.snap.GetVirtualServers() {
+		if pvs.GetName() != name {
+			continue
+		}
+		for _, vs := range l.cfg.VirtualServers {
+			if vs.Pos.String() != pvs.GetDefinedAt() {
+				continue
+			}
+			sc, keyword := vs.QuorumUp, "quorum_up"
+			if kind == pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN {
+				sc, keyword = vs.QuorumDown, "quorum_down"
+			}
+			if sc == nil || len(sc.Args) == 0 {
+				return scriptrun.Command{}, fmt.Errorf("%w: virtual_server %s has no %s", scriptrun.ErrUnknownScript, name, keyword)
+			}
+			return l.withUser(scriptrun.Command{Name: keyword + " " + name, Args: sc.Args, User: sc.User, Group: sc.Group,
+				Timeout: notify.DefaultScriptTimeout}), nil
+		}
+	}
+	return scriptrun.Command{}, scriptrun.ErrUnknownScript
+}
+
 // Run is notify.Runner: a notify script runs with the newest generation's
 // defaults.
 func (s *scripts) Run(ctx context.Context, cmd scriptrun.Command) scriptrun.Result {
@@ -127,8 +257,9 @@ func (s *scripts) Run(ctx context.Context, cmd scriptrun.Command) scriptrun.Resu
 var _ notify.Runner = (*scripts)(nil)
 
 // serveScripts serves ScriptRunner on <run-dir>/scripts.sock to checkerd
-// (and root) until ctx ends. The socket is 0660 root:<checker group>, and
-// every connection's peer is checked.
+// (vrrp_script, MISC_CHECK) and root, which vrrpd is (quorum_up /
+// quorum_down), until ctx ends. The socket is 0660 root:<checker group>,
+// and every connection's peer is checked.
 func (d *daemon) serveScripts(ctx context.Context, checker checkerIdentity) error {
 	path := d.dir.Scripts()
 	ln, err := ipc.ListenConfig{Mode: 0o660, Allow: ipc.AllowUIDs(0, checker.uid), Logger: d.log}.Listen(path)

@@ -166,6 +166,10 @@ type Job struct {
 	Key string
 }
 
+// periodFromStart is a Checker whose period runs from the start of each
+// attempt rather than its end.
+type periodFromStart interface{ periodFromStart() bool }
+
 // Transition is a check's state as it changed.
 type Transition struct {
 	ID     string
@@ -321,6 +325,7 @@ func (s *Scheduler) runJob(ctx context.Context, g []Job) {
 		if j.Params.Timeout > 0 {
 			actx, cancel = context.WithTimeout(ctx, j.Params.Timeout)
 		}
+		began := s.clock().Now()
 		r := j.Checker.Check(actx)
 		cancel()
 		if ctx.Err() != nil {
@@ -335,5 +340,11 @@ func (s *Scheduler) runJob(ctx context.Context, g []Job) {
 			}
 		}
 		wait = next
+		if p, ok := j.Checker.(periodFromStart); ok && p.periodFromStart() {
+			// The next run is due a period after this one began, not
+			// after it ended (MISC_CHECK: check_misc.c schedules from
+			// last_ran), at once if that is past.
+			wait = max(next-s.clock().Now().Sub(began), 0)
+		}
 	}
 }

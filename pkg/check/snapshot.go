@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"strconv"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -19,7 +17,8 @@ var ErrUnsupported = errors.New("not supported")
 
 // SnapshotOptions configure FromSnapshot.
 type SnapshotOptions struct {
-	// Runner runs MISC_CHECK scripts; nil: MISC_CHECK is ErrUnsupported.
+	// Runner runs MISC_CHECK scripts (through the supervisor); nil:
+	// MISC_CHECK is ErrUnsupported.
 	Runner ScriptRunner
 }
 
@@ -28,7 +27,10 @@ type ServerChecks struct {
 	// HealthID is the real server's health_id (LvsRealServer.health_id).
 	HealthID  string
 	DefinedAt string
-	Checks    []SnapshotCheck
+	// Weight is the real server's configured weight (LvsRealServer.weight),
+	// which MiscWeight needs.
+	Weight uint32
+	Checks []SnapshotCheck
 }
 
 // SnapshotCheck is one checker of a real server.
@@ -55,17 +57,13 @@ func FromSnapshot(snap *pb.ConfigSnapshot, o SnapshotOptions) []ServerChecks {
 			if rs.GetHealthId() == "" || len(rs.GetCheckers()) == 0 {
 				continue
 			}
-			sc := ServerChecks{HealthID: rs.GetHealthId(), DefinedAt: rs.GetDefinedAt()}
-			seen := map[string]int{}
-			for _, c := range rs.GetCheckers() {
-				k := settingsKey(c)
-				seen[k]++
-				if n := seen[k]; n > 1 {
-					k += "#" + strconv.Itoa(n)
-				}
+			sc := ServerChecks{HealthID: rs.GetHealthId(), DefinedAt: rs.GetDefinedAt(), Weight: rs.GetWeight()}
+			keys, names := checkerKeys(rs), MiscScriptNames(rs)
+			for i, c := range rs.GetCheckers() {
+				k := keys[i]
 				typ := TypeName(c.GetType())
 				chk := SnapshotCheck{Type: typ, DefinedAt: c.GetDefinedAt()}
-				checker, params, err := FromProto(c, o)
+				checker, params, err := fromProto(c, o, names[i])
 				if err != nil {
 					chk.Err = fmt.Errorf("%s at %s: %w", typ, c.GetDefinedAt(), err)
 				}
@@ -136,6 +134,12 @@ func ParamsOf(c *pb.LvsChecker) Params {
 // that cannot run returns an error (ErrUnsupported for BFD_CHECK and for a
 // MISC_CHECK without o.Runner).
 func FromProto(c *pb.LvsChecker, o SnapshotOptions) (Checker, Params, error) {
+	return fromProto(c, o, "")
+}
+
+// fromProto is FromProto with the MISC_CHECK's script name
+// (MiscScriptNames), which only the real server gives.
+func fromProto(c *pb.LvsChecker, o SnapshotOptions, miscName string) (Checker, Params, error) {
 	p := ParamsOf(c)
 	if p.DelayLoop <= 0 {
 		return nil, p, fmt.Errorf("delay_loop %v: want > 0", p.DelayLoop)
@@ -199,19 +203,25 @@ func FromProto(c *pb.LvsChecker, o SnapshotOptions) (Checker, Params, error) {
 		return File{Path: c.GetTrackFile(), Weight: c.GetWeight(), Reverse: c.GetWeightReverse()}, p, nil
 	case pb.LvsCheckerType_LVS_CHECKER_MISC:
 		if o.Runner == nil {
-			return nil, p, fmt.Errorf("MISC_CHECK: %w yet (no script runner)", ErrUnsupported)
+			return nil, p, fmt.Errorf("MISC_CHECK: %w (no script runner)", ErrUnsupported)
 		}
 		if len(c.GetMiscPath()) == 0 {
 			return nil, p, errors.New("no misc_path")
 		}
+		if miscName == "" {
+			return nil, p, errors.New("MISC_CHECK outside a real server: no script name")
+		}
 		timeout := c.GetMiscTimeout().AsDuration()
 		if timeout <= 0 {
-			// check_misc.c: without misc_timeout the script may run
-			// for delay_loop.
+			// check_misc.c misc_check_thread: without misc_timeout the
+			// script may run for the virtual server's delay_loop
+			// (pkg/snapshot fills that in; this is the fallback).
 			timeout = p.DelayLoop
 		}
-		p.Timeout = timeout
-		return Misc{Runner: o.Runner, Path: strings.Join(c.GetMiscPath(), " "), Timeout: timeout, Dynamic: c.GetMiscDynamic()}, p, nil
+		// The runner kills the script at timeout and says so; the
+		// attempt's own deadline comes MiscGrace later.
+		p.Timeout = timeout + MiscGrace
+		return Misc{Runner: o.Runner, Name: miscName, Path: commandLine(c.GetMiscPath()), Timeout: timeout, Dynamic: c.GetMiscDynamic(), Last: &MiscLast{}}, p, nil
 	case pb.LvsCheckerType_LVS_CHECKER_BFD:
 		return nil, p, fmt.Errorf("BFD_CHECK: %w", ErrUnsupported)
 	}

@@ -36,7 +36,7 @@ func TestAggregate(t *testing.T) {
 		{"file weights add", []*rsCheck{ran(true, "f1", 3), ran(true, "f2", -1)}, track.StateUp, 2, "f1; f2"},
 		{"down drops weight", []*rsCheck{ran(true, "f1", 3), ran(false, "x", 0)}, track.StateDown, 0, "TCP_CHECK: x"},
 	} {
-		r := aggregate("rs", tc.checks)
+		r := aggregate("rs", 1, tc.checks)
 		if r.State != tc.state || r.Value != tc.value || r.Detail != tc.detail || r.Key != rsKey("rs") {
 			t.Errorf("%s: got %v %d %q (%v), want %v %d %q", tc.name, r.State, r.Value, r.Detail, r.Key, tc.state, tc.value, tc.detail)
 		}

@@ -142,7 +142,8 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	set := track.NewSet(track.Options{Runner: runner, ProcInterval: o.ProcInterval, RunsAs: runsAs(), Log: log})
 	srv := ipc.NewServer(peerCheck(allow)...)
-	api := NewServer(set, log)
+	scripts, _ := runner.(kindRunner) // MISC_CHECK too, when the runner can
+	api := newServer(set, log, scripts)
 	pb.RegisterCheckerdServer(srv, api)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()

@@ -58,6 +58,8 @@ type rsServer struct {
 	result track.Result
 	// since: when result.State last changed (or the server was added).
 	since time.Time
+
+	iweight uint32 // the configured weight, for check.MiscWeight
 }
 
 type rsCheck struct {
@@ -194,7 +196,7 @@ func (r *realServers) apply(gen uint64, snap *pb.ConfigSnapshot) (added, removed
 			same = false
 			checks = append(checks, r.startLocked(s, want))
 		}
-		s.checks = checks
+		s.checks, s.iweight = checks, sc.Weight
 		for _, c := range running {
 			stopped = append(stopped, c)
 		}
@@ -277,7 +279,7 @@ func (r *realServers) report(s *rsServer, c *rsCheck, t check.Transition) {
 // (state, value or detail: a detail alone moves no weight in vrrpd but is
 // what status shows). r.mu is held.
 func (r *realServers) updateLocked(s *rsServer) {
-	res := aggregate(s.id, s.checks)
+	res := aggregate(s.id, s.iweight, s.checks)
 	old := s.result
 	if res.State == track.StateInit && old.State != track.StateInit && slices.ContainsFunc(s.checks, func(c *rsCheck) bool { return c.sc.Err == nil }) {
 		// A reload restarted its checkers: the last result stands until
@@ -288,7 +290,7 @@ func (r *realServers) updateLocked(s *rsServer) {
 	if res.State != old.State {
 		s.since = r.now()
 	}
-	if res.State == old.State && res.Value == old.Value && res.Detail == old.Detail {
+	if res.State == old.State && res.Value == old.Value && res.Detail == old.Detail && res.HasWeight == old.HasWeight && res.Weight == old.Weight {
 		return
 	}
 	if res.State == track.StateInit {
@@ -328,10 +330,12 @@ func rsProto(s *rsServer) *pb.TrackerResult {
 // (it starts failed, check_data.c validate_check_config); up when every
 // other checker is up or has not run yet (keepalived starts checkers up);
 // no result (StateInit) before any checker ran, or when none can run.
-// Value is the sum of the weight deltas (FILE_CHECK) of the up checkers.
-func aggregate(id string, checks []*rsCheck) track.Result {
+// Value is the sum of the weight deltas (FILE_CHECK) of the up checkers;
+// Weight what their misc_dynamic MISC_CHECKs set (check.MiscWeight).
+func aggregate(id string, iweight uint32, checks []*rsCheck) track.Result {
 	res := track.Result{Key: rsKey(id), State: track.StateInit}
 	var downs, ups, notRun []string
+	var abs []int64
 	anyRan := false
 	for _, c := range checks {
 		if c.sc.Err != nil {
@@ -347,6 +351,9 @@ func aggregate(id string, checks []*rsCheck) track.Result {
 			ups = append(ups, c.last.Result.Reason)
 			if c.last.Result.HasWeight && !c.last.Result.WeightAbsolute {
 				res.Value += c.last.Result.Weight
+			}
+			if c.last.Result.HasWeight && c.last.Result.WeightAbsolute {
+				abs = append(abs, c.last.Result.Weight)
 			}
 		default:
 			anyRan = true
@@ -365,6 +372,7 @@ func aggregate(id string, checks []*rsCheck) track.Result {
 		res.State, res.Value, res.Detail = track.StateDown, 0, strings.Join(downs, "; ")
 	default:
 		res.State, res.Detail = track.StateUp, strings.Join(ups, "; ")
+		res.Weight, res.HasWeight = check.MiscWeight(iweight, abs)
 	}
 	return res
 }

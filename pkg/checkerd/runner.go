@@ -46,9 +46,14 @@ func (r *ScriptRunnerClient) Close() error { return r.cc.Close() }
 
 // RunScript implements track.ScriptRunner.
 func (r *ScriptRunnerClient) RunScript(ctx context.Context, generation uint64, name string) (scriptrun.Result, error) {
-	resp, err := r.c.RunScript(ctx, &pb.RunScriptRequest{Generation: generation, Kind: pb.ScriptKind_SCRIPT_KIND_VRRP_SCRIPT, Name: name})
+	return r.Run(ctx, generation, pb.ScriptKind_SCRIPT_KIND_VRRP_SCRIPT, name)
+}
+
+// Run runs a script of any kind (MISC_CHECK for the real-server checks).
+func (r *ScriptRunnerClient) Run(ctx context.Context, generation uint64, kind pb.ScriptKind, name string) (scriptrun.Result, error) {
+	resp, err := r.c.RunScript(ctx, &pb.RunScriptRequest{Generation: generation, Kind: kind, Name: name})
 	if err != nil {
-		return scriptrun.Result{}, fmt.Errorf("script runner %s: RunScript %s (generation %d): %w", r.path, name, generation, err)
+		return scriptrun.Result{}, fmt.Errorf("script runner %s: RunScript %v %s (generation %d): %w", r.path, kind, name, generation, err)
 	}
 	return resultOf(resp), nil
 }

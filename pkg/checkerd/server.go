@@ -34,12 +34,20 @@ type Server struct {
 // the real-server checkers that cannot run. Close stops the real-server
 // checks.
 func NewServer(set *track.Set, log *slog.Logger) *Server {
+	return newServer(set, log, nil)
+}
+
+// newServer is NewServer whose MISC_CHECKs run through scripts (nil: they
+// are not run).
+func newServer(set *track.Set, log *slog.Logger, scripts kindRunner) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	// MISC_CHECK needs a ScriptRunner that runs it through the supervisor;
-	// until the supervisor offers that kind, MISC_CHECK is not run.
-	return &Server{set: set, rs: newRealServers(log, check.SnapshotOptions{}, 0), applied: make(chan struct{})}
+	rs := newRealServers(log, check.SnapshotOptions{}, 0)
+	if scripts != nil {
+		rs.opts.Runner = miscRunner{rs: rs, run: scripts} // misc.go
+	}
+	return &Server{set: set, rs: rs, applied: make(chan struct{})}
 }
 
 // Close stops the real-server checks and ends their part of every Health

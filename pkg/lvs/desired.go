@@ -112,11 +112,44 @@ type Table struct {
 	// name.
 	QuorumUp map[string]bool
 	Live     map[string]uint64
+	// quorumOf is the quorum and hysteresis each state was decided with:
+	// a reload that changes them re-decides it (ipwrapper.c
+	// init_service_vs: "we may have got/lost quorum due to quorum
+	// setting changed").
+	quorumOf map[string][2]uint32
 }
 
-// Health reports a real server's health by its health_id: healthy, and
-// whether any result is known yet.
-type Health func(id string) (healthy, known bool)
+// Health reports a real server's health by its health_id, and whether any
+// result is known yet.
+type Health func(id string) (h ServerHealth, known bool)
+
+// ServerHealth is what checkerd last said of a real server (its
+// TRACKER_KIND_REAL_SERVER result).
+type ServerHealth struct {
+	Up bool
+	// Weight, when HasWeight, is the weight its misc_dynamic MISC_CHECKs
+	// set (TrackerResult.weight); otherwise the configured weight stands.
+	Weight    uint32
+	HasWeight bool
+	// Delta is what its FILE_CHECKs add to the weight
+	// (TrackerResult.value).
+	Delta int64
+}
+
+// Weight is the destination weight keepalived 2.2.7 gives a live real
+// server (rs->effective_weight, clamped by real_weight in check_data.h):
+// the configured weight, or the one a misc_dynamic MISC_CHECK set (exit
+// status - 2: check_misc.c misc_check_child_thread), plus the FILE_CHECK
+// deltas (track_file.c), in [0, 65535]. Weight 0 keeps the server in the
+// table, alive, taking no new connections, and adds nothing to the quorum
+// (ipwrapper.c weigh_live_realservers).
+func (h ServerHealth) weight(configured uint32) uint32 {
+	w := int64(configured)
+	if h.HasWeight {
+		w = int64(h.Weight)
+	}
+	return uint32(min(max(w+h.Delta, 0), 65535))
+}
 
 // Desired is the table keepalived programs at start (init_services):
 // quorum is up when the live weight reaches quorum + hysteresis.
@@ -132,18 +165,20 @@ func (prev Table) Next(vss []*pb.VirtualServer, health Health) Table {
 }
 
 func next(prev Table, vss []*pb.VirtualServer, health Health) Table {
-	t := Table{Services: map[ServiceKey]*Entry{}, QuorumUp: map[string]bool{}, Live: map[string]uint64{}}
+	t := Table{Services: map[ServiceKey]*Entry{}, QuorumUp: map[string]bool{}, Live: map[string]uint64{}, quorumOf: map[string][2]uint32{}}
 	for _, vs := range vss {
 		alive := make([]bool, len(vs.GetRealServers()))
+		weight := make([]uint32, len(vs.GetRealServers()))
 		var live uint64
 		for i, rs := range vs.GetRealServers() {
-			alive[i] = isAlive(rs, health)
+			alive[i], weight[i] = isAlive(rs, health)
 			if alive[i] {
-				live += uint64(rs.GetWeight())
+				live += uint64(weight[i])
 			}
 		}
 		up := quorumUp(prev, vs, live)
 		t.QuorumUp[vs.GetName()], t.Live[vs.GetName()] = up, live
+		t.quorumOf[vs.GetName()] = [2]uint32{vs.GetQuorum(), vs.GetHysteresis()}
 		sorry := vs.GetSorryServer()
 		useSorry := !up && sorry != nil
 
@@ -171,6 +206,7 @@ func next(prev Table, vss []*pb.VirtualServer, health Health) Table {
 				// weight 0), otherwise it is removed.
 				switch {
 				case alive[i] && !useSorry:
+					d.Weight = weight[i]
 					e.Dests[d.DestKey] = d
 				case rs.GetInhibitOnFailure():
 					d.Weight = 0
@@ -211,17 +247,19 @@ func isRealServer(vs *pb.VirtualServer, s *pb.LvsRealServer) bool {
 
 // isAlive: a server without checkers is always up; before its first result
 // a checked server is up unless a checker is alpha (check_api.c: checkers
-// begin is_up; validate_check_config marks alpha checkers failed).
-func isAlive(rs *pb.LvsRealServer, health Health) bool {
+// begin is_up; validate_check_config marks alpha checkers failed). weight
+// is its destination weight while alive (ServerHealth.weight).
+func isAlive(rs *pb.LvsRealServer, health Health) (alive bool, weight uint32) {
+	configured := min(rs.GetWeight(), 65535)
 	if rs.GetUnchecked() {
-		return true
+		return true, configured
 	}
 	if health != nil {
-		if ok, known := health(rs.GetHealthId()); known {
-			return ok
+		if h, known := health(rs.GetHealthId()); known {
+			return h.Up, h.weight(configured)
 		}
 	}
-	return !rs.GetStartsDown()
+	return !rs.GetStartsDown(), configured
 }
 
 // quorumUp follows ipwrapper.c: at start (or for a virtual server the
@@ -229,12 +267,12 @@ func isAlive(rs *pb.LvsRealServer, health Health) bool {
 // (init_service_vs -> update_quorum_state); then down when live is 0 or
 // below quorum - hysteresis, up again at quorum + hysteresis. keepalived
 // re-evaluates only when a server or weight changes; here, only when the
-// live weight changed (the same, except that a weight-0 server's state
-// changes alone do not count).
+// live weight, or the quorum settings, changed (the same, except that a
+// weight-0 server's state changes alone do not count).
 func quorumUp(prev Table, vs *pb.VirtualServer, live uint64) bool {
 	q, h := uint64(vs.GetQuorum()), uint64(vs.GetHysteresis())
 	was, known := prev.QuorumUp[vs.GetName()]
-	if known && prev.Live[vs.GetName()] == live {
+	if known && prev.Live[vs.GetName()] == live && prev.quorumOf[vs.GetName()] == [2]uint32{vs.GetQuorum(), vs.GetHysteresis()} {
 		return was
 	}
 	if !known || !was {

@@ -52,7 +52,7 @@ var svc80 = ServiceKey{Family: INET, Protocol: TCP, Addr: netip.MustParseAddr("1
 
 // health maps health ids to up (true) / down (false); absent is unknown.
 func health(m map[string]bool) Health {
-	return func(id string) (bool, bool) { v, ok := m[id]; return v, ok }
+	return func(id string) (ServerHealth, bool) { v, ok := m[id]; return ServerHealth{Up: v}, ok }
 }
 
 // dests renders an entry's destinations as "addr:port=weight" sorted.

@@ -321,7 +321,7 @@ func asNamed[T named](in []T) []named {
 // with every real server up (health is the running system's, not the
 // file's), compared entry by entry.
 func ipvs(running, next *pb.ConfigSnapshot) []Item {
-	allUp := func(string) (bool, bool) { return true, true }
+	allUp := func(string) (lvs.ServerHealth, bool) { return lvs.ServerHealth{Up: true}, true }
 	a := lvs.Desired(running.GetVirtualServers(), allUp)
 	b := lvs.Desired(next.GetVirtualServers(), allUp)
 	keys := a.Keys()

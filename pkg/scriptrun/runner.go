@@ -148,6 +148,16 @@ func (r *Runner) Run(ctx context.Context, cmd Command) Result {
 	return r.exec(ctx, cmd, p)
 }
 
+// Check runs the checks Run makes before it forks (the script's user,
+// path search, access, the x bit, enable_script_security) and returns
+// what would stop it, a *StartError; nil when cmd would start. keepalived
+// makes them when it loads a configuration and disables what fails
+// (lib/notify.c check_script_secure).
+func (r *Runner) Check(cmd Command) error {
+	_, err := r.prepare(cmd)
+	return err
+}
+
 func (r *Runner) exec(ctx context.Context, cmd Command, p plan) Result {
 	cred := &syscall.Credential{Uid: p.id.uid, Gid: p.id.gid, Groups: p.id.groups}
 	if os.Geteuid() != 0 && p.id.uid == uint32(os.Geteuid()) && p.id.gid == uint32(os.Getegid()) {
@@ -212,7 +222,11 @@ func (r *Runner) exec(ctx context.Context, cmd Command, p plan) Result {
 	case <-exited:
 	case <-timeout:
 		res.TimedOut = true
-		r.terminate(pid, exited)
+		grace := r.KillGrace
+		if cmd.KillGrace > 0 {
+			grace = cmd.KillGrace
+		}
+		terminate(pid, exited, grace)
 	case <-ctx.Done():
 		res.Err = startErr(ErrExec, "script %s killed: %v", p.path, ctx.Err())
 		killGroup(pid, unix.SIGKILL)
@@ -237,13 +251,13 @@ func (r *Runner) exec(ctx context.Context, cmd Command, p plan) Result {
 }
 
 // terminate ends a script that outlived its timeout: its whole group gets
-// SIGKILL, after a SIGTERM and KillGrace if that is set. The group gets
+// SIGKILL, after a SIGTERM and grace if that is set. The group gets
 // SIGKILL even when the leader obeyed SIGTERM, for the children it left
 // (keepalived's vrrp_script_child_thread does the same).
-func (r *Runner) terminate(pid int, exited <-chan struct{}) {
-	if r.KillGrace > 0 {
+func terminate(pid int, exited <-chan struct{}, grace time.Duration) {
+	if grace > 0 {
 		killGroup(pid, unix.SIGTERM)
-		t := time.NewTimer(r.KillGrace)
+		t := time.NewTimer(grace)
 		select {
 		case <-exited:
 		case <-t.C:

@@ -28,6 +28,9 @@ type Command struct {
 	// Timeout kills the script's process group (SIGKILL) when it runs
 	// longer; 0 means no timeout.
 	Timeout time.Duration
+	// KillGrace, when positive, replaces the Runner's KillGrace for this
+	// script: SIGTERM at Timeout, SIGKILL KillGrace later.
+	KillGrace time.Duration
 	// Security is enable_script_security: refuse a script that a non-root
 	// user could have modified, as keepalived does.
 	Security bool

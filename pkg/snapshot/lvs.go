@@ -432,9 +432,13 @@ func checkersOf(vs *config.VirtualServer, rs *config.RealServer, o *pb.LvsRealSe
 			continue
 		}
 		retry, dbr := uint32(check.DefaultRetry), check.DefaultDelayBeforeRetry
-		if t == pb.LvsCheckerType_LVS_CHECKER_DNS {
+		switch t {
+		case pb.LvsCheckerType_LVS_CHECKER_DNS:
 			// check_dns.c: DNS_DEFAULT_RETRY, delay_before_retry delay_loop.
 			retry, dbr = check.DNSDefaultRetry, 0
+		case pb.LvsCheckerType_LVS_CHECKER_MISC:
+			// check_misc.c misc_check_handler: default_retry 0.
+			retry = 0
 		}
 		p := check.Resolve(levelOf(c.CheckDefaults, c.Alpha), rsLevel, vsLevel, retry, dbr)
 		host := rs.Virtualhost
@@ -479,8 +483,18 @@ func checkersOf(vs *config.VirtualServer, rs *config.RealServer, o *pb.LvsRealSe
 		if c.MiscPath != nil {
 			base.MiscPath = c.MiscPath.Args
 		}
-		if c.MiscTimeout > 0 {
-			base.MiscTimeout = durationpb.New(c.MiscTimeout.Std())
+		if t == pb.LvsCheckerType_LVS_CHECKER_MISC {
+			// check_misc.c misc_check_thread: the script may run for
+			// misc_timeout, else the virtual server's delay_loop (not
+			// the checker's own).
+			to := check.DefaultDelayLoop
+			if vs.DelayLoop != nil {
+				to = vs.DelayLoop.Std()
+			}
+			if c.MiscTimeout > 0 {
+				to = c.MiscTimeout.Std()
+			}
+			base.MiscTimeout = durationpb.New(to)
 		}
 		if t == pb.LvsCheckerType_LVS_CHECKER_FILE {
 			// track_file.c: the checker's weight, else the track file's.

@@ -97,3 +97,64 @@ virtual_server 192.0.2.1 80 {
 		}
 	}
 }
+
+// TestMiscCheckerDefaults: MISC_CHECK's retry defaults to 0
+// (check_misc.c misc_check_handler), and its script runs for misc_timeout,
+// else the virtual server's delay_loop, even when the checker has its own
+// (misc_check_thread: checker->vs->delay_loop).
+func TestMiscCheckerDefaults(t *testing.T) {
+	got := buildVS(t, `virtual_server 192.0.2.1 80 {
+  protocol TCP
+  delay_loop 10
+  real_server 10.0.0.1 80 {
+    MISC_CHECK {
+      misc_path "/bin/check a"
+      delay_loop 3
+    }
+    MISC_CHECK {
+      misc_path /bin/check2
+      misc_timeout 4
+      misc_dynamic
+      retry 2
+    }
+  }
+}
+virtual_server 192.0.2.2 80 {
+  protocol TCP
+  real_server 10.0.0.1 80 {
+    MISC_CHECK {
+      misc_path /bin/check3
+    }
+  }
+}
+`)
+	if len(got) != 2 {
+		t.Fatalf("got %d virtual servers", len(got))
+	}
+	cs := got[0].GetRealServers()[0].GetCheckers()
+	c2 := got[1].GetRealServers()[0].GetCheckers()
+	if len(cs) != 2 || len(c2) != 1 {
+		t.Fatalf("checkers %v / %v", cs, c2)
+	}
+	for _, tc := range []struct {
+		c       *pb.LvsChecker
+		args    []string
+		timeout time.Duration
+		retry   uint32
+		dynamic bool
+	}{
+		{cs[0], []string{"/bin/check", "a"}, 10 * time.Second, 0, false},
+		{cs[1], []string{"/bin/check2"}, 4 * time.Second, 2, true},
+		{c2[0], []string{"/bin/check3"}, 60 * time.Second, 0, false},
+	} {
+		if got := tc.c.GetMiscPath(); !proto.Equal(&pb.LvsChecker{MiscPath: got}, &pb.LvsChecker{MiscPath: tc.args}) {
+			t.Errorf("%s: misc_path %q, want %q", tc.c.GetDefinedAt(), got, tc.args)
+		}
+		if got := tc.c.GetMiscTimeout().AsDuration(); got != tc.timeout {
+			t.Errorf("%s: misc_timeout %v, want %v", tc.c.GetDefinedAt(), got, tc.timeout)
+		}
+		if tc.c.GetRetry() != tc.retry || tc.c.GetMiscDynamic() != tc.dynamic {
+			t.Errorf("%s: retry %d misc_dynamic %v, want %d %v", tc.c.GetDefinedAt(), tc.c.GetRetry(), tc.c.GetMiscDynamic(), tc.retry, tc.dynamic)
+		}
+	}
+}

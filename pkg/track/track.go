@@ -67,16 +67,26 @@ type Result struct {
 	Value int64
 	// Detail is what the last run or read said, for logs and status.
 	Detail string
+	// Weight, when HasWeight, is the weight a real server's misc_dynamic
+	// MISC_CHECKs set (TrackerResult.weight).
+	Weight    uint32
+	HasWeight bool
 }
 
 // same reports whether r and o say the same thing (Detail aside): a change
 // of Detail alone is not a transition.
-func (r Result) same(o Result) bool { return r.State == o.State && r.Value == o.Value }
+func (r Result) same(o Result) bool {
+	return r.State == o.State && r.Value == o.Value && r.HasWeight == o.HasWeight && r.Weight == o.Weight
+}
 
 // Proto returns r as the wire's TrackerResult. A tracker in StateInit has
 // none (see Snapshot.Proto).
 func (r Result) Proto() *pb.TrackerResult {
-	return &pb.TrackerResult{Kind: r.Kind, Name: r.Name, Up: r.State == StateUp, Value: r.Value, Detail: r.Detail}
+	p := &pb.TrackerResult{Kind: r.Kind, Name: r.Name, Up: r.State == StateUp, Value: r.Value, Detail: r.Detail}
+	if r.HasWeight {
+		p.Weight = &r.Weight
+	}
+	return p
 }
 
 // Event is one change of a tracker's result.

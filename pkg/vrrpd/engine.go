@@ -66,6 +66,7 @@ type Options struct {
 	// from the start rules (lvs.go); 0: no wait, for an engine without
 	// checkerd. vrrpdcmd uses DefaultLVSHealthWait.
 	LVSHealthWait time.Duration
+	Scripts       ScriptRunner // quorum_up / quorum_down via the supervisor; nil: not run (quorum.go)
 }
 
 // Engine runs the VRRP instances. All instance state is guarded by mu:
@@ -121,6 +122,8 @@ type Engine struct {
 	// rsResults: real servers' last results by health_id, for status
 	// (lvs_status.go).
 	rsResults map[string]*pb.TrackerResult
+
+	quorum *quorumRun // quorum.go: quorum_up / quorum_down
 }
 
 type sockKey struct {
@@ -191,6 +194,7 @@ func New(o Options) *Engine {
 	e.initVMACRoutes(o) // routes.go
 	e.initNoAccept(o)   // noaccept.go
 	e.initLVS(o)        // lvs.go
+	e.initQuorum(o)     // quorum.go
 	return e
 }
 
@@ -914,5 +918,6 @@ func (e *Engine) shutdown() {
 	if stopLVS != nil {
 		stopLVS()
 	}
+	e.stopQuorum() // quorum.go: omega's quorum_down, then the queues end
 	e.wg.Wait()
 }

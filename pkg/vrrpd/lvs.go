@@ -52,7 +52,7 @@ type lvsRun struct {
 
 	// Guarded by the engine's mu.
 	vss      []*pb.VirtualServer
-	health   map[string]bool // health_id -> up, as checkerd last said
+	health   map[string]lvs.ServerHealth // by health_id, as checkerd last said
 	prev     lvs.Table
 	havePrev bool
 	started  bool               // the worker runs
@@ -84,7 +84,7 @@ type lvsRun struct {
 }
 
 func (e *Engine) initLVS(o Options) {
-	e.lvs = lvsRun{open: o.LVS, interval: defaultLVSInterval, health: map[string]bool{},
+	e.lvs = lvsRun{open: o.LVS, interval: defaultLVSInterval, health: map[string]lvs.ServerHealth{},
 		kick: make(chan struct{}, 1), owned: lvs.NewOwnership(), healthWait: max(o.LVSHealthWait, 0)}
 	if o.LVS == nil && o.Addresses == nil {
 		e.lvs.open = lvs.OpenKernel
@@ -114,13 +114,15 @@ func (e *Engine) applyLVSLocked(snap *pb.ConfigSnapshot) {
 	e.updateLVSLocked()
 }
 
-// lvsHealthLocked records a real server's result; it reports a change.
+// lvsHealthLocked records a real server's result (up, the weight a
+// misc_dynamic MISC_CHECK set, the FILE_CHECK deltas); it reports a change.
 func (e *Engine) lvsHealthLocked(r *pb.TrackerResult) bool {
+	h := lvs.ServerHealth{Up: r.GetUp(), Weight: r.GetWeight(), HasWeight: r.Weight != nil, Delta: r.GetValue()}
 	old, ok := e.lvs.health[r.GetName()]
-	if ok && old == r.GetUp() {
+	if ok && old == h {
 		return false
 	}
-	e.lvs.health[r.GetName()] = r.GetUp()
+	e.lvs.health[r.GetName()] = h
 	return true
 }
 
@@ -222,9 +224,9 @@ func (e *Engine) updateLVSLocked() {
 	if e.holdLVSLocked() {
 		return
 	}
-	health := func(id string) (bool, bool) {
-		up, ok := l.health[id]
-		return up, ok
+	health := func(id string) (lvs.ServerHealth, bool) {
+		h, ok := l.health[id]
+		return h, ok
 	}
 	var t lvs.Table
 	if l.havePrev {
@@ -232,6 +234,7 @@ func (e *Engine) updateLVSLocked() {
 	} else {
 		t = lvs.Desired(l.vss, health)
 	}
+	e.quorumChangesLocked(l.prev, l.havePrev, t) // quorum.go: quorum_up / quorum_down
 	l.prev, l.havePrev = t, true
 	l.pendMu.Lock()
 	l.pending = t

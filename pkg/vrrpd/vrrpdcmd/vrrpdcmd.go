@@ -21,6 +21,7 @@ import (
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	"github.com/vrrpkit/vrrpkit/pkg/procmem"
 	"github.com/vrrpkit/vrrpkit/pkg/rundir"
+	"github.com/vrrpkit/vrrpkit/pkg/scriptrun"
 	"github.com/vrrpkit/vrrpkit/pkg/vrrpd"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
@@ -92,7 +93,15 @@ const defaultRTPriority = 10
 // serve runs the engine and its control socket until ctx ends, following
 // checkerd's health stream on the socket health ("" none).
 func serve(ctx context.Context, dir rundir.Dir, health string, rtPrio int, version string, log *slog.Logger) error {
-	o := vrrpd.Options{Log: log, Clock: vrrpd.SystemClock{RTPriority: rtPrio, Log: log}}
+	// quorum_up / quorum_down run in the supervisor, which vrrpd asks on
+	// scripts.sock (it connects lazily: nothing is dialled unless a
+	// virtual server's quorum changes).
+	scripts, err := scriptrun.NewClient(dir.Scripts())
+	if err != nil {
+		return err
+	}
+	defer scripts.Close()
+	o := vrrpd.Options{Log: log, Clock: vrrpd.SystemClock{RTPriority: rtPrio, Log: log}, Scripts: scripts}
 	if health != "" {
 		// A restarted vrrpd must not re-add, for a moment, a real server
 		// checkerd knows is down: IPVS waits for checkerd's health first.
