@@ -46,6 +46,8 @@ type daemon struct {
 	opts   *options
 	dir    rundir.Dir
 	notify func(state string) // sd_notify(3); a no-op outside systemd
+	// statusGroup may use the read-only RPCs (controlAccess); nil: none.
+	statusGroup *ipc.Group
 
 	// resume is fed by the follower of the running vrrpd's event stream.
 	resume resume.Record
@@ -132,8 +134,14 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 			return 1
 		}
 	}
+	statusGroup, err := lookupStatusGroup(o.statusGroup) // control.go
+	if err != nil {
+		log.Error("--status-group", "err", err)
+		return 1
+	}
 	// 0750 root:<checker's group>: checkerd may reach the sockets meant for
 	// it (each checks its peer with SO_PEERCRED), nobody else may even look.
+	// With a status group, runDirMode opens the directory for traversal.
 	if err := os.MkdirAll(o.runDir, 0o750); err != nil {
 		log.Error("creating the run directory", "dir", o.runDir, "err", err)
 		return 1
@@ -142,7 +150,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 		log.Error("securing the run directory", "dir", o.runDir, "err", err)
 		return 1
 	}
-	if err := os.Chmod(o.runDir, 0o750); err != nil {
+	if err := os.Chmod(o.runDir, runDirMode(statusGroup)); err != nil {
 		log.Error("securing the run directory", "dir", o.runDir, "err", err)
 		return 1
 	}
@@ -158,7 +166,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	}
 	now := time.Now()
 	d := &daemon{
-		log: log, opts: o, dir: dir, gen: 1, started: make(chan struct{}, 1), checkerStarted: make(chan struct{}, 1),
+		log: log, opts: o, dir: dir, gen: 1, statusGroup: statusGroup, started: make(chan struct{}, 1), checkerStarted: make(chan struct{}, 1),
 		reloads:   make(chan reloadRequest),
 		watch:     fanout.New[*pb.WatchEvent](watchBuffer),
 		startedAt: now, loadedAt: now,
