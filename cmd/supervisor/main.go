@@ -137,7 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.vrrpdPath, "vrrpd", "", "`path` of a vrrpd binary (default: this program, run as vrrpd)")
 	fs.StringVar(&o.checkerdPath, "checkerd", "", "`path` of a checkerd binary (default: this program, run as checkerd), or none")
 	fs.StringVar(&o.checkerUser, "checker-user", defaultCheckerUser(user.Lookup), "`user` checkerd runs as, with no capabilities")
-	fs.StringVar(&o.statusGroup, "status-group", "", "`group` whose members may use vrrpctl status, watch, ipvs (not reload); default root only")
+	fs.StringVar(&o.statusGroup, "status-group", "", "`group` whose members may use vrrpctl status, peers, watch, ipvs (not reload); default root only")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics on http://`address`/metrics (e.g. 127.0.0.1:9650 or [::1]:9650); empty: off")
 	for _, name := range []string{"v", "version"} {

@@ -346,11 +346,11 @@ func accessHint(sock, what string) string {
 			group = g.Name
 		}
 		return fmt.Sprintf("The control socket is open to root and to members of group %s (the supervisor's --status-group),\n"+
-			"who may use status, watch and ipvs. Join it (sudo usermod -aG %s $USER, then log in again), or: sudo vrrpctl %s",
+			"who may use status, peers, watch and ipvs. Join it (sudo usermod -aG %s $USER, then log in again), or: sudo vrrpctl %s",
 			group, group, what)
 	}
 	return "The control socket is root only: sudo vrrpctl " + what + "\n" +
-		"To open status, watch and ipvs to a group, run the supervisor with --status-group GROUP"
+		"To open status, peers, watch and ipvs to a group, run the supervisor with --status-group GROUP"
 }
 
 // noAnswer explains a supervisor that accepted the connection but did not

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,9 +20,27 @@ import (
 	"github.com/vrrpkit/vrrpkit/pkg/rundir"
 )
 
+// accessOutput is a bytes.Buffer a process may write while the test reads.
+type accessOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *accessOutput) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *accessOutput) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // TestInteropStatusGroup: the supervisor with --status-group serves
 // control.sock 0660 root:GROUP. Run as each user, vrrpctl shows that a
-// member of the group may use status but not reload (PERMISSION_DENIED
+// member of the group may use status, peers and watch but not reload (PERMISSION_DENIED
 // naming root and what the group may use), a user outside it cannot connect
 // (EACCES, the hint naming the group and the option), root may do both;
 // and with the file mode opened up, the supervisor itself refuses the
@@ -79,10 +98,8 @@ func TestInteropStatusGroup(t *testing.T) {
 		code           int
 		stdout, stderr string
 	}
-	run := func(who *user.User, args ...string) result {
+	command := func(ctx context.Context, who *user.User, args ...string) *exec.Cmd {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
 		cmd := exec.CommandContext(ctx, vrrpctl, append([]string{"--run-dir", runDir}, args...)...)
 		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 		if who != nil {
@@ -99,6 +116,13 @@ func TestInteropStatusGroup(t *testing.T) {
 			}
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}
 		}
+		return cmd
+	}
+	run := func(who *user.User, args ...string) result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := command(ctx, who, args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -144,6 +168,26 @@ func TestInteropStatusGroup(t *testing.T) {
 	if r := run(mem, "status", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"VI_1"`) {
 		t.Errorf("member's status --json: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	if r := run(mem, "peers"); r.code != 0 || !strings.Contains(r.stdout, "VI_1") {
+		t.Errorf("member's peers: exit %d, want 0 and VI_1:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// watch is a stream: the member sees root's reloads.
+	wctx, wcancel := context.WithCancel(context.Background())
+	watch := command(wctx, mem, "watch")
+	var watched accessOutput
+	watch.Stdout, watch.Stderr = &watched, &watched
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := eventually(30*time.Second, func() (bool, string) {
+		// Reloads until one arrives: the stream may not be open yet.
+		run(nil, "reload")
+		return strings.Contains(watched.String(), "reload"), watched.String()
+	}); err != nil {
+		t.Errorf("member's watch saw no reload: %v", err)
+	}
+	wcancel()
+	_ = watch.Wait()
 	wantDenied := fmt.Sprintf("PermissionDenied: Reload needs root; uid %s may use Dump, Ipvs, Status, Watch as a member of group %s", mem.Uid, group)
 	if r := run(mem, "reload"); r.code != 1 || !strings.Contains(r.stderr, wantDenied) || !strings.Contains(r.stderr, "sudo vrrpctl reload") {
 		t.Errorf("member's reload: exit %d, want 1 with %q and the sudo hint:\n%s", r.code, wantDenied, r.stderr)

@@ -126,6 +126,11 @@ func TestPolicyServer(t *testing.T) {
 	if want := "code = PermissionDenied desc = ApplyConfig needs root; uid 65534 may use Ipvs, Status as a member of group vrrpkit-test"; !strings.Contains(got, want) {
 		t.Errorf("member's ApplyConfig: %q, want %q", got, want)
 	}
+	// A stream goes through the same table: Events is not listed.
+	got = run("Events", []uint32{gid}, 5*time.Second)
+	if want := "code = PermissionDenied desc = Events needs root; uid 65534 may use Ipvs, Status as a member of group vrrpkit-test"; !strings.Contains(got, want) {
+		t.Errorf("member's Events: %q, want %q", got, want)
+	}
 	got = run("Status", []uint32{100}, 500*time.Millisecond)
 	if !strings.HasPrefix(got, "error ") {
 		t.Errorf("stranger's Status: %q, want an error", got)

@@ -37,8 +37,12 @@ const (
 func TestMain(m *testing.M) {
 	if path := os.Getenv(envDial); path != "" {
 		ms, _ := strconv.Atoi(os.Getenv(envTimeout))
-		if os.Getenv(envMethod) == "ApplyConfig" {
+		switch os.Getenv(envMethod) {
+		case "ApplyConfig":
 			fmt.Println(callApply(path, time.Duration(ms)*time.Millisecond))
+			os.Exit(0)
+		case "Events":
+			fmt.Println(callEvents(path, time.Duration(ms)*time.Millisecond))
 			os.Exit(0)
 		}
 		fmt.Println(callStatus(path, time.Duration(ms)*time.Millisecond))
@@ -75,6 +79,22 @@ func callApply(path string, timeout time.Duration) string {
 	}
 	defer cc.Close()
 	_, err = v1.NewVrrpdClient(cc).ApplyConfig(ctx, &v1.ConfigSnapshot{})
+	return fmt.Sprintf("error %v", err)
+}
+
+// callEvents dials path, opens Vrrpd.Events (a stream) and reads once.
+func callEvents(path string, timeout time.Duration) string {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cc, err := Dial(ctx, path)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	defer cc.Close()
+	st, err := v1.NewVrrpdClient(cc).Events(ctx, &v1.EventsRequest{})
+	if err == nil {
+		_, err = st.Recv()
+	}
 	return fmt.Sprintf("error %v", err)
 }
 
