@@ -27,3 +27,18 @@ func TestControlAccessComplete(t *testing.T) {
 		t.Error("Reload must be root only")
 	}
 }
+
+func TestLookupStatusGroup(t *testing.T) {
+	if g, err := lookupStatusGroup(""); g != nil || err != nil {
+		t.Errorf(`lookupStatusGroup("") = %v, %v; want none`, g, err)
+	}
+	if g, err := lookupStatusGroup("no-such-group-vrrpkit"); err == nil {
+		t.Errorf("an unknown group resolved to %v", g)
+	}
+	if g, err := lookupStatusGroup("root"); err == nil {
+		t.Errorf("root's group resolved to %v: gid 0 would leave the socket root only", g)
+	}
+	if runDirMode(nil) != 0o750 || runDirMode(&ipc.Group{Name: "x", GID: 5}) != 0o751 {
+		t.Errorf("runDirMode: %o without a group, %o with one", runDirMode(nil), runDirMode(&ipc.Group{GID: 5}))
+	}
+}

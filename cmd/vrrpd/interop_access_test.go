@@ -154,6 +154,12 @@ func TestInteropStatusGroup(t *testing.T) {
 		t.Errorf("control.sock is %d:%d %o, want 0:%s 660", st.Uid, st.Gid, st.Mode&0o777, g.Gid)
 	}
 
+	// Others may traverse the run directory to reach control.sock, not list it.
+	if fi, err := os.Stat(runDir); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o751 {
+		t.Errorf("run directory mode %v, want 0751", fi.Mode().Perm())
+	}
 	mem, err := user.Lookup(member)
 	if err != nil {
 		t.Fatal(err)
