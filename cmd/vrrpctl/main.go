@@ -358,7 +358,8 @@ func accessHint(sock, what string) string {
 func noAnswer(sock string, timeout time.Duration, err error) error {
 	return &hintedError{
 		err: fmt.Errorf("no answer from the supervisor at %s within %v: %w", sock, timeout, err),
-		hint: "It may be busy, stuck or refusing this user (its log says which): journalctl -u vrrpkit\n" +
+		hint: "It may be busy, stuck or refusing this user (neither root nor in its --status-group;\n" +
+			"its log says which): journalctl -u vrrpkit\n" +
 			"To wait longer: vrrpctl --timeout 10s status",
 	}
 }

@@ -217,8 +217,8 @@ func TestInteropStatusGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := run(out, "--timeout", "1s", "status")
-	if r.code != 1 || r.stdout != "" {
-		t.Errorf("outsider through a 0666 socket: exit %d, want 1 and no status:\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "refusing this user (neither root nor in its --status-group") {
+		t.Errorf("outsider through a 0666 socket: exit %d, want 1, no status and the refusal hint:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	wantLog := fmt.Sprintf("uid %s is neither root nor a member of group %s (gid %s), which may use Dump, Ipvs, Status, Watch", out.Uid, group, g.Gid)
 	if err := p.WaitLog(wantLog, 10*time.Second); err != nil {
