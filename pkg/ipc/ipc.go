@@ -47,8 +47,8 @@ import (
 type Peer struct {
 	PID      int32
 	UID, GID uint32
-	// Groups are the peer's supplementary groups (SO_PEERGROUPS); nil on a
-	// kernel without it (before 4.13), where only GID counts.
+	// Groups are the peer's supplementary groups (SO_PEERGROUPS); nil if
+	// they cannot be read (a kernel before 4.13), where only GID counts.
 	Groups []uint32
 }
 
@@ -86,14 +86,11 @@ func PeerOf(c net.Conn) (Peer, error) {
 	if credErr != nil {
 		return Peer{}, fmt.Errorf("ipc: getsockopt(SO_PEERCRED): %w", credErr)
 	}
+	// Groups that cannot be read (ENOPROTOOPT before Linux 4.13) are nil:
+	// a group check then fails closed on the primary gid, and a uid check,
+	// which most listeners make, is not disturbed.
 	var groups []uint32
-	var groupsErr error
-	if err := raw.Control(func(fd uintptr) { groups, groupsErr = peerGroups(int(fd)) }); err != nil {
-		return Peer{}, fmt.Errorf("ipc: SO_PEERGROUPS: %w", err)
-	}
-	if groupsErr != nil && !errors.Is(groupsErr, unix.ENOPROTOOPT) {
-		return Peer{}, fmt.Errorf("ipc: getsockopt(SO_PEERGROUPS): %w", groupsErr)
-	}
+	_ = raw.Control(func(fd uintptr) { groups, _ = peerGroups(int(fd)) })
 	return Peer{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups}, nil
 }
 
