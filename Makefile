@@ -65,7 +65,7 @@ help:
 	@echo 'make bench      go benchmarks'
 	@echo 'make lint       gofmt -l, go vet, staticcheck $(STATICCHECK_VERSION)'
 	@echo 'make proto      regenerate $(PROTO_OUT) from $(PROTO_DIR)/vrrpkit/v1/*.proto'
-	@echo 'make install    binaries to $$(DESTDIR)/usr/sbin, unit to $$(DESTDIR)/lib/systemd/system'
+	@echo 'make install    supervisor to $$(DESTDIR)/usr/sbin, vrrpctl to /usr/bin, vrrpd and checkerd to /usr/lib/vrrpkit, unit to /lib/systemd/system'
 	@echo 'make demo       live failover, vrrpkit and keepalived, in network namespaces (root)'
 	@echo 'make clean      remove bin/ (distclean: also .tools/)'
 
@@ -154,9 +154,19 @@ endef
 
 ## install --------------------------------------------------------------------
 
+# The daemon in /usr/sbin; vrrpctl in /usr/bin, on every user's PATH, since
+# members of the supervisor's --status-group run it too (Debian's PATH for
+# them has no sbin). vrrpd and checkerd are the supervisor's own binary,
+# which it runs under those names (argv[0]; cmd/supervisor main): in
+# /usr/lib/vrrpkit they are symlinks to it, there to run by hand (-h), not
+# copies that could drift from it. The unit goes where Debian's packages put
+# theirs. DESTDIR stages the tree for a package.
 install: build
-	install -d $(DESTDIR)/usr/sbin $(DESTDIR)/lib/systemd/system
-	install -m 0755 $(addprefix $(BIN_DIR)/,$(BINARIES)) $(DESTDIR)/usr/sbin/
+	install -d $(DESTDIR)/usr/sbin $(DESTDIR)/usr/bin $(DESTDIR)/usr/lib/vrrpkit $(DESTDIR)/lib/systemd/system
+	install -m 0755 $(BIN_DIR)/supervisor $(DESTDIR)/usr/sbin/
+	install -m 0755 $(BIN_DIR)/vrrpctl $(DESTDIR)/usr/bin/
+	ln -sfn ../../sbin/supervisor $(DESTDIR)/usr/lib/vrrpkit/vrrpd
+	ln -sfn ../../sbin/supervisor $(DESTDIR)/usr/lib/vrrpkit/checkerd
 	install -m 0644 deploy/systemd/vrrpkit.service $(DESTDIR)/lib/systemd/system/
 
 ## demo -----------------------------------------------------------------------

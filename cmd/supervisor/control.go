@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -30,15 +34,73 @@ type control struct {
 	d *daemon
 }
 
+// controlAccess is who may call each Supervisor RPC: the one table both
+// the accept check and the per-RPC interceptor read (ipc.Policy).
+// GroupRead methods only read and are open to --status-group; everything
+// else, and any method not listed here, is root only (design.md,
+// "Processes": read-only status is open to the configured group, changes
+// are root only). TestControlAccessComplete makes each new RPC take a side.
+var controlAccess = map[string]ipc.Access{
+	"Status": ipc.GroupRead,
+	"Watch":  ipc.GroupRead,
+	"Ipvs":   ipc.GroupRead,
+	// keepalived's dump files (SIGUSR1 / SIGUSR2 / SIGJSON) over the socket.
+	"Dump":   ipc.GroupRead,
+	"Reload": ipc.RootOnly,
+}
+
+// controlPolicy is controlAccess for group (nil: root only).
+func controlPolicy(group *ipc.Group) *ipc.Policy {
+	return &ipc.Policy{Service: pb.Supervisor_ServiceDesc.ServiceName, Methods: controlAccess, Group: group}
+}
+
+// lookupStatusGroup resolves --status-group; "" is none.
+func lookupStatusGroup(name string) (*ipc.Group, error) {
+	if name == "" {
+		return nil, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return nil, err
+	}
+	gid, err := strconv.ParseUint(g.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: gid %q: %w", name, g.Gid, err)
+	}
+	if gid == 0 {
+		// 0 would mean "leave the socket's group" to ipc.ListenConfig, and
+		// root's group needs no option.
+		return nil, fmt.Errorf("group %s is gid 0; root already has access", name)
+	}
+	return &ipc.Group{Name: g.Name, GID: uint32(gid)}, nil
+}
+
+// runDirMode is the run directory's mode. Its group is checkerd's, so a
+// status group cannot be given it: with one, others may traverse it (o+x,
+// not list it) to reach control.sock, which the file mode (0660
+// root:<status group>) and the accept check guard like every other socket
+// in it (vrrpd.sock and checkerd.sock 0600 root, scripts.sock 0660
+// root:<checkerd's group>, each checking its peer with SO_PEERCRED).
+func runDirMode(group *ipc.Group) os.FileMode {
+	if group != nil {
+		return 0o751
+	}
+	return 0o750
+}
+
 // serveControl serves vrrpctl on the run directory's control socket until
-// ctx ends. Status is root only for now; the status group comes with its
-// config.
+// ctx ends: 0600 root, or 0660 root:<status group> with --status-group.
 func (d *daemon) serveControl(ctx context.Context) error {
-	ln, err := ipc.ListenConfig{Mode: 0o600, Allow: ipc.AllowUIDs(0), Logger: d.log}.Listen(d.dir.Control())
+	policy := controlPolicy(d.statusGroup)
+	lc := ipc.ListenConfig{Mode: 0o600, Allow: policy.AllowConn, Logger: d.log}
+	if d.statusGroup != nil {
+		lc.Mode, lc.GID = 0o660, d.statusGroup.GID
+	}
+	ln, err := lc.Listen(d.dir.Control())
 	if err != nil {
 		return err
 	}
-	srv := ipc.NewServer()
+	srv := ipc.NewServer(policy.ServerOptions()...)
 	pb.RegisterSupervisorServer(srv, &control{d: d})
 	stopped := make(chan struct{})
 	defer close(stopped)

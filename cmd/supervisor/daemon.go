@@ -46,6 +46,8 @@ type daemon struct {
 	opts   *options
 	dir    rundir.Dir
 	notify func(state string) // sd_notify(3); a no-op outside systemd
+	// statusGroup may use the read-only RPCs (controlAccess); nil: none.
+	statusGroup *ipc.Group
 
 	// resume is fed by the follower of the running vrrpd's event stream.
 	resume resume.Record
@@ -133,8 +135,14 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 			return 1
 		}
 	}
+	statusGroup, err := lookupStatusGroup(o.statusGroup) // control.go
+	if err != nil {
+		log.Error("--status-group", "err", err)
+		return 1
+	}
 	// 0750 root:<checker's group>: checkerd may reach the sockets meant for
 	// it (each checks its peer with SO_PEERCRED), nobody else may even look.
+	// With a status group, runDirMode opens the directory for traversal.
 	if err := os.MkdirAll(o.runDir, 0o750); err != nil {
 		log.Error("creating the run directory", "dir", o.runDir, "err", err)
 		return 1
@@ -143,7 +151,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 		log.Error("securing the run directory", "dir", o.runDir, "err", err)
 		return 1
 	}
-	if err := os.Chmod(o.runDir, 0o750); err != nil {
+	if err := os.Chmod(o.runDir, runDirMode(statusGroup)); err != nil {
 		log.Error("securing the run directory", "dir", o.runDir, "err", err)
 		return 1
 	}
@@ -159,7 +167,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	}
 	now := time.Now()
 	d := &daemon{
-		log: log, opts: o, dir: dir, gen: 1, started: make(chan struct{}, 1), checkerStarted: make(chan struct{}, 1),
+		log: log, opts: o, dir: dir, gen: 1, statusGroup: statusGroup, started: make(chan struct{}, 1), checkerStarted: make(chan struct{}, 1),
 		reloads:   make(chan reloadRequest),
 		watch:     fanout.New[*pb.WatchEvent](watchBuffer),
 		startedAt: now, loadedAt: now,
@@ -324,6 +332,14 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 // systemd asked for it: sd_watchdog_enabled(3) reads WATCHDOG_USEC (and
 // WATCHDOG_PID, which must be ours), and sd_notify(3) recommends pinging at
 // half the interval.
+//
+// A ping says the service works, not merely that this goroutine runs: once
+// READY=1 has been sent, each tick first asks vrrpd for its Status, and the
+// ping is skipped while vrrpd has not answered one within the last
+// interval. A vrrpd that is hung (or down longer than the interval, its
+// restarts failing) then makes systemd act on the watchdog (WatchdogSec,
+// Restart=on-failure) instead of the unit looking healthy. Before READY=1
+// the pings go unconditionally: systemd's start timeout covers start-up.
 func (d *daemon) watchdog(ctx context.Context) {
 	interval, err := sdd.SdWatchdogEnabled(false)
 	if err != nil {
@@ -333,16 +349,57 @@ func (d *daemon) watchdog(ctx context.Context) {
 	if interval <= 0 {
 		return
 	}
+	// A probe may take a quarter of the interval, so that pings stay at
+	// most 3/4 of it apart (5 s at most: a local Status takes
+	// milliseconds).
+	probe := min(interval/4, 5*time.Second)
 	t := time.NewTicker(interval / 2)
 	defer t.Stop()
+	answered := time.Now()
+	skipping := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			d.notify(sdd.SdNotifyWatchdog)
 		}
+		d.mu.Lock()
+		ready := d.ready
+		d.mu.Unlock()
+		if ready {
+			err := d.vrrpdAnswers(ctx, probe)
+			if err == nil {
+				answered = time.Now()
+			}
+			if silent := time.Since(answered); silent > interval {
+				if !skipping {
+					d.log.Error("not pinging the systemd watchdog: vrrpd does not answer Status", "for", silent.Round(time.Millisecond), "err", err)
+				}
+				skipping = true
+				continue
+			}
+			if skipping {
+				d.log.Info("vrrpd answers again; pinging the systemd watchdog")
+			}
+			skipping = false
+		}
+		d.notify(sdd.SdNotifyWatchdog)
 	}
+}
+
+// vrrpdAnswers asks vrrpd for its Status, within timeout.
+func (d *daemon) vrrpdAnswers(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := ipc.Dial(ctx, d.dir.Vrrpd(), fastRedial)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// vrrpd.Engine.Status takes the engine's lock: an engine stuck holding
+	// it shows here, not only a dead process.
+	_, err = pb.NewVrrpdClient(conn).Status(ctx, &pb.StatusRequest{})
+	return err
 }
 
 // statusLine is systemd's STATUS=: one cheap line, e.g. "generation 1
@@ -363,9 +420,19 @@ func (d *daemon) statusLine() string {
 			fmt.Fprintf(&b, "; %s not running", name)
 		}
 	}
+	// A refused reload stays on the line until a file is accepted, as in
+	// vrrpctl status.
+	var refused string
+	if f := d.reloadFailure; f != nil && len(f.GetErrors()) > 0 {
+		refused = "; last reload refused: " + f.GetErrors()[0]
+		if n := len(f.GetErrors()) - 1; n > 0 {
+			refused += fmt.Sprintf(" (and %d more)", n)
+		}
+	}
 	d.mu.Unlock()
 	b.WriteString("; ")
 	b.WriteString(d.resume.Summary())
+	b.WriteString(refused)
 	return b.String()
 }
 
@@ -397,11 +464,35 @@ func (d *daemon) pushLoop(ctx context.Context, hup <-chan struct{}) {
 		case <-d.checkerStarted:
 			d.pushChecker(ctx)
 		case <-hup:
-			d.reload(ctx, false)
+			d.reloadNotified(ctx, false)
 		case r := <-d.reloads:
-			r.reply <- d.reload(ctx, r.dryRun)
+			r.reply <- d.reloadNotified(ctx, r.dryRun)
 		}
 	}
+}
+
+// reloadNotified is reload between RELOADING=1 and READY=1 (sd_notify(3)):
+// systemd shows the unit "reloading" meanwhile and, with Type=notify-reload
+// (systemd 253+), holds `systemctl reload` until READY=1; MONOTONIC_USEC=
+// is what ties the two to this reload there (systemd.service(5),
+// Type=notify-reload). READY=1 follows a refused file too, with a STATUS=
+// saying so: the service runs on, with the generation it had. A dry run is
+// no reload, and before the first READY=1 (generation 1 not applied yet) a
+// READY=1 here would report a start-up that has not completed: both go
+// without.
+func (d *daemon) reloadNotified(ctx context.Context, dryRun bool) *pb.ReloadResponse {
+	d.mu.Lock()
+	ready := d.ready
+	d.mu.Unlock()
+	if dryRun || !ready {
+		return d.reload(ctx, dryRun)
+	}
+	var now unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
+	d.notify(fmt.Sprintf("%s\nMONOTONIC_USEC=%d\nSTATUS=reloading %s", sdd.SdNotifyReloading, now.Nano()/1000, d.opts.file))
+	resp := d.reload(ctx, false)
+	d.notify(sdd.SdNotifyReady + "\nSTATUS=" + d.statusLine())
+	return resp
 }
 
 // reload re-reads the file and, unless dryRun, applies it as the next

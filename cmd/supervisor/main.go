@@ -83,6 +83,9 @@ type options struct {
 	version      bool
 	// metricsListen: host:port for Prometheus metrics (metrics.go); "" off.
 	metricsListen string
+	// statusGroup: members may use vrrpctl's read-only commands
+	// (controlAccess); "" leaves the control socket root only.
+	statusGroup string
 }
 
 // shortBools are keepalived's single-letter switches that take no value;
@@ -134,6 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.vrrpdPath, "vrrpd", "", "`path` of a vrrpd binary (default: this program, run as vrrpd)")
 	fs.StringVar(&o.checkerdPath, "checkerd", "", "`path` of a checkerd binary (default: this program, run as checkerd), or none")
 	fs.StringVar(&o.checkerUser, "checker-user", defaultCheckerUser(user.Lookup), "`user` checkerd runs as, with no capabilities")
+	fs.StringVar(&o.statusGroup, "status-group", "", "`group` whose members may use vrrpctl status, peers, watch, ipvs (not reload); default root only")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus metrics on http://`address`/metrics (e.g. 127.0.0.1:9650 or [::1]:9650); empty: off")
 	for _, name := range []string{"v", "version"} {

@@ -12,6 +12,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -294,7 +296,7 @@ func callSupervisor(ctx context.Context, dir rundir.Dir, timeout time.Duration, 
 		case errors.Is(cause, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
 			return noAnswer(sock, timeout, err)
 		case cause != nil && !errors.Is(cause, context.Canceled):
-			return unreachable(sock, cause)
+			return unreachable(sock, what, cause)
 		}
 		return nil
 	}
@@ -310,23 +312,45 @@ func callSupervisor(ctx context.Context, dir rundir.Dir, timeout time.Duration, 
 		if e := explain(err); e != nil {
 			return e
 		}
-		return fmt.Errorf("%s from the supervisor at %s: %s: %s", what, sock, status.Code(err), status.Convert(err).Message())
+		msg := fmt.Errorf("%s from the supervisor at %s: %s: %s", what, sock, status.Code(err), status.Convert(err).Message())
+		if status.Code(err) == codes.PermissionDenied {
+			// The supervisor's message names what this user may use.
+			return &hintedError{err: msg, hint: "Changes are root only: sudo vrrpctl " + what}
+		}
+		return msg
 	}
 	return nil
 }
 
 // unreachable explains a failed connect(2) to the control socket.
-func unreachable(sock string, err error) error {
+func unreachable(sock, what string, err error) error {
 	// "connect: no such file or directory", without repeating the path.
 	if op := (*net.OpError)(nil); errors.As(err, &op) {
 		err = op.Err
 	}
 	err = fmt.Errorf("cannot reach the supervisor at %s: %w", sock, err)
 	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
-		return &hintedError{err: err, hint: "The control socket is root only for now: sudo vrrpctl status"}
+		return &hintedError{err: err, hint: accessHint(sock, what)}
 	}
 	return &hintedError{err: err, hint: "Is it running? Check with: systemctl status vrrpkit\n" +
 		"If it runs with another run directory: vrrpctl --run-dir DIR status"}
+}
+
+// accessHint says who may use the control socket: its group is the
+// supervisor's --status-group, if it has one (0660 root:GROUP).
+func accessHint(sock, what string) string {
+	var st syscall.Stat_t
+	if err := syscall.Stat(sock, &st); err == nil && st.Gid != 0 && st.Mode&0o060 == 0o060 {
+		group := strconv.FormatUint(uint64(st.Gid), 10)
+		if g, err := user.LookupGroupId(group); err == nil {
+			group = g.Name
+		}
+		return fmt.Sprintf("The control socket is open to root and to members of group %s (the supervisor's --status-group),\n"+
+			"who may use status, peers, watch and ipvs. Join it (sudo usermod -aG %s $USER, then log in again), or: sudo vrrpctl %s",
+			group, group, what)
+	}
+	return "The control socket is root only: sudo vrrpctl " + what + "\n" +
+		"To open status, peers, watch and ipvs to a group, run the supervisor with --status-group GROUP"
 }
 
 // noAnswer explains a supervisor that accepted the connection but did not
@@ -334,7 +358,8 @@ func unreachable(sock string, err error) error {
 func noAnswer(sock string, timeout time.Duration, err error) error {
 	return &hintedError{
 		err: fmt.Errorf("no answer from the supervisor at %s within %v: %w", sock, timeout, err),
-		hint: "It may be busy, stuck or refusing this user (its log says which): journalctl -u vrrpkit\n" +
+		hint: "It may be busy, stuck or refusing this user (neither root nor in its --status-group;\n" +
+			"its log says which): journalctl -u vrrpkit\n" +
 			"To wait longer: vrrpctl --timeout 10s status",
 	}
 }

@@ -2,6 +2,7 @@ package systemd_test
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,7 +44,17 @@ func TestUnitSettings(t *testing.T) {
 		{"Service", "Type", "notify"},
 		{"Service", "ExecStartPre", "/usr/sbin/supervisor -t -f /etc/keepalived/keepalived.conf"},
 		{"Service", "ExecStart", "/usr/sbin/supervisor -f /etc/keepalived/keepalived.conf --run-dir /run/vrrpkit"},
-		{"Service", "ExecReload", "/bin/kill -HUP $MAINPID"},
+		{"Service", "ExecReload", "/usr/bin/vrrpctl --run-dir /run/vrrpkit reload"},
+		{"Service", "NotifyAccess", "main"},
+		{"Service", "ProtectSystem", "strict"},
+		{"Service", "ReadWritePaths", "/run /tmp /var/tmp /var/log"},
+		{"Service", "PrivateTmp", "no"},
+		{"Service", "ProtectHome", "read-only"},
+		// Scripts run under the unit: no_new_privs would take sudo and
+		// file-capability helpers from those run as a non-root script_user.
+		{"Service", "NoNewPrivileges", "no"},
+		{"Service", "LockPersonality", "yes"},
+		{"Service", "RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET"},
 		{"Service", "Restart", "on-failure"},
 		{"Service", "RuntimeDirectory", "vrrpkit"},
 		{"Service", "RuntimeDirectoryMode", "0750"},
@@ -77,6 +88,10 @@ func TestUnitSettings(t *testing.T) {
 			t.Errorf("CapabilityBoundingSet has %s", c)
 		}
 	}
+	// vrrpd's timer thread is SCHED_FIFO.
+	if v := u["Service"]["RestrictRealtime"]; len(v) != 0 && v[0] != "no" {
+		t.Errorf("RestrictRealtime = %q would stop vrrpd's SCHED_FIFO timer thread", v)
+	}
 	// vrrpd writes net sysctls; /proc/sys must stay writable.
 	if v := u["Service"]["ProtectKernelTunables"]; len(v) != 0 && v[0] != "no" {
 		t.Errorf("ProtectKernelTunables = %q would stop vrrpd writing /proc/sys/net", v)
@@ -84,19 +99,29 @@ func TestUnitSettings(t *testing.T) {
 }
 
 // TestUnitVerifies runs systemd-analyze verify on the unit, with the
-// supervisor path pointed at an executable that exists (verify insists).
+// programs it runs pointed at executables that exist (verify insists).
 func TestUnitVerifies(t *testing.T) {
+	dir := t.TempDir()
+	text := systemd.Unit
+	for _, prog := range []string{"/usr/sbin/supervisor", "/usr/bin/vrrpctl"} {
+		stub := filepath.Join(dir, filepath.Base(prog))
+		if err := os.WriteFile(stub, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		text = strings.ReplaceAll(text, prog, stub)
+	}
+	verify(t, dir, text)
+}
+
+// verify writes text as vrrpkit.service in dir and runs systemd-analyze
+// verify on it: it must exit 0 and say nothing about the unit.
+func verify(t *testing.T, dir, text string) {
+	t.Helper()
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("systemd-analyze not installed")
-	}
-	dir := t.TempDir()
-	stub := filepath.Join(dir, "supervisor")
-	if err := os.WriteFile(stub, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
-		t.Fatal(err)
+		t.Skip("systemd-analyze is not installed (Debian package systemd; .ci/run installs it)")
 	}
 	unit := filepath.Join(dir, "vrrpkit.service")
-	text := strings.ReplaceAll(systemd.Unit, "/usr/sbin/supervisor", stub)
 	if err := os.WriteFile(unit, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -112,4 +137,70 @@ func TestUnitVerifies(t *testing.T) {
 	if err != nil || len(findings) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
+}
+
+// TestMakeInstall runs `make install DESTDIR=...` (which builds) and checks
+// the tree: the commands in /usr/sbin and /usr/bin, the children in
+// /usr/lib/vrrpkit as the supervisor's own binary under their names (it is
+// vrrpd and checkerd by argv[0]), the unit in /lib/systemd/system; then
+// verifies the installed unit against the installed binaries.
+func TestMakeInstall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: make install builds every binary")
+	}
+	mk, err := exec.LookPath("make")
+	if err != nil {
+		t.Skip("make is not installed")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go is not in PATH for make")
+	}
+	tmp := t.TempDir()
+	dest := filepath.Join(tmp, "root")
+	// BIN_DIR outside the tree: the test leaves the checkout as it was.
+	// BINARIES: only the two that install ships (vrrpd and checkerd are
+	// the supervisor's binary), so the build takes half as long.
+	cmd := exec.Command(mk, "-C", "../..", "install", "DESTDIR="+dest, "BIN_DIR="+filepath.Join(tmp, "bin"), "BINARIES=supervisor vrrpctl")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	var files []string
+	if err := filepath.Walk(dest, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			files = append(files, fmt.Sprintf("%s %v", strings.TrimPrefix(path, dest), fi.Mode()))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"/lib/systemd/system/vrrpkit.service -rw-r--r--",
+		"/usr/bin/vrrpctl -rwxr-xr-x",
+		"/usr/lib/vrrpkit/checkerd Lrwxrwxrwx",
+		"/usr/lib/vrrpkit/vrrpd Lrwxrwxrwx",
+		"/usr/sbin/supervisor -rwxr-xr-x",
+	}
+	if strings.Join(files, "\n") != strings.Join(want, "\n") {
+		t.Errorf("installed:\n%s\nwant:\n%s", strings.Join(files, "\n"), strings.Join(want, "\n"))
+	}
+	for _, child := range []string{"vrrpd", "checkerd"} {
+		link := filepath.Join(dest, "usr/lib/vrrpkit", child)
+		if target, err := os.Readlink(link); err != nil || target != "../../sbin/supervisor" {
+			t.Errorf("%s -> %q (%v), want ../../sbin/supervisor", link, target, err)
+		}
+		// Run through the link, the supervisor's binary is the child.
+		out, err := exec.Command(link, "-h").CombinedOutput()
+		if !strings.Contains(string(out), child) || strings.Contains(string(out), "usage: supervisor") {
+			t.Errorf("%s -h: %v\n%s\nwant %s's usage", link, err, out, child)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "lib/systemd/system/vrrpkit.service")); err != nil || string(b) != systemd.Unit {
+		t.Errorf("installed unit differs from deploy/systemd/vrrpkit.service (%v)", err)
+	}
+	text := strings.ReplaceAll(systemd.Unit, "/usr/sbin/supervisor", filepath.Join(dest, "usr/sbin/supervisor"))
+	text = strings.ReplaceAll(text, "/usr/bin/vrrpctl", filepath.Join(dest, "usr/bin/vrrpctl"))
+	verify(t, tmp, text)
 }

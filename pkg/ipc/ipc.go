@@ -12,8 +12,11 @@
 // The credentials are those of the connecting process at connect time. A
 // process that passes its connected socket to another (SCM_RIGHTS) or that
 // changes uid afterwards still shows as the original; that is the usual
-// SO_PEERCRED caveat and harmless here (root-only or same-uid peers). Only the
-// primary gid is known; supplementary groups would need SO_PEERGROUPS.
+// SO_PEERCRED caveat and harmless here (root-only or same-uid peers). The
+// supplementary groups come from SO_PEERGROUPS (Linux 4.13+, socket(7)),
+// which the kernel takes from the same connect-time credentials: unlike
+// /proc/PID/status's Groups: line, read later under a pid the peer may have
+// left (and another process taken), it cannot be raced.
 package ipc
 
 import (
@@ -29,6 +32,7 @@ import (
 	"slices"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -43,6 +47,15 @@ import (
 type Peer struct {
 	PID      int32
 	UID, GID uint32
+	// Groups are the peer's supplementary groups (SO_PEERGROUPS); nil if
+	// they cannot be read (a kernel before 4.13), where only GID counts.
+	Groups []uint32
+}
+
+// InGroup reports whether gid is the peer's primary or one of its
+// supplementary groups.
+func (p Peer) InGroup(gid uint32) bool {
+	return p.GID == gid || slices.Contains(p.Groups, gid)
 }
 
 func (p Peer) String() string {
@@ -73,7 +86,33 @@ func PeerOf(c net.Conn) (Peer, error) {
 	if credErr != nil {
 		return Peer{}, fmt.Errorf("ipc: getsockopt(SO_PEERCRED): %w", credErr)
 	}
-	return Peer{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid}, nil
+	// Groups that cannot be read (ENOPROTOOPT before Linux 4.13) are nil:
+	// a group check then fails closed on the primary gid, and a uid check,
+	// which most listeners make, is not disturbed.
+	var groups []uint32
+	_ = raw.Control(func(fd uintptr) { groups, _ = peerGroups(int(fd)) })
+	return Peer{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups}, nil
+}
+
+// peerGroups reads SO_PEERGROUPS: an array of gid_t. x/sys/unix has no
+// wrapper, so getsockopt(2) is called directly; the kernel answers ERANGE
+// with the length it needs when the buffer is short (net/core/sock.c,
+// sk_getsockopt). ENOPROTOOPT: a kernel before 4.13.
+func peerGroups(fd int) ([]uint32, error) {
+	buf := make([]uint32, 16)
+	for {
+		n := uint32(len(buf) * 4)
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)), 0)
+		switch {
+		case e == 0:
+			return buf[:n/4], nil
+		case e == unix.ERANGE && int(n/4) > len(buf):
+			buf = make([]uint32, n/4)
+		default:
+			return nil, e
+		}
+	}
 }
 
 // AllowUIDs returns an allow function for Listen that accepts peers running
@@ -102,6 +141,9 @@ type ListenConfig struct {
 	// Mode holds the permission bits of the socket file (connect(2) needs
 	// write permission on it).
 	Mode os.FileMode
+	// GID, if not 0, is the group the socket file is given (chown(2)) before
+	// it becomes reachable, so that Mode's group bits apply to that group.
+	GID uint32
 	// Allow decides whether to serve a peer; a non-nil error refuses it: the
 	// connection is closed and the refusal logged. Nil allows everyone who
 	// can reach the socket.
@@ -135,7 +177,7 @@ func (lc ListenConfig) Listen(path string) (*Listener, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	ul, err := bindWithMode(path, lc.Mode.Perm())
+	ul, err := bindWithMode(path, lc.Mode.Perm(), lc.GID)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +196,7 @@ func (lc ListenConfig) Listen(path string) (*Listener, error) {
 // maxSunPath is the longest path bind(2) takes (sun_path, unix(7)).
 const maxSunPath = len(unix.RawSockaddrUnix{}.Path) - 1
 
-func bindWithMode(path string, mode os.FileMode) (*net.UnixListener, error) {
+func bindWithMode(path string, mode os.FileMode, gid uint32) (*net.UnixListener, error) {
 	listen := func(p string) (*net.UnixListener, error) {
 		ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
 		if err != nil {
@@ -162,6 +204,13 @@ func bindWithMode(path string, mode os.FileMode) (*net.UnixListener, error) {
 		}
 		// Listener.Close removes path itself, and only if it is still ours.
 		ul.SetUnlinkOnClose(false)
+		if gid != 0 {
+			if err := os.Lchown(p, -1, int(gid)); err != nil {
+				ul.Close()
+				os.Remove(p)
+				return nil, fmt.Errorf("ipc: %w", err)
+			}
+		}
 		if err := os.Chmod(p, mode); err != nil {
 			ul.Close()
 			os.Remove(p)
@@ -243,7 +292,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if l.allow != nil {
 			if err := l.allow(p); err != nil {
 				l.log.Warn("ipc: connection refused", "socket", l.path,
-					"pid", p.PID, "uid", p.UID, "gid", p.GID, "reason", err)
+					"pid", p.PID, "uid", p.UID, "gid", p.GID, "reason", err, "groups", p.Groups)
 				c.Close()
 				continue
 			}

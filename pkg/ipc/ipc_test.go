@@ -31,11 +31,20 @@ import (
 const (
 	envDial    = "IPC_TEST_DIAL"
 	envTimeout = "IPC_TEST_TIMEOUT_MS"
+	envMethod  = "IPC_TEST_METHOD" // "ApplyConfig" calls that instead
 )
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv(envDial); path != "" {
 		ms, _ := strconv.Atoi(os.Getenv(envTimeout))
+		switch os.Getenv(envMethod) {
+		case "ApplyConfig":
+			fmt.Println(callApply(path, time.Duration(ms)*time.Millisecond))
+			os.Exit(0)
+		case "Events":
+			fmt.Println(callEvents(path, time.Duration(ms)*time.Millisecond))
+			os.Exit(0)
+		}
 		fmt.Println(callStatus(path, time.Duration(ms)*time.Millisecond))
 		os.Exit(0)
 	}
@@ -57,6 +66,36 @@ func callStatus(path string, timeout time.Duration) string {
 		return "error " + err.Error()
 	}
 	return "ok " + resp.GetInstances()[0].GetName()
+}
+
+// callApply dials path and calls Vrrpd.ApplyConfig, which fakeVrrpd does
+// not implement: "error <why>".
+func callApply(path string, timeout time.Duration) string {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cc, err := Dial(ctx, path)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	defer cc.Close()
+	_, err = v1.NewVrrpdClient(cc).ApplyConfig(ctx, &v1.ConfigSnapshot{})
+	return fmt.Sprintf("error %v", err)
+}
+
+// callEvents dials path, opens Vrrpd.Events (a stream) and reads once.
+func callEvents(path string, timeout time.Duration) string {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cc, err := Dial(ctx, path)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	defer cc.Close()
+	st, err := v1.NewVrrpdClient(cc).Events(ctx, &v1.EventsRequest{})
+	if err == nil {
+		_, err = st.Recv()
+	}
+	return fmt.Sprintf("error %v", err)
 }
 
 // fakeVrrpd answers Status with the caller's credentials as the name of its
@@ -94,7 +133,7 @@ func (l *logBuffer) String() string {
 }
 
 // serve runs a fake vrrpd on path and returns its log.
-func serve(t *testing.T, path string, lc ListenConfig) *logBuffer {
+func serve(t *testing.T, path string, lc ListenConfig, opts ...grpc.ServerOption) *logBuffer {
 	t.Helper()
 	logs := &logBuffer{}
 	lc.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -102,7 +141,7 @@ func serve(t *testing.T, path string, lc ListenConfig) *logBuffer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer()
+	s := NewServer(opts...)
 	v1.RegisterVrrpdServer(s, fakeVrrpd{})
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
@@ -334,8 +373,21 @@ func TestPeerOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Peer{PID: int32(os.Getpid()), UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}); p != want {
+	if want := (Peer{PID: int32(os.Getpid()), UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}); p.PID != want.PID || p.UID != want.UID || p.GID != want.GID {
 		t.Errorf("PeerOf = %v, want %v", p, want)
+	}
+	// SO_PEERGROUPS: our own supplementary groups.
+	own, err := os.Getgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Groups) != len(own) {
+		t.Errorf("PeerOf groups = %v, want getgroups(2)'s %v", p.Groups, own)
+	}
+	for _, g := range own {
+		if !p.InGroup(uint32(g)) {
+			t.Errorf("PeerOf groups = %v: %d missing", p.Groups, g)
+		}
 	}
 	c1, c2 := net.Pipe()
 	defer c1.Close()
