@@ -1,0 +1,239 @@
+package kadump
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/vrrpkit/vrrpkit/pkg/config"
+	"github.com/vrrpkit/vrrpkit/pkg/snapshot"
+	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
+)
+
+// The testdata files were written by keepalived 2.2.7 (Debian) run on
+// testdata/keepalived.conf in a network namespace with eth0 10.0.0.1/24
+// (and, for the master capture, its veth peer eth1 beside it), on SIGUSR1
+// and SIGUSR2: keepalived-master.* alone on the link (both instances
+// MASTER), keepalived-backup.* with a priority 200 peer at 10.0.0.2
+// (both BACKUP).
+
+func loadSnapshot(t *testing.T) *pb.ConfigSnapshot {
+	t.Helper()
+	cfg, diags := config.Parse("testdata/keepalived.conf", config.Options{})
+	if diags.HasErrors() {
+		t.Fatalf("parse: %v", diags)
+	}
+	return snapshot.Build(cfg, "testdata/keepalived.conf", 1)
+}
+
+// fixtureStatus is what vrrpd reports for the capture's situation.
+func fixtureStatus(master bool) *pb.SupervisorStatusResponse {
+	since := timestamppb.New(time.Date(2026, 12, 2, 4, 25, 29, 667176000, time.UTC))
+	state, addr := pb.VrrpState_VRRP_STATE_BACKUP, "10.0.0.2"
+	if master {
+		state, addr = pb.VrrpState_VRRP_STATE_MASTER, "10.0.0.1"
+	}
+	peers := func(interval time.Duration) []*pb.PeerStatus {
+		if master {
+			return nil
+		}
+		return []*pb.PeerStatus{{Address: "10.0.0.2", Priority: 200, AdvertInterval: durationpb.New(interval), Adverts: 6}}
+	}
+	return &pb.SupervisorStatusResponse{
+		Generation: 1,
+		Instances: []*pb.InstanceStatus{
+			{
+				Name: "VI_1", State: state, Priority: 100, EffectivePriority: 100, MasterAddr: addr, Interface: "eth0", Vrid: 51,
+				StateSince: since, VirtualIpaddress: []string{"10.0.0.100/24"}, Peers: peers(time.Second),
+				Counters: &pb.InstanceCounters{AdvertsSent: 5, BecameMaster: 1, Drops: []*pb.DropCount{{Reason: "auth_mismatch", Count: 2}, {Reason: "too_short", Count: 1}, {Reason: "bad_length", Count: 3}}},
+			},
+			{
+				Name: "VI_2", State: state, Priority: 150, EffectivePriority: 150, MasterAddr: addr, Interface: "eth0", Vrid: 52,
+				StateSince: since, VirtualIpaddress: []string{"10.0.0.101/24", "10.0.0.102/24"}, Peers: peers(500 * time.Millisecond),
+				Counters: &pb.InstanceCounters{AdvertsSent: 13, BecameMaster: 1},
+			},
+		},
+	}
+}
+
+var fixtureInterfaces = []Interface{
+	{Name: "lo", Index: 1, IPv4: "127.0.0.1", Up: true, Running: true, Loopback: true, MTU: 65536, HWType: "LOOPBACK"},
+	{Name: "eth0", Index: 3, IPv4: "10.0.0.1", IPv6: "fe80::8eb:5ff:fe44:2b29", MAC: "0a:eb:05:44:2b:29", Broadcast: "ff:ff:ff:ff:ff:ff",
+		Up: true, Running: true, Broadcasting: true, Multicast: true, MTU: 1500, HWType: "ETHERNET"},
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// CompareData reports how got's structure differs from keepalived's
+// (want): the same sections in the same order; in VRRP Topology and VRRP
+// Sockpool the same entries with the same keys in the same order; in
+// Global definitions and Interfaces, entries whose keys are a part, in
+// order, of keepalived's (vrrpkit prints only what it knows there).
+func compareData(t *testing.T, got, want string) {
+	t.Helper()
+	g, w := ParseSkeleton(got), ParseSkeleton(want)
+	if a, b := strings.Join(g.Headers(), "|"), strings.Join(w.Headers(), "|"); a != b {
+		t.Errorf("sections:\n got %s\nwant %s", a, b)
+	}
+	for _, header := range []string{"VRRP Topology", "VRRP Sockpool"} {
+		gs, ws := g.Section(header), w.Section(header)
+		if gs == nil || ws == nil {
+			t.Errorf("%s: missing (vrrpkit %v, keepalived %v)", header, gs != nil, ws != nil)
+			continue
+		}
+		if len(gs.Entries) != len(ws.Entries) {
+			t.Errorf("%s: %d entries, keepalived %d", header, len(gs.Entries), len(ws.Entries))
+		}
+		for i := range min(len(gs.Entries), len(ws.Entries)) {
+			ge, we := gs.Entries[i], ws.Entries[i]
+			if ge.Name != we.Name {
+				t.Errorf("%s entry %d: %q, keepalived %q", header, i, ge.Name, we.Name)
+				continue
+			}
+			if d := SameKeys(ge.Keys, we.Keys); d != "" {
+				t.Errorf("%s %s: %s\n got %q\nwant %q", header, ge.Name, d, ge.Keys, we.Keys)
+			}
+		}
+	}
+	// Global definitions is a list of lines at the entry indent.
+	if gs, ws := g.Section("Global definitions"), w.Section("Global definitions"); gs == nil || ws == nil {
+		t.Errorf("Global definitions: missing (vrrpkit %v, keepalived %v)", gs != nil, ws != nil)
+	} else if d := Subsequence(gs.LineKeys(), ws.LineKeys()); d != "" {
+		t.Errorf("Global definitions: %s\n got %q\nwant %q", d, gs.LineKeys(), ws.LineKeys())
+	}
+	for _, header := range []string{"Interfaces"} {
+		gs, ws := g.Section(header), w.Section(header)
+		if gs == nil || ws == nil {
+			t.Errorf("%s: missing (vrrpkit %v, keepalived %v)", header, gs != nil, ws != nil)
+			continue
+		}
+		for _, ge := range gs.Entries {
+			we := ws.Entry(ge.Raw)
+			if we == nil {
+				t.Errorf("%s: entry %q is not in keepalived's", header, ge.Name)
+				continue
+			}
+			if d := Subsequence(ge.Keys, we.Keys); d != "" {
+				t.Errorf("%s %s: %s\n got %q\nwant %q", header, ge.Name, d, ge.Keys, we.Keys)
+			}
+		}
+	}
+}
+
+func compareStats(t *testing.T, got, want string) {
+	t.Helper()
+	g, w := ParseSkeleton(got), ParseSkeleton(want)
+	if len(g) != 1 || len(w) != 1 {
+		t.Fatalf("stats sections: vrrpkit %d, keepalived %d, want 1", len(g), len(w))
+	}
+	if len(g[0].Entries) != len(w[0].Entries) {
+		t.Fatalf("stats: %d instances, keepalived %d", len(g[0].Entries), len(w[0].Entries))
+	}
+	for i, ge := range g[0].Entries {
+		we := w[0].Entries[i]
+		if ge.Name != we.Name {
+			t.Errorf("stats entry %d: %q, keepalived %q", i, ge.Name, we.Name)
+		}
+		if d := SameKeys(ge.Keys, we.Keys); d != "" {
+			t.Errorf("stats %s: %s", ge.Name, d)
+		}
+	}
+}
+
+func TestDataMatchesKeepalived(t *testing.T) {
+	snap := loadSnapshot(t)
+	for _, tc := range []struct {
+		name   string
+		master bool
+		file   string
+		lines  []string
+	}{
+		{"master", true, "testdata/keepalived-master.data", []string{
+			"   State = MASTER", "     10.0.0.100/24 dev eth0 scope global set", "   Master down timer = 3609375 usecs",
+			"   Master down timer = 1707031 usecs", "   Advert interval = 500 milli-sec", "   Preempt = disabled", "   Password = secret",
+			"   Last transition = 1796185529.667176 (Wed Dec  2 04:25:29.667176 2026)", "     VI_2 vrid 52",
+		}},
+		{"backup", false, "testdata/keepalived-backup.data", []string{
+			"   State = BACKUP", "   Master router = 10.0.0.2", "   Master priority = 200", "   Master advert int = 0.50 sec",
+			"   Master advert interval = 500 milli-sec", "     10.0.0.101/24 dev eth0 scope global", "   Using src_ip = 10.0.0.1",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Data(Input{Status: fixtureStatus(tc.master), Config: snap, Interfaces: fixtureInterfaces, Location: time.UTC})
+			compareData(t, got, readFile(t, tc.file))
+			// Values vrrpkit knows are keepalived's too (the structure
+			// test above ignores values).
+			for _, line := range tc.lines {
+				if !strings.Contains(got, line+"\n") {
+					t.Errorf("no line %q", line)
+				}
+			}
+			if t.Failed() {
+				t.Logf("vrrpkit's rendering:\n%s", got)
+			}
+		})
+	}
+}
+
+func TestStatsMatchesKeepalived(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		master bool
+		file   string
+	}{
+		{"master", true, "testdata/keepalived-master.stats"},
+		{"backup", false, "testdata/keepalived-backup.stats"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Stats(fixtureStatus(tc.master))
+			compareStats(t, got, readFile(t, tc.file))
+			// VI_1's drops: too_short 1 + bad_length 3, auth_mismatch 2.
+			for _, line := range []string{"    Sent: 5\n  Became master: 1\n", "    Length: 4\n", "    Failure: 2\n", "VRRP Instance: VI_2\n  Advertisements:\n    Received: 0\n    Sent: 13\n"} {
+				if !strings.Contains(got, line) {
+					t.Errorf("no %q in\n%s", line, got)
+				}
+			}
+		})
+	}
+}
+
+// TestSkeletonDetectsDifferences: the comparison fails on a missing key, a
+// key out of order, an extra section and a global keepalived does not
+// have.
+func TestSkeletonDetectsDifferences(t *testing.T) {
+	want := readFile(t, "testdata/keepalived-master.data")
+	inst := func(text string) []string {
+		return ParseSkeleton(text).Section("VRRP Topology").Entries[0].Keys
+	}
+	if d := SameKeys(inst(strings.Replace(want, "   Wantstate = MASTER\n", "", 1)), inst(want)); !strings.Contains(d, "Number of config faults") {
+		t.Errorf("a missing Wantstate: %q", d)
+	}
+	swapped := strings.Replace(want, "   Priority = 100\n   Effective priority = 100\n", "   Effective priority = 100\n   Priority = 100\n", 1)
+	if d := SameKeys(inst(swapped), inst(want)); d == "" {
+		t.Error("swapped Priority and Effective priority: no difference found")
+	}
+	if h := ParseSkeleton(want + "------< VRRP Scripts >------\n VRRP Script = x\n").Headers(); len(h) != 5 || h[4] != "VRRP Scripts" {
+		t.Errorf("headers %q", h)
+	}
+	globals := ParseSkeleton(want).Section("Global definitions").LineKeys()
+	if d := Subsequence([]string{" Router ID", " Network namespace"}, globals); d == "" {
+		t.Error("globals out of order: no difference found")
+	}
+	if d := Subsequence([]string{" Router ID", " No such global"}, globals); d == "" {
+		t.Error("unknown global: no difference found")
+	}
+	if d := Subsequence([]string{" Network namespace", " Router ID", " VRRP strict mode"}, globals); d != "" {
+		t.Errorf("globals in order: %s", d)
+	}
+}
