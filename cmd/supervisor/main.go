@@ -81,6 +81,7 @@ type options struct {
 	checkerUser  string
 	logLevel     string
 	version      bool
+	dumpOptions  // dump.go: dump files, --signum, pid files
 }
 
 // shortBools are keepalived's single-letter switches that take no value;
@@ -147,7 +148,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			fs.BoolVar(&ignored, name, false, compatUsage)
 		}
 	}
-	for _, name := range []string{"p", "pid", "r", "vrrp_pid", "c", "checkers_pid", "s", "namespace", "log-facility", "e", "debug"} {
+	addDumpFlags(fs, &o.dumpOptions)
+	for _, name := range []string{"s", "namespace", "log-facility", "e", "debug"} {
 		fs.StringVar(&ignoredStr, name, "", compatUsage)
 	}
 	if err := fs.Parse(expandShort(args)); err != nil {
@@ -159,6 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.test.file != "" {
 		o.file = o.test.file
 	}
+	o.resolvePidFiles()
 	return o, nil
 }
 
@@ -318,6 +321,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.version {
 		fmt.Fprintln(stdout, "vrrpkit supervisor", version, "(keepalived.conf compatible)")
 		return 0
+	}
+	if o.signum != "" {
+		return printSignum(o.signum, stdout, stderr)
 	}
 	cfg, diags := config.Parse(o.file, config.Options{ConfigID: o.configID, Host: config.OSHost{}})
 	for _, d := range diags {
