@@ -75,79 +75,17 @@ func readFile(t *testing.T, name string) string {
 	return string(b)
 }
 
-// CompareData reports how got's structure differs from keepalived's
-// (want): the same sections in the same order; in VRRP Topology and VRRP
-// Sockpool the same entries with the same keys in the same order; in
-// Global definitions and Interfaces, entries whose keys are a part, in
-// order, of keepalived's (vrrpkit prints only what it knows there).
 func compareData(t *testing.T, got, want string) {
 	t.Helper()
-	g, w := ParseSkeleton(got), ParseSkeleton(want)
-	if a, b := strings.Join(g.Headers(), "|"), strings.Join(w.Headers(), "|"); a != b {
-		t.Errorf("sections:\n got %s\nwant %s", a, b)
-	}
-	for _, header := range []string{"VRRP Topology", "VRRP Sockpool"} {
-		gs, ws := g.Section(header), w.Section(header)
-		if gs == nil || ws == nil {
-			t.Errorf("%s: missing (vrrpkit %v, keepalived %v)", header, gs != nil, ws != nil)
-			continue
-		}
-		if len(gs.Entries) != len(ws.Entries) {
-			t.Errorf("%s: %d entries, keepalived %d", header, len(gs.Entries), len(ws.Entries))
-		}
-		for i := range min(len(gs.Entries), len(ws.Entries)) {
-			ge, we := gs.Entries[i], ws.Entries[i]
-			if ge.Name != we.Name {
-				t.Errorf("%s entry %d: %q, keepalived %q", header, i, ge.Name, we.Name)
-				continue
-			}
-			if d := SameKeys(ge.Keys, we.Keys); d != "" {
-				t.Errorf("%s %s: %s\n got %q\nwant %q", header, ge.Name, d, ge.Keys, we.Keys)
-			}
-		}
-	}
-	// Global definitions is a list of lines at the entry indent.
-	if gs, ws := g.Section("Global definitions"), w.Section("Global definitions"); gs == nil || ws == nil {
-		t.Errorf("Global definitions: missing (vrrpkit %v, keepalived %v)", gs != nil, ws != nil)
-	} else if d := Subsequence(gs.LineKeys(), ws.LineKeys()); d != "" {
-		t.Errorf("Global definitions: %s\n got %q\nwant %q", d, gs.LineKeys(), ws.LineKeys())
-	}
-	for _, header := range []string{"Interfaces"} {
-		gs, ws := g.Section(header), w.Section(header)
-		if gs == nil || ws == nil {
-			t.Errorf("%s: missing (vrrpkit %v, keepalived %v)", header, gs != nil, ws != nil)
-			continue
-		}
-		for _, ge := range gs.Entries {
-			we := ws.Entry(ge.Raw)
-			if we == nil {
-				t.Errorf("%s: entry %q is not in keepalived's", header, ge.Name)
-				continue
-			}
-			if d := Subsequence(ge.Keys, we.Keys); d != "" {
-				t.Errorf("%s %s: %s\n got %q\nwant %q", header, ge.Name, d, ge.Keys, we.Keys)
-			}
-		}
+	for _, d := range DiffData(got, want) {
+		t.Error(d)
 	}
 }
 
 func compareStats(t *testing.T, got, want string) {
 	t.Helper()
-	g, w := ParseSkeleton(got), ParseSkeleton(want)
-	if len(g) != 1 || len(w) != 1 {
-		t.Fatalf("stats sections: vrrpkit %d, keepalived %d, want 1", len(g), len(w))
-	}
-	if len(g[0].Entries) != len(w[0].Entries) {
-		t.Fatalf("stats: %d instances, keepalived %d", len(g[0].Entries), len(w[0].Entries))
-	}
-	for i, ge := range g[0].Entries {
-		we := w[0].Entries[i]
-		if ge.Name != we.Name {
-			t.Errorf("stats entry %d: %q, keepalived %q", i, ge.Name, we.Name)
-		}
-		if d := SameKeys(ge.Keys, we.Keys); d != "" {
-			t.Errorf("stats %s: %s", ge.Name, d)
-		}
+	for _, d := range DiffStats(got, want) {
+		t.Error(d)
 	}
 }
 
@@ -235,5 +173,16 @@ func TestSkeletonDetectsDifferences(t *testing.T) {
 	}
 	if d := Subsequence([]string{" Network namespace", " Router ID", " VRRP strict mode"}, globals); d != "" {
 		t.Errorf("globals in order: %s", d)
+	}
+	if d := DiffData(want, want); len(d) != 0 {
+		t.Errorf("keepalived's file against itself: %q", d)
+	}
+	noPool := want[:strings.Index(want, "------< VRRP Sockpool >------")] + want[strings.Index(want, "------< Interfaces >------"):]
+	if d := DiffData(noPool, want); len(d) < 2 {
+		t.Errorf("without the VRRP Sockpool section: %q, want the sections and the missing section", d)
+	}
+	stats := readFile(t, "testdata/keepalived-master.stats")
+	if d := DiffStats(strings.Replace(stats, "    TTL: 0\n", "", 1), stats); len(d) != 1 {
+		t.Errorf("stats without a TTL line: %q", d)
 	}
 }

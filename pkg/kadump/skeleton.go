@@ -173,3 +173,83 @@ func (s *Section) LineKeys() []string {
 	}
 	return out
 }
+
+// DiffData reports how got's structure (vrrpkit's keepalived.data) differs
+// from want's (keepalived's, for the same configuration and states): the
+// same sections in the same order; in VRRP Topology and VRRP Sockpool the
+// same entries with the same keys in the same order; in Global definitions
+// and Interfaces, keys that are a part, in order, of keepalived's, since
+// vrrpkit prints there only what it knows. None means they match.
+func DiffData(got, want string) []string {
+	var diffs []string
+	errorf := func(format string, args ...any) { diffs = append(diffs, fmt.Sprintf(format, args...)) }
+	g, w := ParseSkeleton(got), ParseSkeleton(want)
+	if a, b := strings.Join(g.Headers(), "|"), strings.Join(w.Headers(), "|"); a != b {
+		errorf("sections:\n got %s\nwant %s", a, b)
+	}
+	for _, header := range []string{"VRRP Topology", "VRRP Sockpool"} {
+		gs, ws := g.Section(header), w.Section(header)
+		if gs == nil || ws == nil {
+			errorf("%s: missing (vrrpkit %v, keepalived %v)", header, gs != nil, ws != nil)
+			continue
+		}
+		if len(gs.Entries) != len(ws.Entries) {
+			errorf("%s: %d entries, keepalived %d", header, len(gs.Entries), len(ws.Entries))
+		}
+		for i := range min(len(gs.Entries), len(ws.Entries)) {
+			ge, we := gs.Entries[i], ws.Entries[i]
+			if ge.Name != we.Name {
+				errorf("%s entry %d: %q, keepalived %q", header, i, ge.Name, we.Name)
+				continue
+			}
+			if d := SameKeys(ge.Keys, we.Keys); d != "" {
+				errorf("%s %s: %s\n got %q\nwant %q", header, ge.Raw, d, ge.Keys, we.Keys)
+			}
+		}
+	}
+	// Global definitions is a list of lines at the entry indent.
+	if gs, ws := g.Section("Global definitions"), w.Section("Global definitions"); gs == nil || ws == nil {
+		errorf("Global definitions: missing (vrrpkit %v, keepalived %v)", gs != nil, ws != nil)
+	} else if d := Subsequence(gs.LineKeys(), ws.LineKeys()); d != "" {
+		errorf("Global definitions: %s\n got %q\nwant %q", d, gs.LineKeys(), ws.LineKeys())
+	}
+	if gs, ws := g.Section("Interfaces"), w.Section("Interfaces"); gs == nil || ws == nil {
+		errorf("Interfaces: missing (vrrpkit %v, keepalived %v)", gs != nil, ws != nil)
+	} else {
+		for _, ge := range gs.Entries {
+			we := ws.Entry(ge.Raw)
+			if we == nil {
+				errorf("Interfaces: entry %q is not in keepalived's", ge.Raw)
+				continue
+			}
+			if d := Subsequence(ge.Keys, we.Keys); d != "" {
+				errorf("Interfaces %s: %s\n got %q\nwant %q", ge.Raw, d, ge.Keys, we.Keys)
+			}
+		}
+	}
+	return diffs
+}
+
+// DiffStats reports how got's keepalived.stats structure differs from
+// want's: the same instances in the same order, each with the same keys in
+// the same order.
+func DiffStats(got, want string) []string {
+	g, w := ParseSkeleton(got), ParseSkeleton(want)
+	if len(g) != 1 || len(w) != 1 {
+		return []string{fmt.Sprintf("stats sections: vrrpkit %d, keepalived %d, want 1", len(g), len(w))}
+	}
+	var diffs []string
+	if len(g[0].Entries) != len(w[0].Entries) {
+		diffs = append(diffs, fmt.Sprintf("stats: %d instances, keepalived %d", len(g[0].Entries), len(w[0].Entries)))
+	}
+	for i := range min(len(g[0].Entries), len(w[0].Entries)) {
+		ge, we := g[0].Entries[i], w[0].Entries[i]
+		if ge.Raw != we.Raw {
+			diffs = append(diffs, fmt.Sprintf("stats entry %d: %q, keepalived %q", i, ge.Raw, we.Raw))
+		}
+		if d := SameKeys(ge.Keys, we.Keys); d != "" {
+			diffs = append(diffs, fmt.Sprintf("stats %s: %s", ge.Raw, d))
+		}
+	}
+	return diffs
+}
