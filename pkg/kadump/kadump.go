@@ -102,6 +102,10 @@ func Data(in Input) string {
 		}
 		writeSockpool(&w, insts, confs)
 	}
+	writeSyncGroups(&w, cfg, insts)
+	writeScripts(&w, cfg, insts)
+	writeTrackFiles(&w, cfg, insts)
+	writeTrackProcesses(&w, cfg, insts)
 	if len(in.Interfaces) > 0 {
 		w.line("------< Interfaces >------")
 		list := append([]Interface(nil), in.Interfaces...)
@@ -370,13 +374,16 @@ func writeInstance(w *writer, st *pb.InstanceStatus, c *pb.VrrpInstance, g *pb.G
 		}
 	}
 	if unicast {
+		// vrrpkit sends unicast adverts with TTL 255, as keepalived does
+		// when unicast_ttl is not set, and checks no TTL range.
+		w.line("   Unicast TTL = 255")
 		w.line("   Check unicast src : no")
 		w.line("   Unicast Peer :")
 		for _, p := range c.GetUnicastPeer() {
-			// vrrpkit checks no TTL range on unicast: keepalived's
-			// defaults.
 			w.line("     %s min_ttl 0 max_ttl 255", p)
 		}
+		// vrrpkit has no old-keepalived checksum compatibility mode.
+		w.line("   Unicast checksum compatibility = no")
 	}
 	// The socket descriptors are vrrpd's and not in its status: -1, the
 	// value that names no descriptor.
@@ -408,7 +415,7 @@ func writeInstance(w *writer, st *pb.InstanceStatus, c *pb.VrrpInstance, g *pb.G
 	if ts := c.GetTrackFile(); len(ts) > 0 {
 		w.line("   Tracked files :")
 		for _, t := range ts {
-			w.line("     %s weight %d%s", t.GetName(), t.GetWeight(), reverse(t.GetReverse()))
+			w.line("     %s, weight %d%s", t.GetName(), t.GetWeight(), reverse(t.GetReverse()))
 		}
 	}
 	if ts := c.GetTrackProcess(); len(ts) > 0 {
@@ -430,11 +437,22 @@ func writeInstance(w *writer, st *pb.InstanceStatus, c *pb.VrrpInstance, g *pb.G
 		if s.cmd != "" {
 			// The uid:gid the script runs as is resolved by the supervisor
 			// when it runs it; the names configured stand in for them.
-			w.line("   %s state transition script = %s, uid:gid %s:%s", s.kind, s.cmd,
+			w.line("   %s state transition script = %s, uid:gid %s:%s", s.kind, cmdStr(s.cmd),
 				orDefault(n.GetUser(), orDefault(g.GetScriptUser(), "0")), orDefault(n.GetGroup(), orDefault(g.GetScriptGroup(), "0")))
 		}
 	}
 	w.line("   Notify priority changes = %t", c.GetNotifyPriorityChanges())
+}
+
+// cmdStr is keepalived's cmd_str (lib/notify.c): each word of the command
+// in single quotes. (keepalived also shows the path it resolved the
+// program to; the command is shown as configured here.)
+func cmdStr(cmd string) string {
+	words := strings.Fields(cmd)
+	if len(words) == 0 {
+		return ""
+	}
+	return "'" + strings.Join(words, "' '") + "'"
 }
 
 func unknownAddr(ipv6 bool) string {
@@ -703,4 +721,249 @@ func Stats(st *pb.SupervisorStatusResponse) string {
 		w.line("    Sent: %d", c.GetPriorityZeroSent())
 	}
 	return w.String()
+}
+
+// memberState is a sync group's state from its members' (vrrp_sync.c):
+// FAULT if any is, MASTER if all are, else BACKUP (INIT before any ran).
+func memberState(members []string, byName map[string]*pb.InstanceStatus) string {
+	all, fault, seen := true, false, false
+	for _, m := range members {
+		st, ok := byName[m]
+		if !ok {
+			continue
+		}
+		seen = true
+		switch st.GetState() {
+		case pb.VrrpState_VRRP_STATE_FAULT:
+			fault = true
+		case pb.VrrpState_VRRP_STATE_MASTER:
+		default:
+			all = false
+		}
+	}
+	switch {
+	case !seen:
+		return "INIT"
+	case fault:
+		return "FAULT"
+	case all:
+		return "MASTER"
+	}
+	return "BACKUP"
+}
+
+// writeSyncGroups is dump_sync_group (vrrp/vrrp_data.c).
+func writeSyncGroups(w *writer, cfg *pb.ConfigSnapshot, insts []*pb.InstanceStatus) {
+	if len(cfg.GetSyncGroups()) == 0 {
+		return
+	}
+	byName := map[string]*pb.InstanceStatus{}
+	for _, st := range insts {
+		byName[st.GetName()] = st
+	}
+	w.line("------< VRRP Sync groups >------")
+	for _, g := range cfg.GetSyncGroups() {
+		nfault, ninit := 0, 0
+		for _, m := range g.GetInstances() {
+			switch byName[m].GetState() {
+			case pb.VrrpState_VRRP_STATE_FAULT:
+				nfault++
+			case pb.VrrpState_VRRP_STATE_INIT, pb.VrrpState_VRRP_STATE_UNSPECIFIED:
+				ninit++
+			}
+		}
+		w.line(" VRRP Sync Group = %s, %s", g.GetName(), memberState(g.GetInstances(), byName))
+		w.line("   Num member fault %d, num member init %d", nfault, ninit)
+		if len(g.GetInstances()) > 0 {
+			w.line("   VRRP member instances :")
+			for _, m := range g.GetInstances() {
+				w.line("     %s", m)
+			}
+		}
+		if g.GetSyncGroupTrackingWeight() {
+			w.line("   sync group tracking weight set")
+		}
+		w.line("   Using smtp notification = no")
+		for _, list := range []struct {
+			title string
+			ts    []*pb.TrackScript
+		}{{"Tracked scripts", g.GetTrackScript()}, {"Tracked files", g.GetTrackFile()}, {"Tracked process", g.GetTrackProcess()}} {
+			if list.title == "Tracked scripts" && len(g.GetTrackInterface()) > 0 {
+				w.line("   Tracked interfaces :")
+				for _, t := range g.GetTrackInterface() {
+					w.line("     %s weight %d%s", t.GetName(), t.GetWeight(), reverse(t.GetReverse()))
+				}
+			}
+			if len(list.ts) == 0 {
+				continue
+			}
+			w.line("   %s :", list.title)
+			for _, t := range list.ts {
+				w.line("     %s weight %d%s", t.GetName(), t.GetWeight(), reverse(t.GetReverse()))
+			}
+		}
+		n := g.GetNotify()
+		for _, s := range []struct{ kind, cmd string }{
+			{"Backup", n.GetBackup()}, {"Master", n.GetMaster()}, {"Fault", n.GetFault()}, {"Stop", n.GetStop()}, {"Generic", n.GetAny()},
+		} {
+			if s.cmd != "" {
+				w.line("   %s state transition script = %s, uid:gid %s:%s", s.kind, cmdStr(s.cmd),
+					orDefault(n.GetUser(), orDefault(cfg.GetGlobal().GetScriptUser(), "0")), orDefault(n.GetGroup(), orDefault(cfg.GetGlobal().GetScriptGroup(), "0")))
+			}
+		}
+	}
+}
+
+// trackers are, for one tracker kind, the instances that track each
+// tracker name with their weight, and what vrrpd last saw of it.
+type trackers struct {
+	users  map[string][]string // name -> "     VI_1, weight 10" lines
+	status map[string]*pb.TrackedStatus
+}
+
+// collectTrackers gathers the instances tracking each tracker of a kind;
+// keepalived only lists, and only keeps, the trackers something uses
+// ("Warning - script chk is not used").
+func collectTrackers(cfg *pb.ConfigSnapshot, insts []*pb.InstanceStatus, kind pb.TrackerKind, list func(*pb.VrrpInstance) []*pb.TrackScript) trackers {
+	tr := trackers{users: map[string][]string{}, status: map[string]*pb.TrackedStatus{}}
+	for _, c := range cfg.GetInstances() {
+		for _, t := range list(c) {
+			tr.users[t.GetName()] = append(tr.users[t.GetName()], fmt.Sprintf("     %s, weight %d%s", c.GetName(), t.GetWeight(), reverse(t.GetReverse())))
+		}
+	}
+	for _, st := range insts {
+		for _, t := range st.GetTracking() {
+			if t.GetKind() == kind {
+				if _, ok := tr.status[t.GetName()]; !ok {
+					tr.status[t.GetName()] = t
+				}
+			}
+		}
+	}
+	return tr
+}
+
+// writeScripts is dump_vscript (vrrp/vrrp_data.c), for the vrrp_scripts
+// an instance tracks.
+func writeScripts(w *writer, cfg *pb.ConfigSnapshot, insts []*pb.InstanceStatus) {
+	tr := collectTrackers(cfg, insts, pb.TrackerKind_TRACKER_KIND_SCRIPT, (*pb.VrrpInstance).GetTrackScript)
+	header := false
+	for _, sc := range cfg.GetScripts() {
+		users := tr.users[sc.GetName()]
+		if len(users) == 0 {
+			continue
+		}
+		if !header {
+			w.line("------< VRRP Scripts >------")
+			header = true
+		}
+		st := tr.status[sc.GetName()]
+		w.line(" VRRP Script = %s", sc.GetName())
+		w.line("   Command = %s", cmdStr(sc.GetScript()))
+		w.line("   Interval = %d sec", seconds(sc.GetInterval()))
+		w.line("   Timeout = %d sec", seconds(sc.GetTimeout()))
+		w.line("   Weight = %d%s", sc.GetWeight(), reverse(sc.GetWeightReverse()))
+		w.line("   Rise = %d", sc.GetRise())
+		w.line("   Fall = %d", sc.GetFall())
+		// keepalived's result counts successes towards rise; vrrpd knows
+		// only up or down: rise when up, 0 when down.
+		result := uint32(0)
+		if st.GetUp() {
+			result = max(sc.GetRise(), 1)
+		}
+		w.line("   Result = %d", result)
+		w.line("   Insecure = no")
+		// Past start-up keepalived's init state reads "unknown".
+		w.line("   Init state = unknown")
+		w.line("   Status = %s", map[bool]string{true: "GOOD", false: "BAD"}[st.GetUp()])
+		// As for notify scripts: the configured names stand in for the
+		// numbers keepalived resolved them to.
+		w.line("   Script uid:gid = %s:%s", orDefault(sc.GetUser(), orDefault(cfg.GetGlobal().GetScriptUser(), "0")),
+			orDefault(sc.GetGroup(), orDefault(cfg.GetGlobal().GetScriptGroup(), "0")))
+		w.line("   VRRP instances :")
+		w.line("   Tracking instances :")
+		for _, u := range users {
+			w.line("%s", u)
+		}
+		// checkerd runs the script; whether it is running at this instant
+		// is not in status.
+		w.line("   State = idle")
+	}
+}
+
+// writeTrackFiles is dump_track_file (trackers/track_file.c).
+func writeTrackFiles(w *writer, cfg *pb.ConfigSnapshot, insts []*pb.InstanceStatus) {
+	tr := collectTrackers(cfg, insts, pb.TrackerKind_TRACKER_KIND_FILE, (*pb.VrrpInstance).GetTrackFile)
+	header := false
+	for _, f := range cfg.GetTrackFiles() {
+		users := tr.users[f.GetName()]
+		if len(users) == 0 {
+			continue
+		}
+		if !header {
+			w.line("------< VRRP Track files >------")
+			header = true
+		}
+		// The file's number is not in status; what it adds is (delta =
+		// value * weight), so the value is recovered when the weight is
+		// not 0, else 0.
+		var value int64
+		if st := tr.status[f.GetName()]; st != nil && st.GetWeight() != 0 {
+			value = int64(st.GetDelta() / st.GetWeight())
+		}
+		w.line(" Track file = %s", f.GetName())
+		w.line("   File = %s", f.GetPath())
+		w.line("   Status = %d", value)
+		w.line("   Weight = %d%s", f.GetWeight(), reverse(f.GetWeightReverse()))
+		w.line("   Tracking instances :")
+		for _, u := range users {
+			w.line("%s", u)
+		}
+	}
+}
+
+// writeTrackProcesses is dump_vprocess (vrrp/vrrp_data.c). Not checked
+// against a keepalived capture yet.
+func writeTrackProcesses(w *writer, cfg *pb.ConfigSnapshot, insts []*pb.InstanceStatus) {
+	tr := collectTrackers(cfg, insts, pb.TrackerKind_TRACKER_KIND_PROCESS, (*pb.VrrpInstance).GetTrackProcess)
+	header := false
+	for _, p := range cfg.GetTrackProcesses() {
+		users := tr.users[p.GetName()]
+		if len(users) == 0 {
+			continue
+		}
+		if !header {
+			w.line("------< VRRP Track processes >------")
+			header = true
+		}
+		st := tr.status[p.GetName()]
+		w.line(" VRRP Track process = %s", p.GetName())
+		var proc string
+		if args := p.GetProcess(); len(args) > 0 {
+			proc = args[0]
+			if len(args) > 1 {
+				w.line("   Process = %s", proc)
+				w.line("   Parameters = %s", strings.Join(args[1:], " "))
+			} else {
+				w.line("   Process = %s", proc)
+			}
+		}
+		if p.GetParamMatch() != "" {
+			w.line("   Param match%s", map[bool]string{true: " = " + p.GetParamMatch()}[true])
+		}
+		w.line("   Min processes = %d", p.GetQuorum())
+		if p.GetQuorumMax() != 0 {
+			w.line("   Max processes = %d", p.GetQuorumMax())
+		}
+		// The count of matching processes is checkerd's, not in status.
+		w.line("   Have quorum = %t", st.GetUp())
+		w.line("   Weight = %d%s", p.GetWeight(), reverse(p.GetWeightReverse()))
+		w.line("   Terminate delay = %fs", p.GetDelayDown().AsDuration().Seconds())
+		w.line("   Fork delay = %fs", p.GetDelayUp().AsDuration().Seconds())
+		w.line("   Full command = %t", p.GetFullCommand())
+		w.line("   Tracking instances :")
+		for _, u := range users {
+			w.line("%s", u)
+		}
+	}
 }

@@ -23,11 +23,16 @@ import (
 
 func loadSnapshot(t *testing.T) *pb.ConfigSnapshot {
 	t.Helper()
-	cfg, diags := config.Parse("testdata/keepalived.conf", config.Options{})
+	return loadSnapshotFile(t, "testdata/keepalived.conf")
+}
+
+func loadSnapshotFile(t *testing.T, file string) *pb.ConfigSnapshot {
+	t.Helper()
+	cfg, diags := config.Parse(file, config.Options{})
 	if diags.HasErrors() {
 		t.Fatalf("parse: %v", diags)
 	}
-	return snapshot.Build(cfg, "testdata/keepalived.conf", 1)
+	return snapshot.Build(cfg, file, 1)
 }
 
 // fixtureStatus is what vrrpd reports for the capture's situation.
@@ -185,4 +190,65 @@ func TestSkeletonDetectsDifferences(t *testing.T) {
 	if d := DiffStats(strings.Replace(stats, "    TTL: 0\n", "", 1), stats); len(d) != 1 {
 		t.Errorf("stats without a TTL line: %q", d)
 	}
+}
+
+// TestDataFullMatchesKeepalived: testdata/keepalived-full.conf has a sync
+// group (VI_1, VI_2), a unicast instance (VI_3) tracking a vrrp_script and
+// a track_file, notify_master, virtual_ipaddress_excluded and
+// track_interface; keepalived-full.data is keepalived's dump of it with
+// the three instances MASTER (the file's path rewritten).
+func TestDataFullMatchesKeepalived(t *testing.T) {
+	snap := loadSnapshotFile(t, "testdata/keepalived-full.conf")
+	since := timestamppb.New(time.Date(2026, 12, 2, 4, 38, 54, 0, time.UTC))
+	inst := func(name string, vrid, prio uint32, vips ...string) *pb.InstanceStatus {
+		return &pb.InstanceStatus{Name: name, State: pb.VrrpState_VRRP_STATE_MASTER, Priority: prio, EffectivePriority: prio, MasterAddr: "10.0.0.1",
+			Interface: "eth0", Vrid: vrid, StateSince: since, VirtualIpaddress: vips, Counters: &pb.InstanceCounters{AdvertsSent: 3, BecameMaster: 1}}
+	}
+	vi1 := inst("VI_1", 51, 100, "10.0.0.100/24", "10.0.1.100/24")
+	vi1.SyncGroup = "G1"
+	vi2 := inst("VI_2", 52, 150, "10.0.0.101/24")
+	vi2.SyncGroup = "G1"
+	vi3 := inst("VI_3", 53, 120, "10.0.0.103/24")
+	vi3.Tracking = []*pb.TrackedStatus{
+		{Kind: pb.TrackerKind_TRACKER_KIND_SCRIPT, Name: "chk", Weight: 10, Up: true, Delta: 10},
+		{Kind: pb.TrackerKind_TRACKER_KIND_FILE, Name: "tf", Weight: 3, Up: true, Delta: 0},
+	}
+	st := &pb.SupervisorStatusResponse{Generation: 1, Instances: []*pb.InstanceStatus{vi1, vi2, vi3}}
+	ifaces := append([]Interface{fixtureInterfaces[0], {Name: "eth1", Index: 2, IPv6: "fe80::ec0a:ffff:fe98:d279", MAC: "ee:0a:ff:98:d2:79",
+		Broadcast: "ff:ff:ff:ff:ff:ff", Up: true, Running: true, Broadcasting: true, Multicast: true, MTU: 1500, HWType: "ETHERNET"}}, fixtureInterfaces[1])
+	got := Data(Input{Status: st, Config: snap, Interfaces: ifaces, Location: time.UTC})
+	want := readFile(t, "testdata/keepalived-full.data")
+	compareData(t, got, want)
+	// The sections keepalived prints only for what is configured: the
+	// same entries with the same keys.
+	g, w := ParseSkeleton(got), ParseSkeleton(want)
+	for _, header := range []string{"VRRP Sync groups", "VRRP Scripts", "VRRP Track files"} {
+		gs, ws := g.Section(header), w.Section(header)
+		if gs == nil || ws == nil {
+			t.Errorf("%s: vrrpkit %v, keepalived %v", header, gs != nil, ws != nil)
+			continue
+		}
+		if len(gs.Entries) != len(ws.Entries) {
+			t.Errorf("%s: %d entries, keepalived %d", header, len(gs.Entries), len(ws.Entries))
+			continue
+		}
+		for i := range gs.Entries {
+			if gs.Entries[i].Raw != ws.Entries[i].Raw {
+				t.Errorf("%s entry %d: %q, keepalived %q", header, i, gs.Entries[i].Raw, ws.Entries[i].Raw)
+			}
+			if d := SameKeys(gs.Entries[i].Keys, ws.Entries[i].Keys); d != "" {
+				t.Errorf("%s %s: %s", header, gs.Entries[i].Raw, d)
+			}
+		}
+	}
+	for _, line := range []string{"     10.0.0.9 min_ttl 0 max_ttl 255\n", "   Using src_ip = 10.0.0.1 (from configuration)\n", "     VI_3, weight 10\n", "     tf, weight 3\n",
+		" VRRP Sync Group = G1, MASTER\n", "   Type = Unicast\n   Address = 10.0.0.1\n"} {
+		if !strings.Contains(got, line) {
+			t.Errorf("no line %q", line)
+		}
+	}
+	if t.Failed() || os.Getenv("KADUMP_SHOW") != "" {
+		t.Logf("vrrpkit's rendering:\n%s", got)
+	}
+	compareStats(t, Stats(st), readFile(t, "testdata/keepalived-full.stats"))
 }
