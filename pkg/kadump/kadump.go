@@ -265,8 +265,11 @@ func writeInstance(w *writer, st *pb.InstanceStatus, c *pb.VrrpInstance, g *pb.G
 	}
 	w.line("   Master down timer = %d usecs", 3*us+skew)
 	iface := orDefault(c.GetInterface(), st.GetInterface())
+	vipDev := iface
 	if c.GetUseVmac() {
-		vname := orDefault(c.GetVmacInterface(), fmt.Sprintf("vrrp.%d", c.GetVrid()))
+		vname := vmacName(c)
+		// keepalived's format_ipaddress: the VMAC and its base interface.
+		vipDev = vname + "@" + iface
 		up := state == pb.VrrpState_VRRP_STATE_MASTER || state == pb.VrrpState_VRRP_STATE_BACKUP
 		w.line("   Use VMAC, i/f name %s, is_up = %t, xmit_base = %t", vname, up, c.GetVmacXmitBase())
 		w.line("   Interface = %s, vmac on %s%s", vname, iface, map[bool]string{true: ", xmit base i/f"}[c.GetVmacXmitBase()])
@@ -358,19 +361,19 @@ func writeInstance(w *writer, st *pb.InstanceStatus, c *pb.VrrpInstance, g *pb.G
 	if vips := c.GetVirtualIpaddress(); len(vips) > 0 {
 		w.line("   Virtual IP (%d):", len(vips))
 		for _, a := range vips {
-			w.line("     %s", formatAddress(a, iface, held))
+			w.line("     %s", formatAddress(a, vipDev, held))
 		}
 	} else if len(st.GetVirtualIpaddress()) > 0 && len(c.GetVirtualIpaddressExcluded()) == 0 {
 		// No snapshot: status has the prefixes.
 		w.line("   Virtual IP (%d):", len(st.GetVirtualIpaddress()))
 		for _, p := range st.GetVirtualIpaddress() {
-			w.line("     %s", formatAddress(&pb.VirtualAddress{Prefix: p}, iface, held))
+			w.line("     %s", formatAddress(&pb.VirtualAddress{Prefix: p}, vipDev, held))
 		}
 	}
 	if evips := c.GetVirtualIpaddressExcluded(); len(evips) > 0 {
 		w.line("   Virtual IP Excluded :")
 		for _, a := range evips {
-			w.line("     %s", formatAddress(a, iface, held))
+			w.line("     %s", formatAddress(a, vipDev, held))
 		}
 	}
 	if unicast {
@@ -442,6 +445,12 @@ func writeInstance(w *writer, st *pb.InstanceStatus, c *pb.VrrpInstance, g *pb.G
 		}
 	}
 	w.line("   Notify priority changes = %t", c.GetNotifyPriorityChanges())
+}
+
+// vmacName is the instance's VMAC interface: vmac_interface, else
+// keepalived's default vrrp.VRID.
+func vmacName(c *pb.VrrpInstance) string {
+	return orDefault(c.GetVmacInterface(), fmt.Sprintf("vrrp.%d", c.GetVrid()))
 }
 
 // cmdStr is keepalived's cmd_str (lib/notify.c): each word of the command
@@ -592,6 +601,10 @@ func writeSockpool(w *writer, insts []*pb.InstanceStatus, confs map[string]*pb.V
 	for _, st := range insts {
 		c := confs[st.GetName()]
 		k := key{iface: orDefault(c.GetInterface(), st.GetInterface()), ipv6: c.GetIpv6()}
+		if c.GetUseVmac() {
+			// A VMAC instance sends and receives on its macvlan.
+			k.iface = vmacName(c)
+		}
 		if len(c.GetUnicastPeer()) > 0 {
 			k.unicast = orDefault(c.GetUnicastSrcIp(), "(none)")
 		}
@@ -663,7 +676,7 @@ func writeInterface(w *writer, ifc Interface, insts []*pb.InstanceStatus, confs 
 	var tracking []string
 	for _, st := range insts {
 		c := confs[st.GetName()]
-		if orDefault(c.GetInterface(), st.GetInterface()) == ifc.Name {
+		if orDefault(c.GetInterface(), st.GetInterface()) == ifc.Name || (c.GetUseVmac() && vmacName(c) == ifc.Name) {
 			tracking = append(tracking, fmt.Sprintf("     %s, weight 0", st.GetName()))
 		}
 		for _, t := range c.GetTrackInterface() {

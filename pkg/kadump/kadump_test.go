@@ -252,3 +252,40 @@ func TestDataFullMatchesKeepalived(t *testing.T) {
 	}
 	compareStats(t, Stats(st), readFile(t, "testdata/keepalived-full.stats"))
 }
+
+// TestDataV6VmacMatchesKeepalived: keepalived-v6vmac.conf has a native
+// IPv6 instance (V6) and a VRRPv2 one on a VMAC with preempt_delay (VM),
+// both MASTER in keepalived's dump.
+func TestDataV6VmacMatchesKeepalived(t *testing.T) {
+	snap := loadSnapshotFile(t, "testdata/keepalived-v6vmac.conf")
+	since := timestamppb.New(time.Date(2026, 12, 2, 4, 41, 3, 0, time.UTC))
+	st := &pb.SupervisorStatusResponse{Generation: 1, Instances: []*pb.InstanceStatus{
+		{Name: "V6", State: pb.VrrpState_VRRP_STATE_MASTER, Priority: 100, EffectivePriority: 100, MasterAddr: "fe80::e8cb:a9ff:fe5a:8c6e",
+			Interface: "eth0", Vrid: 61, StateSince: since, VirtualIpaddress: []string{"2001:db8::100/64"}},
+		{Name: "VM", State: pb.VrrpState_VRRP_STATE_MASTER, Priority: 100, EffectivePriority: 100, MasterAddr: "10.0.0.1",
+			Interface: "eth0", Vrid: 62, StateSince: since, VirtualIpaddress: []string{"10.0.0.110/24"}},
+	}}
+	eth := func(name string, index int, v4, v6, mac string) Interface {
+		return Interface{Name: name, Index: index, IPv4: v4, IPv6: v6, MAC: mac, Broadcast: "ff:ff:ff:ff:ff:ff",
+			Up: true, Running: true, Broadcasting: true, Multicast: true, MTU: 1500, HWType: "ETHERNET"}
+	}
+	ifaces := []Interface{fixtureInterfaces[0], eth("eth1", 2, "", "fe80::301b:2bff:fe04:8ecc", "32:1b:2b:04:8e:cc"),
+		eth("eth0", 3, "10.0.0.1", "fe80::e8cb:a9ff:fe5a:8c6e", "ea:cb:a9:5a:8c:6e"), eth("vrrp.62", 4, "10.0.0.110", "", "00:00:5e:00:01:3e")}
+	got := Data(Input{Status: st, Config: snap, Interfaces: ifaces, Location: time.UTC})
+	compareData(t, got, readFile(t, "testdata/keepalived-v6vmac.data"))
+	for _, line := range []string{
+		"   Using Native IPv6\n", "   Multicast address ff02::12, ifindex 3\n", "   Using src_ip = fe80::e8cb:a9ff:fe5a:8c6e\n",
+		"     2001:db8::100/64 dev eth0 scope global preferred_lft forever set\n",
+		"   Use VMAC, i/f name vrrp.62, is_up = true, xmit_base = false\n   Interface = vrrp.62, vmac on eth0\n",
+		"     10.0.0.110/24 dev vrrp.62@eth0 scope global set\n", "   Preempt delay = 2 secs\n",
+		" fd_in -1 fd_out = -1\n   Interface = vrrp.62\n   Family = IPv4\n",
+	} {
+		if !strings.Contains(got, line) {
+			t.Errorf("no line %q", line)
+		}
+	}
+	if t.Failed() || os.Getenv("KADUMP_SHOW") != "" {
+		t.Logf("vrrpkit's rendering:\n%s", got)
+	}
+	compareStats(t, Stats(st), readFile(t, "testdata/keepalived-v6vmac.stats"))
+}
