@@ -29,7 +29,7 @@ import (
 // files hold the supervisor's and vrrpd's pids and are gone after exit.
 func TestInteropDump(t *testing.T) {
 	t.Parallel()
-	testInteropDump(t, false)
+	testInteropDump(t, false, false)
 }
 
 // TestInteropDumpBackup: as TestInteropDump with each of the two BACKUP to
@@ -37,25 +37,60 @@ func TestInteropDump(t *testing.T) {
 // (Master router, Master priority, Master advert int) are compared too.
 func TestInteropDumpBackup(t *testing.T) {
 	t.Parallel()
-	testInteropDump(t, true)
+	testInteropDump(t, true, false)
 }
 
-func testInteropDump(t *testing.T, backup bool) {
+// TestInteropDumpFull: as TestInteropDump with VI_1 and VI_2 in a sync
+// group and a third instance, unicast, tracking a vrrp_script: the
+// sections keepalived adds for those (VRRP Sync groups, VRRP Scripts) and
+// the unicast lines are compared too.
+func TestInteropDumpFull(t *testing.T) {
+	t.Parallel()
+	testInteropDump(t, false, true)
+}
+
+// fullConf is TestInteropDumpFull's configuration for host h.
+func fullConf(routerID string, h *netlab.Host) string {
+	seg := h.Segment()
+	base := conf(routerID,
+		inst{name: "VI_1", vrid: 51, prio: 100, version: 2, interval: time.Second, authPass: "secret", vips: []netip.Addr{seg.VIP4(1)}},
+		inst{name: "VI_2", vrid: 52, prio: 150, version: 3, interval: 500 * time.Millisecond, nopreempt: true,
+			vips: []netip.Addr{seg.VIP4(2), seg.VIP4(3)}},
+		inst{name: "VI_3", vrid: 53, prio: 120, version: 3, interval: time.Second, unicastSrc: h.IPv4(), unicastPeers: []netip.Addr{seg.VIP4(9)},
+			vips: []netip.Addr{seg.VIP4(4)}})
+	// track_script inside VI_3 (the last block), the script and the group
+	// before the instances.
+	base = strings.TrimSuffix(base, "}\n") + "  track_script {\n    chk\n  }\n}\n"
+	head := "vrrp_script chk {\n  script \"/bin/true\"\n  interval 1\n  weight 10\n  rise 1\n  fall 1\n}\n" +
+		"vrrp_sync_group G1 {\n  group {\n    VI_1\n    VI_2\n  }\n}\n"
+	i := strings.Index(base, "vrrp_instance")
+	return strings.Replace(base[:i], "}\n", "  script_user root\n}\n", 1) + head + base[i:]
+}
+
+func testInteropDump(t *testing.T, backup, full bool) {
 	lab := newLab(t)
 	ha := lab.Host("ra", lab.Segment("lana"))
 	hb := lab.Host("rb", lab.Segment("lanb"))
-	text := func(routerID string, seg *netlab.Segment, prio1, prio2 int) string {
+	text := func(routerID string, h *netlab.Host, prio1, prio2 int) string {
+		if full {
+			return fullConf(routerID, h)
+		}
+		seg := h.Segment()
 		return conf(routerID,
 			inst{name: "VI_1", vrid: 51, prio: prio1, version: 2, interval: time.Second, authPass: "secret", vips: []netip.Addr{seg.VIP4(1)}},
 			inst{name: "VI_2", vrid: 52, prio: prio2, version: 3, interval: 500 * time.Millisecond, nopreempt: true,
 				vips: []netip.Addr{seg.VIP4(2), seg.VIP4(3)}})
+	}
+	names := []string{"VI_1", "VI_2"}
+	if full {
+		names = append(names, "VI_3")
 	}
 	want := "MASTER"
 	if backup {
 		// The masters first: with nopreempt they would not take over.
 		want = "BACKUP"
 		for _, h := range []*netlab.Host{lab.Host("rc", ha.Segment()), lab.Host("rd", hb.Segment())} {
-			peer := start(t, lab, keepalived, h, text(h.Name(), h.Segment(), 200, 200))
+			peer := start(t, lab, keepalived, h, text(h.Name(), h, 200, 200))
 			for _, name := range []string{"VI_1", "VI_2"} {
 				waitState(t, peer, name, "MASTER", masterDownInterval(200, time.Second)+15*time.Second)
 			}
@@ -73,7 +108,7 @@ func testInteropDump(t *testing.T, backup bool) {
 		}
 	}
 	kaConf := filepath.Join(lab.Dir(), "rb-dump-keepalived.conf")
-	if err := os.WriteFile(kaConf, []byte(text("rb", hb.Segment(), 100, 150)), 0o644); err != nil {
+	if err := os.WriteFile(kaConf, []byte(text("rb", hb, 100, 150)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	kaPid := filepath.Join(kaDir, "keepalived.pid")
@@ -83,7 +118,7 @@ func testInteropDump(t *testing.T, backup bool) {
 	// vrrpkit, with the pid files where keepalived keeps its own (-p, -r)
 	// and the dump files in the test's directory.
 	vkConf := filepath.Join(lab.Dir(), "ra-dump-vrrpkit.conf")
-	if err := os.WriteFile(vkConf, []byte(text("ra", ha.Segment(), 100, 150)), 0o644); err != nil {
+	if err := os.WriteFile(vkConf, []byte(text("ra", ha, 100, 150)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	runDir, err := os.MkdirTemp("", "vkrun-")
@@ -105,7 +140,7 @@ func testInteropDump(t *testing.T, backup bool) {
 	})
 
 	for _, r := range []router{ka, vk} {
-		for _, name := range []string{"VI_1", "VI_2"} {
+		for _, name := range names {
 			waitState(t, r, name, want, masterDownInterval(100, time.Second)+15*time.Second)
 		}
 	}
@@ -181,8 +216,32 @@ func testInteropDump(t *testing.T, backup bool) {
 	for _, d := range kadump.DiffStats(vkStatsText, kaStatsText) {
 		t.Error("keepalived.stats: " + d)
 	}
-	lines := []string{" VRRP Instance = VI_1\n   VRRP Version = 2\n   State = " + want + "\n", " VRRP Instance = VI_2\n   VRRP Version = 3\n   State = " + want + "\n",
+	group := ""
+	if full {
+		group = "   Sync group = G1\n"
+	}
+	lines := []string{" VRRP Instance = VI_1\n   VRRP Version = 2\n" + group + "   State = " + want + "\n", " VRRP Instance = VI_2\n   VRRP Version = 3\n" + group + "   State = " + want + "\n",
 		"   Password = secret\n", "   Preempt = disabled\n", " Name = eth0\n", "   Using src_ip = " + ha.IPv4().String() + "\n"}
+	if full {
+		lines = append(lines, " VRRP Sync Group = G1, MASTER\n", "   Type = Unicast\n   Address = "+ha.IPv4().String()+"\n",
+			"   Using src_ip = "+ha.IPv4().String()+" (from configuration)\n", "   Tracked scripts :\n     chk weight 10\n",
+			" VRRP Script = chk\n", "   Status = GOOD\n")
+		// The sections keepalived prints only for what is configured:
+		// the same entries, with the same keys.
+		g, w := kadump.ParseSkeleton(vkDataText), kadump.ParseSkeleton(kaDataText)
+		for _, header := range []string{"VRRP Sync groups", "VRRP Scripts"} {
+			gs, ws := g.Section(header), w.Section(header)
+			if gs == nil || ws == nil || len(gs.Entries) != len(ws.Entries) {
+				t.Errorf("%s: vrrpkit %v, keepalived %v", header, gs, ws)
+				continue
+			}
+			for i := range gs.Entries {
+				if d := kadump.SameKeys(gs.Entries[i].Keys, ws.Entries[i].Keys); d != "" || gs.Entries[i].Raw != ws.Entries[i].Raw {
+					t.Errorf("%s %q (keepalived %q): %s", header, gs.Entries[i].Raw, ws.Entries[i].Raw, d)
+				}
+			}
+		}
+	}
 	if backup {
 		// The master's address, priority and interval, from its adverts.
 		lines = append(lines, "   Master priority = 200\n   Master advert int = 0.50 sec\n", "   Master advert interval = 500 milli-sec\n")
