@@ -122,8 +122,9 @@ func printSignum(name string, stdout, stderr io.Writer) int {
 // startDumps serves SIGUSR1 and SIGUSR2 and writes the supervisor's pid
 // file, until the returned function is called (it waits for the handler
 // and removes the pid files). The pid file is written only once the
-// signals are caught: a tool that sends SIGUSR1 to the pid in it never
-// meets Go's default action for SIGUSR1, which is to exit.
+// signals are caught, so a tool that signals the pid in it always gets its
+// file. (Before that, and in vrrpd and checkerd, the Go runtime ignores
+// both signals: they do not kill.)
 func (d *daemon) startDumps(ctx context.Context) (stop func()) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
