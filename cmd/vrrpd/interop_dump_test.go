@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,11 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	"github.com/vrrpkit/vrrpkit/pkg/kadump"
 	"github.com/vrrpkit/vrrpkit/pkg/netlab"
-	"github.com/vrrpkit/vrrpkit/pkg/rundir"
-	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
 // TestInteropDump: keepalived and vrrpkit each run the same two instances
@@ -25,7 +23,7 @@ import (
 // each one's main pid file, make both write keepalived.data and
 // keepalived.stats, and vrrpkit's files have keepalived's sections, and
 // the same keys per instance in the same order (kadump.DiffData,
-// DiffStats). Supervisor.Dump (vrrpctl dump) gives the same text. The pid
+// DiffStats). vrrpctl dump and vrrpctl stats print the same text. The pid
 // files hold the supervisor's and vrrpd's pids and are gone after exit.
 func TestInteropDump(t *testing.T) {
 	t.Parallel()
@@ -266,27 +264,24 @@ func testInteropDump(t *testing.T, backup, full bool) {
 		t.Errorf("vrrpkit's keepalived.stats: want VI_1 having received adverts, sent none, never master:\n%s", vkStatsText)
 	}
 
-	// vrrpctl dump / stats: Supervisor.Dump, the same text but for what
-	// changes by the second (times, counters): the same structure, and for
-	// stats the same instances.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := ipc.Dial(ctx, rundir.Dir(runDir).Control())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	// vrrpctl dump / vrrpctl stats (Supervisor.Dump): the same text but for
+	// what changes by the second (times, counters), so the same structure.
+	vrrpctl := buildVrrpctl(t)
 	for _, c := range []struct {
-		kind pb.DumpKind
-		file string
-		diff func(got, want string) []string
-	}{{pb.DumpKind_DUMP_KIND_DATA, vkDataText, kadump.DiffData}, {pb.DumpKind_DUMP_KIND_STATS, vkStatsText, kadump.DiffStats}} {
-		resp, err := pb.NewSupervisorClient(conn).Dump(ctx, &pb.DumpRequest{Kind: c.kind})
+		cmd, file string
+		diff      func(got, want string) []string
+	}{{"dump", vkDataText, kadump.DiffData}, {"stats", vkStatsText, kadump.DiffStats}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, vrrpctl, c.cmd, "--run-dir", runDir).Output()
+		cancel()
 		if err != nil {
-			t.Fatalf("Supervisor.Dump %v: %v", c.kind, err)
+			t.Fatalf("vrrpctl %s: %v", c.cmd, err)
 		}
-		if d := c.diff(resp.GetText(), c.file); len(d) > 0 {
-			t.Errorf("Supervisor.Dump %v differs from the file SIGUSR wrote: %q", c.kind, d)
+		if d := c.diff(string(out), c.file); len(d) > 0 {
+			t.Errorf("vrrpctl %s differs from the file the signal wrote: %q", c.cmd, d)
+		}
+		if !strings.HasPrefix(string(out), strings.SplitN(c.file, "\n", 2)[0]+"\n") {
+			t.Errorf("vrrpctl %s starts %q", c.cmd, strings.SplitN(string(out), "\n", 2)[0])
 		}
 	}
 
