@@ -253,6 +253,7 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	defer d.startDumps(ctx)() // dump.go: SIGUSR1/SIGUSR2, pid files
 	var wg sync.WaitGroup
 	defer d.watch.Close()
 	if _, err := d.startMetrics(ctx, &wg); err != nil { // metrics.go
@@ -750,6 +751,7 @@ func (d *daemon) stopFollower() {
 // one starts. It runs on the child's supervise goroutine.
 func (d *daemon) childEvent(ev supervise.Event) {
 	d.log.Info("child", "event", ev.String())
+	d.childPidFile(ev) // dump.go
 	d.mu.Lock()
 	ci := d.children[ev.Name]
 	switch ev.Kind {

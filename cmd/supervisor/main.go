@@ -86,6 +86,7 @@ type options struct {
 	// statusGroup: members may use vrrpctl's read-only commands
 	// (controlAccess); "" leaves the control socket root only.
 	statusGroup string
+	dumpOptions // dump.go: dump files, --signum, pid files
 }
 
 // shortBools are keepalived's single-letter switches that take no value;
@@ -154,7 +155,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			fs.BoolVar(&ignored, name, false, compatUsage)
 		}
 	}
-	for _, name := range []string{"p", "pid", "r", "vrrp_pid", "c", "checkers_pid", "s", "namespace", "log-facility", "e", "debug"} {
+	addDumpFlags(fs, &o.dumpOptions)
+	for _, name := range []string{"s", "namespace", "log-facility", "e", "debug"} {
 		fs.StringVar(&ignoredStr, name, "", compatUsage)
 	}
 	if err := fs.Parse(expandShort(args)); err != nil {
@@ -166,6 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.test.file != "" {
 		o.file = o.test.file
 	}
+	o.resolvePidFiles()
 	return o, nil
 }
 
@@ -325,6 +328,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.version {
 		fmt.Fprintln(stdout, "vrrpkit supervisor", version, "(keepalived.conf compatible)")
 		return 0
+	}
+	if o.signum != "" {
+		return printSignum(o.signum, stdout, stderr)
 	}
 	cfg, diags := config.Parse(o.file, config.Options{ConfigID: o.configID, Host: config.OSHost{}})
 	for _, d := range diags {

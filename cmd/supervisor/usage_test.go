@@ -26,6 +26,11 @@ func TestUsage(t *testing.T) {
 		"  --run-dir directory\n    \tdirectory for vrrpkit's sockets (default \"/run/vrrpkit\")\n",
 		"  --vrrpd path\n",
 		"  --log-level level\n",
+		"  -p, --pid file\n    \tsupervisor's pid file (default /run/keepalived.pid with the default --run-dir)\n",
+		"  -r, --vrrp_pid file\n",
+		"  -c, --checkers_pid file\n",
+		"  --signum SIGFUNC\n",
+		"  --data-file file\n",
 		"  -h, --help\n",
 	} {
 		if !strings.Contains(out, want) {
@@ -58,7 +63,7 @@ func TestUsage(t *testing.T) {
 	// keepalived's switches that vrrpkit takes and ignores (parseFlags).
 	for _, name := range []string{"n", "dont-fork", "l", "log-console", "D", "log-detail", "P", "vrrp", "C", "check",
 		"d", "dump-conf-keepalived", "S", "G", "no-syslog", "X", "release-vips", "R", "dont-respawn", "m", "core-dump", "M", "B", "all",
-		"p", "pid", "r", "vrrp_pid", "c", "checkers_pid", "s", "namespace", "log-facility", "e", "debug"} {
+		"s", "namespace", "log-facility", "e", "debug"} {
 		spelled := dashed(name)
 		if !listed(spelled) {
 			t.Errorf("compat flag %s missing from the compatibility paragraph:\n%s", spelled, compat)
@@ -67,7 +72,8 @@ func TestUsage(t *testing.T) {
 			t.Errorf("compat flag %s still has a line of its own:\n%s", spelled, rest)
 		}
 	}
-	for _, spelled := range []string{"-f", "--use-file", "-t", "--config-test", "-i", "-v", "--dump-conf", "--run-dir", "--vrrpd", "--log-level"} {
+	for _, spelled := range []string{"-f", "--use-file", "-t", "--config-test", "-i", "-v", "--dump-conf", "--run-dir", "--vrrpd", "--log-level",
+		"-p", "--pid", "-r", "--vrrp_pid", "-c", "--checkers_pid", "--signum", "--data-file", "--stats-file"} {
 		if listed(spelled) {
 			t.Errorf("%s does something but is listed as ignored", spelled)
 		}

@@ -156,6 +156,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.BoolVar(&g.json, "json", false, "print JSON (README.md, \"vrrpctl status --json\") instead of text")
 	pf.DurationVar(&g.timeout, "timeout", 3*time.Second, "how long to wait for the supervisor")
 	root.AddCommand(statusCmd(g), peersCmd(g), watchCmd(g), reloadCmd(g), ipvsCmd(g), genhashCmd(), versionCmd())
+	root.AddCommand(dumpCmds(g)...) // dump.go
 	return root
 }
 
@@ -164,7 +165,12 @@ func unknownCommand(root *cobra.Command, name string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "unknown command %q", name)
 	if s := root.SuggestionsFor(name); len(s) > 0 {
-		fmt.Fprintf(&b, " (did you mean %q?)", s[0])
+		// Every one: "stauts" is as near to stats as to status.
+		q := make([]string, len(s))
+		for i, name := range s {
+			q[i] = strconv.Quote(name)
+		}
+		fmt.Fprintf(&b, " (did you mean %s?)", strings.Join(q, " or "))
 	}
 	b.WriteString("; the commands are:")
 	for _, c := range root.Commands() {

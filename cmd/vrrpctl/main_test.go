@@ -132,7 +132,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r := runT(t, "-h")
-	if r.code != 0 || !strings.Contains(r.stdout, "Commands:\n  genhash") || !strings.Contains(r.stdout, "\n  status") || !strings.Contains(r.stdout, "  version") {
+	if r.code != 0 || !strings.Contains(r.stdout, "Commands:\n  dump") || !strings.Contains(r.stdout, "\n  status") || !strings.Contains(r.stdout, "  version") {
 		t.Errorf("vrrpctl -h: %v\nwant exit 0 and the list of commands", r)
 	}
 }
@@ -143,7 +143,7 @@ func TestCommandLineErrors(t *testing.T) {
 		want []string // in stderr
 	}{
 		{nil, []string{"vrrpctl: no command given\n", "Usage:\n  vrrpctl [flags] <command>", "status "}},
-		{[]string{"stauts"}, []string{`vrrpctl: unknown command "stauts" (did you mean "status"?); the commands are:`,
+		{[]string{"stauts"}, []string{`vrrpctl: unknown command "stauts" (did you mean "stats" or "status"?); the commands are:`,
 			"\n  status ", "\n  version ", "Run 'vrrpctl <command> -h'"}},
 		{[]string{"frobnicate", "--json"}, []string{`unknown command "frobnicate"; the commands are:`, "\n  status "}},
 		{[]string{"status", "--jsn"}, []string{"vrrpctl: unknown flag: --jsn\n", "Usage:\n  vrrpctl status [flags]"}},

@@ -23,6 +23,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DumpKind chooses the keepalived file Supervisor.Dump renders.
+type DumpKind int32
+
+const (
+	DumpKind_DUMP_KIND_UNSPECIFIED DumpKind = 0
+	// keepalived.data (SIGUSR1, keepalived --signum=DATA).
+	DumpKind_DUMP_KIND_DATA DumpKind = 1
+	// keepalived.stats (SIGUSR2, keepalived --signum=STATS).
+	DumpKind_DUMP_KIND_STATS DumpKind = 2
+)
+
+// Enum value maps for DumpKind.
+var (
+	DumpKind_name = map[int32]string{
+		0: "DUMP_KIND_UNSPECIFIED",
+		1: "DUMP_KIND_DATA",
+		2: "DUMP_KIND_STATS",
+	}
+	DumpKind_value = map[string]int32{
+		"DUMP_KIND_UNSPECIFIED": 0,
+		"DUMP_KIND_DATA":        1,
+		"DUMP_KIND_STATS":       2,
+	}
+)
+
+func (x DumpKind) Enum() *DumpKind {
+	p := new(DumpKind)
+	*p = x
+	return p
+}
+
+func (x DumpKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DumpKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_vrrpkit_v1_control_proto_enumTypes[0].Descriptor()
+}
+
+func (DumpKind) Type() protoreflect.EnumType {
+	return &file_vrrpkit_v1_control_proto_enumTypes[0]
+}
+
+func (x DumpKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DumpKind.Descriptor instead.
+func (DumpKind) EnumDescriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
 type TrackerKind int32
 
 const (
@@ -67,11 +119,11 @@ func (x TrackerKind) String() string {
 }
 
 func (TrackerKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_vrrpkit_v1_control_proto_enumTypes[0].Descriptor()
+	return file_vrrpkit_v1_control_proto_enumTypes[1].Descriptor()
 }
 
 func (TrackerKind) Type() protoreflect.EnumType {
-	return &file_vrrpkit_v1_control_proto_enumTypes[0]
+	return &file_vrrpkit_v1_control_proto_enumTypes[1]
 }
 
 func (x TrackerKind) Number() protoreflect.EnumNumber {
@@ -80,7 +132,7 @@ func (x TrackerKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TrackerKind.Descriptor instead.
 func (TrackerKind) EnumDescriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{1}
 }
 
 type ScriptKind int32
@@ -122,11 +174,11 @@ func (x ScriptKind) String() string {
 }
 
 func (ScriptKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_vrrpkit_v1_control_proto_enumTypes[1].Descriptor()
+	return file_vrrpkit_v1_control_proto_enumTypes[2].Descriptor()
 }
 
 func (ScriptKind) Type() protoreflect.EnumType {
-	return &file_vrrpkit_v1_control_proto_enumTypes[1]
+	return &file_vrrpkit_v1_control_proto_enumTypes[2]
 }
 
 func (x ScriptKind) Number() protoreflect.EnumNumber {
@@ -135,7 +187,96 @@ func (x ScriptKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ScriptKind.Descriptor instead.
 func (ScriptKind) EnumDescriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{2}
+}
+
+type DumpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          DumpKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=vrrpkit.v1.DumpKind" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DumpRequest) Reset() {
+	*x = DumpRequest{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DumpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DumpRequest) ProtoMessage() {}
+
+func (x *DumpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DumpRequest.ProtoReflect.Descriptor instead.
+func (*DumpRequest) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DumpRequest) GetKind() DumpKind {
+	if x != nil {
+		return x.Kind
+	}
+	return DumpKind_DUMP_KIND_UNSPECIFIED
+}
+
+type DumpResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The file's text, as the supervisor writes it on the signal.
+	Text          string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DumpResponse) Reset() {
+	*x = DumpResponse{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DumpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DumpResponse) ProtoMessage() {}
+
+func (x *DumpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DumpResponse.ProtoReflect.Descriptor instead.
+func (*DumpResponse) Descriptor() ([]byte, []int) {
 	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DumpResponse) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
 }
 
 type ApplyConfigResponse struct {
@@ -155,7 +296,7 @@ type ApplyConfigResponse struct {
 
 func (x *ApplyConfigResponse) Reset() {
 	*x = ApplyConfigResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[0]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -167,7 +308,7 @@ func (x *ApplyConfigResponse) String() string {
 func (*ApplyConfigResponse) ProtoMessage() {}
 
 func (x *ApplyConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[0]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -180,7 +321,7 @@ func (x *ApplyConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyConfigResponse.ProtoReflect.Descriptor instead.
 func (*ApplyConfigResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ApplyConfigResponse) GetGeneration() uint64 {
@@ -235,7 +376,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[1]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +388,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[1]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +401,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{1}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StatusRequest) GetInstances() []string {
@@ -282,7 +423,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[2]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -294,7 +435,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[2]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -307,7 +448,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{2}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StatusResponse) GetGeneration() uint64 {
@@ -356,7 +497,7 @@ type VirtualServerStatus struct {
 
 func (x *VirtualServerStatus) Reset() {
 	*x = VirtualServerStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[3]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +509,7 @@ func (x *VirtualServerStatus) String() string {
 func (*VirtualServerStatus) ProtoMessage() {}
 
 func (x *VirtualServerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[3]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +522,7 @@ func (x *VirtualServerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualServerStatus.ProtoReflect.Descriptor instead.
 func (*VirtualServerStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *VirtualServerStatus) GetName() string {
@@ -467,7 +608,7 @@ type RealServerStatus struct {
 
 func (x *RealServerStatus) Reset() {
 	*x = RealServerStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +620,7 @@ func (x *RealServerStatus) String() string {
 func (*RealServerStatus) ProtoMessage() {}
 
 func (x *RealServerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +633,7 @@ func (x *RealServerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealServerStatus.ProtoReflect.Descriptor instead.
 func (*RealServerStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RealServerStatus) GetAddress() string {
@@ -566,7 +707,7 @@ type IpvsRequest struct {
 
 func (x *IpvsRequest) Reset() {
 	*x = IpvsRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +719,7 @@ func (x *IpvsRequest) String() string {
 func (*IpvsRequest) ProtoMessage() {}
 
 func (x *IpvsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +732,7 @@ func (x *IpvsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IpvsRequest.ProtoReflect.Descriptor instead.
 func (*IpvsRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 // IpvsResponse is the kernel's IPVS table (ipvsadm -Ln).
@@ -607,7 +748,7 @@ type IpvsResponse struct {
 
 func (x *IpvsResponse) Reset() {
 	*x = IpvsResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +760,7 @@ func (x *IpvsResponse) String() string {
 func (*IpvsResponse) ProtoMessage() {}
 
 func (x *IpvsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +773,7 @@ func (x *IpvsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IpvsResponse.ProtoReflect.Descriptor instead.
 func (*IpvsResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *IpvsResponse) GetVersion() string {
@@ -678,7 +819,7 @@ type IpvsService struct {
 
 func (x *IpvsService) Reset() {
 	*x = IpvsService{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +831,7 @@ func (x *IpvsService) String() string {
 func (*IpvsService) ProtoMessage() {}
 
 func (x *IpvsService) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +844,7 @@ func (x *IpvsService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IpvsService.ProtoReflect.Descriptor instead.
 func (*IpvsService) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *IpvsService) GetKey() *LvsService {
@@ -785,7 +926,7 @@ type IpvsDestination struct {
 
 func (x *IpvsDestination) Reset() {
 	*x = IpvsDestination{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +938,7 @@ func (x *IpvsDestination) String() string {
 func (*IpvsDestination) ProtoMessage() {}
 
 func (x *IpvsDestination) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +951,7 @@ func (x *IpvsDestination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IpvsDestination.ProtoReflect.Descriptor instead.
 func (*IpvsDestination) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IpvsDestination) GetAddress() string {
@@ -919,7 +1060,7 @@ type InstanceStatus struct {
 
 func (x *InstanceStatus) Reset() {
 	*x = InstanceStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1072,7 @@ func (x *InstanceStatus) String() string {
 func (*InstanceStatus) ProtoMessage() {}
 
 func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1085,7 @@ func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceStatus.ProtoReflect.Descriptor instead.
 func (*InstanceStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InstanceStatus) GetName() string {
@@ -1071,7 +1212,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1224,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1237,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PeerStatus) GetAddress() string {
@@ -1173,7 +1314,7 @@ type TrackedStatus struct {
 
 func (x *TrackedStatus) Reset() {
 	*x = TrackedStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1326,7 @@ func (x *TrackedStatus) String() string {
 func (*TrackedStatus) ProtoMessage() {}
 
 func (x *TrackedStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1339,7 @@ func (x *TrackedStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackedStatus.ProtoReflect.Descriptor instead.
 func (*TrackedStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TrackedStatus) GetKind() TrackerKind {
@@ -1251,7 +1392,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1404,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1417,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 // HealthEvent is one message of Checkerd.Health.
@@ -1298,7 +1439,7 @@ type HealthEvent struct {
 
 func (x *HealthEvent) Reset() {
 	*x = HealthEvent{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1451,7 @@ func (x *HealthEvent) String() string {
 func (*HealthEvent) ProtoMessage() {}
 
 func (x *HealthEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1464,7 @@ func (x *HealthEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthEvent.ProtoReflect.Descriptor instead.
 func (*HealthEvent) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HealthEvent) GetSeq() uint64 {
@@ -1397,7 +1538,7 @@ type HealthSnapshot struct {
 
 func (x *HealthSnapshot) Reset() {
 	*x = HealthSnapshot{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1550,7 @@ func (x *HealthSnapshot) String() string {
 func (*HealthSnapshot) ProtoMessage() {}
 
 func (x *HealthSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1563,7 @@ func (x *HealthSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthSnapshot.ProtoReflect.Descriptor instead.
 func (*HealthSnapshot) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HealthSnapshot) GetResults() []*TrackerResult {
@@ -1462,7 +1603,7 @@ type TrackerResult struct {
 
 func (x *TrackerResult) Reset() {
 	*x = TrackerResult{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1615,7 @@ func (x *TrackerResult) String() string {
 func (*TrackerResult) ProtoMessage() {}
 
 func (x *TrackerResult) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1628,7 @@ func (x *TrackerResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackerResult.ProtoReflect.Descriptor instead.
 func (*TrackerResult) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TrackerResult) GetKind() TrackerKind {
@@ -1560,7 +1701,7 @@ type RunScriptRequest struct {
 
 func (x *RunScriptRequest) Reset() {
 	*x = RunScriptRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1713,7 @@ func (x *RunScriptRequest) String() string {
 func (*RunScriptRequest) ProtoMessage() {}
 
 func (x *RunScriptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1726,7 @@ func (x *RunScriptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunScriptRequest.ProtoReflect.Descriptor instead.
 func (*RunScriptRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RunScriptRequest) GetGeneration() uint64 {
@@ -1626,7 +1767,7 @@ type RunScriptResponse struct {
 
 func (x *RunScriptResponse) Reset() {
 	*x = RunScriptResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1638,7 +1779,7 @@ func (x *RunScriptResponse) String() string {
 func (*RunScriptResponse) ProtoMessage() {}
 
 func (x *RunScriptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1651,7 +1792,7 @@ func (x *RunScriptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunScriptResponse.ProtoReflect.Descriptor instead.
 func (*RunScriptResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RunScriptResponse) GetExitStatus() int32 {
@@ -1726,7 +1867,7 @@ type InstanceCounters struct {
 
 func (x *InstanceCounters) Reset() {
 	*x = InstanceCounters{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1738,7 +1879,7 @@ func (x *InstanceCounters) String() string {
 func (*InstanceCounters) ProtoMessage() {}
 
 func (x *InstanceCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1751,7 +1892,7 @@ func (x *InstanceCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceCounters.ProtoReflect.Descriptor instead.
 func (*InstanceCounters) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InstanceCounters) GetAdvertsSent() uint64 {
@@ -1856,7 +1997,7 @@ type DropCount struct {
 
 func (x *DropCount) Reset() {
 	*x = DropCount{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1868,7 +2009,7 @@ func (x *DropCount) String() string {
 func (*DropCount) ProtoMessage() {}
 
 func (x *DropCount) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1881,7 +2022,7 @@ func (x *DropCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCount.ProtoReflect.Descriptor instead.
 func (*DropCount) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DropCount) GetReason() string {
@@ -1906,7 +2047,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2059,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2072,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 // VrrpEvent is one message of Vrrpd.Events.
@@ -1955,7 +2096,7 @@ type VrrpEvent struct {
 
 func (x *VrrpEvent) Reset() {
 	*x = VrrpEvent{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1967,7 +2108,7 @@ func (x *VrrpEvent) String() string {
 func (*VrrpEvent) ProtoMessage() {}
 
 func (x *VrrpEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1980,7 +2121,7 @@ func (x *VrrpEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VrrpEvent.ProtoReflect.Descriptor instead.
 func (*VrrpEvent) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *VrrpEvent) GetSeq() uint64 {
@@ -2092,7 +2233,7 @@ type LowerPriorityMaster struct {
 
 func (x *LowerPriorityMaster) Reset() {
 	*x = LowerPriorityMaster{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2245,7 @@ func (x *LowerPriorityMaster) String() string {
 func (*LowerPriorityMaster) ProtoMessage() {}
 
 func (x *LowerPriorityMaster) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2258,7 @@ func (x *LowerPriorityMaster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LowerPriorityMaster.ProtoReflect.Descriptor instead.
 func (*LowerPriorityMaster) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LowerPriorityMaster) GetInstance() string {
@@ -2159,7 +2300,7 @@ type EventSnapshot struct {
 
 func (x *EventSnapshot) Reset() {
 	*x = EventSnapshot{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2312,7 @@ func (x *EventSnapshot) String() string {
 func (*EventSnapshot) ProtoMessage() {}
 
 func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2325,7 @@ func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventSnapshot.ProtoReflect.Descriptor instead.
 func (*EventSnapshot) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EventSnapshot) GetInstances() []*InstanceState {
@@ -2207,7 +2348,7 @@ type InstanceState struct {
 
 func (x *InstanceState) Reset() {
 	*x = InstanceState{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2360,7 @@ func (x *InstanceState) String() string {
 func (*InstanceState) ProtoMessage() {}
 
 func (x *InstanceState) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2373,7 @@ func (x *InstanceState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceState.ProtoReflect.Descriptor instead.
 func (*InstanceState) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{24}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InstanceState) GetName() string {
@@ -2280,7 +2421,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2433,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2446,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{25}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StateTransition) GetInstance() string {
@@ -2358,7 +2499,7 @@ type AddressChange struct {
 
 func (x *AddressChange) Reset() {
 	*x = AddressChange{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2511,7 @@ func (x *AddressChange) String() string {
 func (*AddressChange) ProtoMessage() {}
 
 func (x *AddressChange) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2524,7 @@ func (x *AddressChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddressChange.ProtoReflect.Descriptor instead.
 func (*AddressChange) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{26}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AddressChange) GetInstance() string {
@@ -2424,7 +2565,7 @@ type SupervisorStatusRequest struct {
 
 func (x *SupervisorStatusRequest) Reset() {
 	*x = SupervisorStatusRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2577,7 @@ func (x *SupervisorStatusRequest) String() string {
 func (*SupervisorStatusRequest) ProtoMessage() {}
 
 func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2590,7 @@ func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusRequest.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{27}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SupervisorStatusRequest) GetInstances() []string {
@@ -2481,7 +2622,7 @@ type SupervisorStatusResponse struct {
 
 func (x *SupervisorStatusResponse) Reset() {
 	*x = SupervisorStatusResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[28]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2634,7 @@ func (x *SupervisorStatusResponse) String() string {
 func (*SupervisorStatusResponse) ProtoMessage() {}
 
 func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[28]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2647,7 @@ func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusResponse.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{28}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SupervisorStatusResponse) GetGeneration() uint64 {
@@ -2582,7 +2723,7 @@ type ReloadFailure struct {
 
 func (x *ReloadFailure) Reset() {
 	*x = ReloadFailure{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[29]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2735,7 @@ func (x *ReloadFailure) String() string {
 func (*ReloadFailure) ProtoMessage() {}
 
 func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[29]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2748,7 @@ func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadFailure.ProtoReflect.Descriptor instead.
 func (*ReloadFailure) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{29}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReloadFailure) GetAt() *timestamppb.Timestamp {
@@ -2644,7 +2785,7 @@ type ChildStatus struct {
 
 func (x *ChildStatus) Reset() {
 	*x = ChildStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[30]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +2797,7 @@ func (x *ChildStatus) String() string {
 func (*ChildStatus) ProtoMessage() {}
 
 func (x *ChildStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[30]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +2810,7 @@ func (x *ChildStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildStatus.ProtoReflect.Descriptor instead.
 func (*ChildStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{30}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ChildStatus) GetName() string {
@@ -2730,7 +2871,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[31]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2742,7 +2883,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[31]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2755,7 +2896,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{31}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReloadRequest) GetDryRun() bool {
@@ -2784,7 +2925,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[32]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +2937,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[32]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +2950,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{32}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReloadResponse) GetAccepted() bool {
@@ -2871,7 +3012,7 @@ type ReloadPlan struct {
 
 func (x *ReloadPlan) Reset() {
 	*x = ReloadPlan{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[33]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +3024,7 @@ func (x *ReloadPlan) String() string {
 func (*ReloadPlan) ProtoMessage() {}
 
 func (x *ReloadPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[33]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +3037,7 @@ func (x *ReloadPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadPlan.ProtoReflect.Descriptor instead.
 func (*ReloadPlan) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{33}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReloadPlan) GetInstancesAdded() uint32 {
@@ -2958,7 +3099,7 @@ type PlanItem struct {
 
 func (x *PlanItem) Reset() {
 	*x = PlanItem{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[34]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3111,7 @@ func (x *PlanItem) String() string {
 func (*PlanItem) ProtoMessage() {}
 
 func (x *PlanItem) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[34]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3124,7 @@ func (x *PlanItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanItem.ProtoReflect.Descriptor instead.
 func (*PlanItem) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{34}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PlanItem) GetSection() string {
@@ -3022,7 +3163,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[35]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3175,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[35]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3188,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{35}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{37}
 }
 
 type WatchEvent struct {
@@ -3065,7 +3206,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[36]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3077,7 +3218,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[36]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3090,7 +3231,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{36}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WatchEvent) GetAt() *timestamppb.Timestamp {
@@ -3164,7 +3305,11 @@ var File_vrrpkit_v1_control_proto protoreflect.FileDescriptor
 const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"\x18vrrpkit/v1/control.proto\x12\n" +
-	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17vrrpkit/v1/config.proto\x1a\x14vrrpkit/v1/lvs.proto\"\xb9\x01\n" +
+	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17vrrpkit/v1/config.proto\x1a\x14vrrpkit/v1/lvs.proto\"7\n" +
+	"\vDumpRequest\x12(\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x14.vrrpkit.v1.DumpKindR\x04kind\"\"\n" +
+	"\fDumpResponse\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\"\xb9\x01\n" +
 	"\x13ApplyConfigResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -3419,7 +3564,11 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\x04vrrp\x18\x02 \x01(\v2\x15.vrrpkit.v1.VrrpEventH\x00R\x04vrrp\x121\n" +
 	"\x06health\x18\x03 \x01(\v2\x17.vrrpkit.v1.HealthEventH\x00R\x06health\x124\n" +
 	"\x06reload\x18\x04 \x01(\v2\x1a.vrrpkit.v1.ReloadResponseH\x00R\x06reloadB\a\n" +
-	"\x05event*\xaf\x01\n" +
+	"\x05event*N\n" +
+	"\bDumpKind\x12\x19\n" +
+	"\x15DUMP_KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eDUMP_KIND_DATA\x10\x01\x12\x13\n" +
+	"\x0fDUMP_KIND_STATS\x10\x02*\xaf\x01\n" +
 	"\vTrackerKind\x12\x1c\n" +
 	"\x18TRACKER_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TRACKER_KIND_SCRIPT\x10\x01\x12\x15\n" +
@@ -3443,13 +3592,14 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\vApplyConfig\x12\x1a.vrrpkit.v1.ConfigSnapshot\x1a\x1f.vrrpkit.v1.ApplyConfigResponse\x12>\n" +
 	"\x06Health\x12\x19.vrrpkit.v1.HealthRequest\x1a\x17.vrrpkit.v1.HealthEvent0\x012X\n" +
 	"\fScriptRunner\x12H\n" +
-	"\tRunScript\x12\x1c.vrrpkit.v1.RunScriptRequest\x1a\x1d.vrrpkit.v1.RunScriptResponse2\x9a\x02\n" +
+	"\tRunScript\x12\x1c.vrrpkit.v1.RunScriptRequest\x1a\x1d.vrrpkit.v1.RunScriptResponse2\xd5\x02\n" +
 	"\n" +
 	"Supervisor\x12S\n" +
 	"\x06Status\x12#.vrrpkit.v1.SupervisorStatusRequest\x1a$.vrrpkit.v1.SupervisorStatusResponse\x12?\n" +
 	"\x06Reload\x12\x19.vrrpkit.v1.ReloadRequest\x1a\x1a.vrrpkit.v1.ReloadResponse\x12;\n" +
 	"\x05Watch\x12\x18.vrrpkit.v1.WatchRequest\x1a\x16.vrrpkit.v1.WatchEvent0\x01\x129\n" +
-	"\x04Ipvs\x12\x17.vrrpkit.v1.IpvsRequest\x1a\x18.vrrpkit.v1.IpvsResponseB6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
+	"\x04Ipvs\x12\x17.vrrpkit.v1.IpvsRequest\x1a\x18.vrrpkit.v1.IpvsResponse\x129\n" +
+	"\x04Dump\x12\x17.vrrpkit.v1.DumpRequest\x1a\x18.vrrpkit.v1.DumpResponseB6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
 
 var (
 	file_vrrpkit_v1_control_proto_rawDescOnce sync.Once
@@ -3463,139 +3613,145 @@ func file_vrrpkit_v1_control_proto_rawDescGZIP() []byte {
 	return file_vrrpkit_v1_control_proto_rawDescData
 }
 
-var file_vrrpkit_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_vrrpkit_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_vrrpkit_v1_control_proto_goTypes = []any{
-	(TrackerKind)(0),                 // 0: vrrpkit.v1.TrackerKind
-	(ScriptKind)(0),                  // 1: vrrpkit.v1.ScriptKind
-	(*ApplyConfigResponse)(nil),      // 2: vrrpkit.v1.ApplyConfigResponse
-	(*StatusRequest)(nil),            // 3: vrrpkit.v1.StatusRequest
-	(*StatusResponse)(nil),           // 4: vrrpkit.v1.StatusResponse
-	(*VirtualServerStatus)(nil),      // 5: vrrpkit.v1.VirtualServerStatus
-	(*RealServerStatus)(nil),         // 6: vrrpkit.v1.RealServerStatus
-	(*IpvsRequest)(nil),              // 7: vrrpkit.v1.IpvsRequest
-	(*IpvsResponse)(nil),             // 8: vrrpkit.v1.IpvsResponse
-	(*IpvsService)(nil),              // 9: vrrpkit.v1.IpvsService
-	(*IpvsDestination)(nil),          // 10: vrrpkit.v1.IpvsDestination
-	(*InstanceStatus)(nil),           // 11: vrrpkit.v1.InstanceStatus
-	(*PeerStatus)(nil),               // 12: vrrpkit.v1.PeerStatus
-	(*TrackedStatus)(nil),            // 13: vrrpkit.v1.TrackedStatus
-	(*HealthRequest)(nil),            // 14: vrrpkit.v1.HealthRequest
-	(*HealthEvent)(nil),              // 15: vrrpkit.v1.HealthEvent
-	(*HealthSnapshot)(nil),           // 16: vrrpkit.v1.HealthSnapshot
-	(*TrackerResult)(nil),            // 17: vrrpkit.v1.TrackerResult
-	(*RunScriptRequest)(nil),         // 18: vrrpkit.v1.RunScriptRequest
-	(*RunScriptResponse)(nil),        // 19: vrrpkit.v1.RunScriptResponse
-	(*InstanceCounters)(nil),         // 20: vrrpkit.v1.InstanceCounters
-	(*DropCount)(nil),                // 21: vrrpkit.v1.DropCount
-	(*EventsRequest)(nil),            // 22: vrrpkit.v1.EventsRequest
-	(*VrrpEvent)(nil),                // 23: vrrpkit.v1.VrrpEvent
-	(*LowerPriorityMaster)(nil),      // 24: vrrpkit.v1.LowerPriorityMaster
-	(*EventSnapshot)(nil),            // 25: vrrpkit.v1.EventSnapshot
-	(*InstanceState)(nil),            // 26: vrrpkit.v1.InstanceState
-	(*StateTransition)(nil),          // 27: vrrpkit.v1.StateTransition
-	(*AddressChange)(nil),            // 28: vrrpkit.v1.AddressChange
-	(*SupervisorStatusRequest)(nil),  // 29: vrrpkit.v1.SupervisorStatusRequest
-	(*SupervisorStatusResponse)(nil), // 30: vrrpkit.v1.SupervisorStatusResponse
-	(*ReloadFailure)(nil),            // 31: vrrpkit.v1.ReloadFailure
-	(*ChildStatus)(nil),              // 32: vrrpkit.v1.ChildStatus
-	(*ReloadRequest)(nil),            // 33: vrrpkit.v1.ReloadRequest
-	(*ReloadResponse)(nil),           // 34: vrrpkit.v1.ReloadResponse
-	(*ReloadPlan)(nil),               // 35: vrrpkit.v1.ReloadPlan
-	(*PlanItem)(nil),                 // 36: vrrpkit.v1.PlanItem
-	(*WatchRequest)(nil),             // 37: vrrpkit.v1.WatchRequest
-	(*WatchEvent)(nil),               // 38: vrrpkit.v1.WatchEvent
-	(*LvsService)(nil),               // 39: vrrpkit.v1.LvsService
-	(LvsMethod)(0),                   // 40: vrrpkit.v1.LvsMethod
-	(*timestamppb.Timestamp)(nil),    // 41: google.protobuf.Timestamp
-	(VrrpState)(0),                   // 42: vrrpkit.v1.VrrpState
-	(*durationpb.Duration)(nil),      // 43: google.protobuf.Duration
-	(*ConfigSnapshot)(nil),           // 44: vrrpkit.v1.ConfigSnapshot
+	(DumpKind)(0),                    // 0: vrrpkit.v1.DumpKind
+	(TrackerKind)(0),                 // 1: vrrpkit.v1.TrackerKind
+	(ScriptKind)(0),                  // 2: vrrpkit.v1.ScriptKind
+	(*DumpRequest)(nil),              // 3: vrrpkit.v1.DumpRequest
+	(*DumpResponse)(nil),             // 4: vrrpkit.v1.DumpResponse
+	(*ApplyConfigResponse)(nil),      // 5: vrrpkit.v1.ApplyConfigResponse
+	(*StatusRequest)(nil),            // 6: vrrpkit.v1.StatusRequest
+	(*StatusResponse)(nil),           // 7: vrrpkit.v1.StatusResponse
+	(*VirtualServerStatus)(nil),      // 8: vrrpkit.v1.VirtualServerStatus
+	(*RealServerStatus)(nil),         // 9: vrrpkit.v1.RealServerStatus
+	(*IpvsRequest)(nil),              // 10: vrrpkit.v1.IpvsRequest
+	(*IpvsResponse)(nil),             // 11: vrrpkit.v1.IpvsResponse
+	(*IpvsService)(nil),              // 12: vrrpkit.v1.IpvsService
+	(*IpvsDestination)(nil),          // 13: vrrpkit.v1.IpvsDestination
+	(*InstanceStatus)(nil),           // 14: vrrpkit.v1.InstanceStatus
+	(*PeerStatus)(nil),               // 15: vrrpkit.v1.PeerStatus
+	(*TrackedStatus)(nil),            // 16: vrrpkit.v1.TrackedStatus
+	(*HealthRequest)(nil),            // 17: vrrpkit.v1.HealthRequest
+	(*HealthEvent)(nil),              // 18: vrrpkit.v1.HealthEvent
+	(*HealthSnapshot)(nil),           // 19: vrrpkit.v1.HealthSnapshot
+	(*TrackerResult)(nil),            // 20: vrrpkit.v1.TrackerResult
+	(*RunScriptRequest)(nil),         // 21: vrrpkit.v1.RunScriptRequest
+	(*RunScriptResponse)(nil),        // 22: vrrpkit.v1.RunScriptResponse
+	(*InstanceCounters)(nil),         // 23: vrrpkit.v1.InstanceCounters
+	(*DropCount)(nil),                // 24: vrrpkit.v1.DropCount
+	(*EventsRequest)(nil),            // 25: vrrpkit.v1.EventsRequest
+	(*VrrpEvent)(nil),                // 26: vrrpkit.v1.VrrpEvent
+	(*LowerPriorityMaster)(nil),      // 27: vrrpkit.v1.LowerPriorityMaster
+	(*EventSnapshot)(nil),            // 28: vrrpkit.v1.EventSnapshot
+	(*InstanceState)(nil),            // 29: vrrpkit.v1.InstanceState
+	(*StateTransition)(nil),          // 30: vrrpkit.v1.StateTransition
+	(*AddressChange)(nil),            // 31: vrrpkit.v1.AddressChange
+	(*SupervisorStatusRequest)(nil),  // 32: vrrpkit.v1.SupervisorStatusRequest
+	(*SupervisorStatusResponse)(nil), // 33: vrrpkit.v1.SupervisorStatusResponse
+	(*ReloadFailure)(nil),            // 34: vrrpkit.v1.ReloadFailure
+	(*ChildStatus)(nil),              // 35: vrrpkit.v1.ChildStatus
+	(*ReloadRequest)(nil),            // 36: vrrpkit.v1.ReloadRequest
+	(*ReloadResponse)(nil),           // 37: vrrpkit.v1.ReloadResponse
+	(*ReloadPlan)(nil),               // 38: vrrpkit.v1.ReloadPlan
+	(*PlanItem)(nil),                 // 39: vrrpkit.v1.PlanItem
+	(*WatchRequest)(nil),             // 40: vrrpkit.v1.WatchRequest
+	(*WatchEvent)(nil),               // 41: vrrpkit.v1.WatchEvent
+	(*LvsService)(nil),               // 42: vrrpkit.v1.LvsService
+	(LvsMethod)(0),                   // 43: vrrpkit.v1.LvsMethod
+	(*timestamppb.Timestamp)(nil),    // 44: google.protobuf.Timestamp
+	(VrrpState)(0),                   // 45: vrrpkit.v1.VrrpState
+	(*durationpb.Duration)(nil),      // 46: google.protobuf.Duration
+	(*ConfigSnapshot)(nil),           // 47: vrrpkit.v1.ConfigSnapshot
 }
 var file_vrrpkit_v1_control_proto_depIdxs = []int32{
-	11, // 0: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	5,  // 1: vrrpkit.v1.StatusResponse.virtual_servers:type_name -> vrrpkit.v1.VirtualServerStatus
-	39, // 2: vrrpkit.v1.VirtualServerStatus.services:type_name -> vrrpkit.v1.LvsService
-	40, // 3: vrrpkit.v1.VirtualServerStatus.lb_kind:type_name -> vrrpkit.v1.LvsMethod
-	6,  // 4: vrrpkit.v1.VirtualServerStatus.real_servers:type_name -> vrrpkit.v1.RealServerStatus
-	6,  // 5: vrrpkit.v1.VirtualServerStatus.sorry_server:type_name -> vrrpkit.v1.RealServerStatus
-	41, // 6: vrrpkit.v1.RealServerStatus.since:type_name -> google.protobuf.Timestamp
-	41, // 7: vrrpkit.v1.RealServerStatus.last_check:type_name -> google.protobuf.Timestamp
-	40, // 8: vrrpkit.v1.RealServerStatus.forward:type_name -> vrrpkit.v1.LvsMethod
-	9,  // 9: vrrpkit.v1.IpvsResponse.services:type_name -> vrrpkit.v1.IpvsService
-	39, // 10: vrrpkit.v1.IpvsService.key:type_name -> vrrpkit.v1.LvsService
-	10, // 11: vrrpkit.v1.IpvsService.destinations:type_name -> vrrpkit.v1.IpvsDestination
-	6,  // 12: vrrpkit.v1.IpvsDestination.server:type_name -> vrrpkit.v1.RealServerStatus
-	42, // 13: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
-	20, // 14: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
-	41, // 15: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
-	13, // 16: vrrpkit.v1.InstanceStatus.tracking:type_name -> vrrpkit.v1.TrackedStatus
-	12, // 17: vrrpkit.v1.InstanceStatus.peers:type_name -> vrrpkit.v1.PeerStatus
-	43, // 18: vrrpkit.v1.PeerStatus.advert_interval:type_name -> google.protobuf.Duration
-	41, // 19: vrrpkit.v1.PeerStatus.first_heard:type_name -> google.protobuf.Timestamp
-	41, // 20: vrrpkit.v1.PeerStatus.last_heard:type_name -> google.protobuf.Timestamp
-	21, // 21: vrrpkit.v1.PeerStatus.drops:type_name -> vrrpkit.v1.DropCount
-	0,  // 22: vrrpkit.v1.TrackedStatus.kind:type_name -> vrrpkit.v1.TrackerKind
-	41, // 23: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
-	16, // 24: vrrpkit.v1.HealthEvent.snapshot:type_name -> vrrpkit.v1.HealthSnapshot
-	17, // 25: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
-	17, // 26: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
-	0,  // 27: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
-	41, // 28: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
-	41, // 29: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
-	1,  // 30: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
-	43, // 31: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
-	21, // 32: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
-	41, // 33: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
-	25, // 34: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
-	27, // 35: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
-	28, // 36: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
-	24, // 37: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
-	26, // 38: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
-	42, // 39: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
-	42, // 40: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
-	42, // 41: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
-	41, // 42: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
-	31, // 43: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
-	32, // 44: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
-	11, // 45: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	41, // 46: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	5,  // 47: vrrpkit.v1.SupervisorStatusResponse.virtual_servers:type_name -> vrrpkit.v1.VirtualServerStatus
-	41, // 48: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
-	41, // 49: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
-	35, // 50: vrrpkit.v1.ReloadResponse.plan:type_name -> vrrpkit.v1.ReloadPlan
-	36, // 51: vrrpkit.v1.ReloadPlan.items:type_name -> vrrpkit.v1.PlanItem
-	41, // 52: vrrpkit.v1.WatchEvent.at:type_name -> google.protobuf.Timestamp
-	23, // 53: vrrpkit.v1.WatchEvent.vrrp:type_name -> vrrpkit.v1.VrrpEvent
-	15, // 54: vrrpkit.v1.WatchEvent.health:type_name -> vrrpkit.v1.HealthEvent
-	34, // 55: vrrpkit.v1.WatchEvent.reload:type_name -> vrrpkit.v1.ReloadResponse
-	44, // 56: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	3,  // 57: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
-	22, // 58: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
-	7,  // 59: vrrpkit.v1.Vrrpd.Ipvs:input_type -> vrrpkit.v1.IpvsRequest
-	44, // 60: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	14, // 61: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
-	18, // 62: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
-	29, // 63: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
-	33, // 64: vrrpkit.v1.Supervisor.Reload:input_type -> vrrpkit.v1.ReloadRequest
-	37, // 65: vrrpkit.v1.Supervisor.Watch:input_type -> vrrpkit.v1.WatchRequest
-	7,  // 66: vrrpkit.v1.Supervisor.Ipvs:input_type -> vrrpkit.v1.IpvsRequest
-	2,  // 67: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	4,  // 68: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
-	23, // 69: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
-	8,  // 70: vrrpkit.v1.Vrrpd.Ipvs:output_type -> vrrpkit.v1.IpvsResponse
-	2,  // 71: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	15, // 72: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
-	19, // 73: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
-	30, // 74: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
-	34, // 75: vrrpkit.v1.Supervisor.Reload:output_type -> vrrpkit.v1.ReloadResponse
-	38, // 76: vrrpkit.v1.Supervisor.Watch:output_type -> vrrpkit.v1.WatchEvent
-	8,  // 77: vrrpkit.v1.Supervisor.Ipvs:output_type -> vrrpkit.v1.IpvsResponse
-	67, // [67:78] is the sub-list for method output_type
-	56, // [56:67] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	0,  // 0: vrrpkit.v1.DumpRequest.kind:type_name -> vrrpkit.v1.DumpKind
+	14, // 1: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
+	8,  // 2: vrrpkit.v1.StatusResponse.virtual_servers:type_name -> vrrpkit.v1.VirtualServerStatus
+	42, // 3: vrrpkit.v1.VirtualServerStatus.services:type_name -> vrrpkit.v1.LvsService
+	43, // 4: vrrpkit.v1.VirtualServerStatus.lb_kind:type_name -> vrrpkit.v1.LvsMethod
+	9,  // 5: vrrpkit.v1.VirtualServerStatus.real_servers:type_name -> vrrpkit.v1.RealServerStatus
+	9,  // 6: vrrpkit.v1.VirtualServerStatus.sorry_server:type_name -> vrrpkit.v1.RealServerStatus
+	44, // 7: vrrpkit.v1.RealServerStatus.since:type_name -> google.protobuf.Timestamp
+	44, // 8: vrrpkit.v1.RealServerStatus.last_check:type_name -> google.protobuf.Timestamp
+	43, // 9: vrrpkit.v1.RealServerStatus.forward:type_name -> vrrpkit.v1.LvsMethod
+	12, // 10: vrrpkit.v1.IpvsResponse.services:type_name -> vrrpkit.v1.IpvsService
+	42, // 11: vrrpkit.v1.IpvsService.key:type_name -> vrrpkit.v1.LvsService
+	13, // 12: vrrpkit.v1.IpvsService.destinations:type_name -> vrrpkit.v1.IpvsDestination
+	9,  // 13: vrrpkit.v1.IpvsDestination.server:type_name -> vrrpkit.v1.RealServerStatus
+	45, // 14: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
+	23, // 15: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
+	44, // 16: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
+	16, // 17: vrrpkit.v1.InstanceStatus.tracking:type_name -> vrrpkit.v1.TrackedStatus
+	15, // 18: vrrpkit.v1.InstanceStatus.peers:type_name -> vrrpkit.v1.PeerStatus
+	46, // 19: vrrpkit.v1.PeerStatus.advert_interval:type_name -> google.protobuf.Duration
+	44, // 20: vrrpkit.v1.PeerStatus.first_heard:type_name -> google.protobuf.Timestamp
+	44, // 21: vrrpkit.v1.PeerStatus.last_heard:type_name -> google.protobuf.Timestamp
+	24, // 22: vrrpkit.v1.PeerStatus.drops:type_name -> vrrpkit.v1.DropCount
+	1,  // 23: vrrpkit.v1.TrackedStatus.kind:type_name -> vrrpkit.v1.TrackerKind
+	44, // 24: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
+	19, // 25: vrrpkit.v1.HealthEvent.snapshot:type_name -> vrrpkit.v1.HealthSnapshot
+	20, // 26: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
+	20, // 27: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
+	1,  // 28: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
+	44, // 29: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
+	44, // 30: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
+	2,  // 31: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
+	46, // 32: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
+	24, // 33: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
+	44, // 34: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
+	28, // 35: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
+	30, // 36: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
+	31, // 37: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
+	27, // 38: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
+	29, // 39: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
+	45, // 40: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
+	45, // 41: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
+	45, // 42: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
+	44, // 43: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
+	34, // 44: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
+	35, // 45: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
+	14, // 46: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
+	44, // 47: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	8,  // 48: vrrpkit.v1.SupervisorStatusResponse.virtual_servers:type_name -> vrrpkit.v1.VirtualServerStatus
+	44, // 49: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
+	44, // 50: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
+	38, // 51: vrrpkit.v1.ReloadResponse.plan:type_name -> vrrpkit.v1.ReloadPlan
+	39, // 52: vrrpkit.v1.ReloadPlan.items:type_name -> vrrpkit.v1.PlanItem
+	44, // 53: vrrpkit.v1.WatchEvent.at:type_name -> google.protobuf.Timestamp
+	26, // 54: vrrpkit.v1.WatchEvent.vrrp:type_name -> vrrpkit.v1.VrrpEvent
+	18, // 55: vrrpkit.v1.WatchEvent.health:type_name -> vrrpkit.v1.HealthEvent
+	37, // 56: vrrpkit.v1.WatchEvent.reload:type_name -> vrrpkit.v1.ReloadResponse
+	47, // 57: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	6,  // 58: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
+	25, // 59: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
+	10, // 60: vrrpkit.v1.Vrrpd.Ipvs:input_type -> vrrpkit.v1.IpvsRequest
+	47, // 61: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	17, // 62: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
+	21, // 63: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
+	32, // 64: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
+	36, // 65: vrrpkit.v1.Supervisor.Reload:input_type -> vrrpkit.v1.ReloadRequest
+	40, // 66: vrrpkit.v1.Supervisor.Watch:input_type -> vrrpkit.v1.WatchRequest
+	10, // 67: vrrpkit.v1.Supervisor.Ipvs:input_type -> vrrpkit.v1.IpvsRequest
+	3,  // 68: vrrpkit.v1.Supervisor.Dump:input_type -> vrrpkit.v1.DumpRequest
+	5,  // 69: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	7,  // 70: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
+	26, // 71: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
+	11, // 72: vrrpkit.v1.Vrrpd.Ipvs:output_type -> vrrpkit.v1.IpvsResponse
+	5,  // 73: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	18, // 74: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
+	22, // 75: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
+	33, // 76: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
+	37, // 77: vrrpkit.v1.Supervisor.Reload:output_type -> vrrpkit.v1.ReloadResponse
+	41, // 78: vrrpkit.v1.Supervisor.Watch:output_type -> vrrpkit.v1.WatchEvent
+	11, // 79: vrrpkit.v1.Supervisor.Ipvs:output_type -> vrrpkit.v1.IpvsResponse
+	4,  // 80: vrrpkit.v1.Supervisor.Dump:output_type -> vrrpkit.v1.DumpResponse
+	69, // [69:81] is the sub-list for method output_type
+	57, // [57:69] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_control_proto_init() }
@@ -3605,18 +3761,18 @@ func file_vrrpkit_v1_control_proto_init() {
 	}
 	file_vrrpkit_v1_config_proto_init()
 	file_vrrpkit_v1_lvs_proto_init()
-	file_vrrpkit_v1_control_proto_msgTypes[13].OneofWrappers = []any{
+	file_vrrpkit_v1_control_proto_msgTypes[15].OneofWrappers = []any{
 		(*HealthEvent_Snapshot)(nil),
 		(*HealthEvent_Result)(nil),
 	}
-	file_vrrpkit_v1_control_proto_msgTypes[15].OneofWrappers = []any{}
-	file_vrrpkit_v1_control_proto_msgTypes[21].OneofWrappers = []any{
+	file_vrrpkit_v1_control_proto_msgTypes[17].OneofWrappers = []any{}
+	file_vrrpkit_v1_control_proto_msgTypes[23].OneofWrappers = []any{
 		(*VrrpEvent_Snapshot)(nil),
 		(*VrrpEvent_Transition)(nil),
 		(*VrrpEvent_Address)(nil),
 		(*VrrpEvent_LowerPriorityMaster)(nil),
 	}
-	file_vrrpkit_v1_control_proto_msgTypes[36].OneofWrappers = []any{
+	file_vrrpkit_v1_control_proto_msgTypes[38].OneofWrappers = []any{
 		(*WatchEvent_Vrrp)(nil),
 		(*WatchEvent_Health)(nil),
 		(*WatchEvent_Reload)(nil),
@@ -3626,8 +3782,8 @@ func file_vrrpkit_v1_control_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_control_proto_rawDesc), len(file_vrrpkit_v1_control_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   37,
+			NumEnums:      3,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

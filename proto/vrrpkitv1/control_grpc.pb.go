@@ -567,6 +567,7 @@ const (
 	Supervisor_Reload_FullMethodName = "/vrrpkit.v1.Supervisor/Reload"
 	Supervisor_Watch_FullMethodName  = "/vrrpkit.v1.Supervisor/Watch"
 	Supervisor_Ipvs_FullMethodName   = "/vrrpkit.v1.Supervisor/Ipvs"
+	Supervisor_Dump_FullMethodName   = "/vrrpkit.v1.Supervisor/Dump"
 )
 
 // SupervisorClient is the client API for Supervisor service.
@@ -592,6 +593,11 @@ type SupervisorClient interface {
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
 	// Ipvs relays Vrrpd.Ipvs (vrrpctl ipvs).
 	Ipvs(ctx context.Context, in *IpvsRequest, opts ...grpc.CallOption) (*IpvsResponse, error)
+	// Dump renders the text keepalived writes to /tmp/keepalived.data on
+	// SIGUSR1 or /tmp/keepalived.stats on SIGUSR2 (pkg/kadump), from the
+	// same status data; vrrpctl dump / vrrpctl stats print it. Open to the
+	// status group.
+	Dump(ctx context.Context, in *DumpRequest, opts ...grpc.CallOption) (*DumpResponse, error)
 }
 
 type supervisorClient struct {
@@ -651,6 +657,16 @@ func (c *supervisorClient) Ipvs(ctx context.Context, in *IpvsRequest, opts ...gr
 	return out, nil
 }
 
+func (c *supervisorClient) Dump(ctx context.Context, in *DumpRequest, opts ...grpc.CallOption) (*DumpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DumpResponse)
+	err := c.cc.Invoke(ctx, Supervisor_Dump_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SupervisorServer is the server API for Supervisor service.
 // All implementations must embed UnimplementedSupervisorServer
 // for forward compatibility.
@@ -674,6 +690,11 @@ type SupervisorServer interface {
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
 	// Ipvs relays Vrrpd.Ipvs (vrrpctl ipvs).
 	Ipvs(context.Context, *IpvsRequest) (*IpvsResponse, error)
+	// Dump renders the text keepalived writes to /tmp/keepalived.data on
+	// SIGUSR1 or /tmp/keepalived.stats on SIGUSR2 (pkg/kadump), from the
+	// same status data; vrrpctl dump / vrrpctl stats print it. Open to the
+	// status group.
+	Dump(context.Context, *DumpRequest) (*DumpResponse, error)
 	mustEmbedUnimplementedSupervisorServer()
 }
 
@@ -695,6 +716,9 @@ func (UnimplementedSupervisorServer) Watch(*WatchRequest, grpc.ServerStreamingSe
 }
 func (UnimplementedSupervisorServer) Ipvs(context.Context, *IpvsRequest) (*IpvsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ipvs not implemented")
+}
+func (UnimplementedSupervisorServer) Dump(context.Context, *DumpRequest) (*DumpResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Dump not implemented")
 }
 func (UnimplementedSupervisorServer) mustEmbedUnimplementedSupervisorServer() {}
 func (UnimplementedSupervisorServer) testEmbeddedByValue()                    {}
@@ -782,6 +806,24 @@ func _Supervisor_Ipvs_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Supervisor_Dump_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DumpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupervisorServer).Dump(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Supervisor_Dump_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupervisorServer).Dump(ctx, req.(*DumpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Supervisor_ServiceDesc is the grpc.ServiceDesc for Supervisor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -800,6 +842,10 @@ var Supervisor_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Ipvs",
 			Handler:    _Supervisor_Ipvs_Handler,
+		},
+		{
+			MethodName: "Dump",
+			Handler:    _Supervisor_Dump_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
