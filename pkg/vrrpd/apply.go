@@ -107,7 +107,8 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	e.generation = snap.GetGeneration()
 	e.applyNoAcceptLocked(snap) // noaccept.go
 	e.rebuildTrackingLocked(snap)
-	e.applyLVSLocked(snap) // lvs.go
+	e.applyLVSSyncLocked(snap) // lvs_sync.go: lvs_flush before the first service
+	e.applyLVSLocked(snap)     // lvs.go
 	var starting []*instance
 	for _, in := range order {
 		if in.m.State() == vrrp.StateInitialize {

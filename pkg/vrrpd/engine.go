@@ -61,6 +61,9 @@ type Options struct {
 	Routes    Routes          // virtual routes and rules (routes.go)
 	Firewall  FirewallFactory // no_accept; nil: nftables, none with substitute Addresses (noaccept.go)
 	LVS       LVSOpener       // IPVS; nil: lvs.OpenKernel, none with substitute Addresses (lvs.go)
+	// LVSGlobals: the IPVS sync daemon, timeouts and flushes; nil:
+	// lvs.OpenGlobals, none with substitute LVS or Addresses (lvs_sync.go).
+	LVSGlobals LVSGlobalsOpener
 }
 
 // Engine runs the VRRP instances. All instance state is guarded by mu:
@@ -113,6 +116,8 @@ type Engine struct {
 	statics staticSet // statics.go: static_ipaddress/_routes/_rules; guarded by mu
 
 	lvs lvsRun // lvs.go: IPVS
+
+	lvsSync lvsSyncRun // lvs_sync.go: IPVS sync daemon, timeouts, flushes
 }
 
 type sockKey struct {
@@ -183,6 +188,7 @@ func New(o Options) *Engine {
 	e.initVMACRoutes(o) // routes.go
 	e.initNoAccept(o)   // noaccept.go
 	e.initLVS(o)        // lvs.go
+	e.initLVSSync(o)    // lvs_sync.go
 	return e
 }
 
@@ -469,6 +475,7 @@ func (e *Engine) transition(in *instance, a vrrp.Action, now time.Time) {
 		reason = transitionReason(a, in)
 	}
 	in.reason = ""
+	e.lvsSyncTransitionLocked(in, a.To) // lvs_sync.go: the sync daemon follows its instance
 	e.log.Info("state change", "instance", in.name(), "from", a.From.String(), "to", a.To.String(),
 		"priority", in.m.Priority(), "reason", reason)
 	e.publishLocked(now, &pb.VrrpEvent{Event: &pb.VrrpEvent_Transition{Transition: &pb.StateTransition{
@@ -894,7 +901,8 @@ func (e *Engine) shutdown() {
 		sub.closeLocked()
 	}
 	stop := e.watchStop
-	stopLVS := e.stopLVSLocked() // lvs.go: its worker removes what vrrpkit owns
+	stopLVS := e.stopLVSLocked()      // lvs.go: its worker removes what vrrpkit owns
+	stopSync := e.stopLVSSyncLocked() // lvs_sync.go: stops the sync daemon, restores timeouts
 	e.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -902,5 +910,9 @@ func (e *Engine) shutdown() {
 	if stopLVS != nil {
 		stopLVS()
 	}
+	if stopSync != nil {
+		stopSync()
+	}
 	e.wg.Wait()
+	e.flushLVSAtStop() // lvs_sync.go: lvs_flush_on_stop, after lvs.go's worker ended
 }
