@@ -19,6 +19,13 @@ import (
 // one; when the master's supervisor stops (SIGTERM), the other director
 // becomes MASTER and its daemon master, and the stopped director's daemon
 // is gone.
+//
+// Along the way, the other IPVS globals and ha_suspend: d1 sets
+// lvs_timeouts (restored at its stop) and lvs_flush_on_stop (a service
+// someone else made is gone after its stop); d2 has lvs_flush (such a
+// service is gone once it starts); the virtual server on the VIP has
+// ha_suspend, so its checker runs on d1 (master) and not on d2 until d2
+// holds the VIP.
 func TestLVSSyncDaemonVM(t *testing.T) {
 	if bins.skip != "" {
 		t.Skipf("interop: vrrpkit binaries: %s", bins.skip)
@@ -32,10 +39,11 @@ func TestLVSSyncDaemonVM(t *testing.T) {
 		}
 	}
 	begin := time.Now()
-	conf := func(prio int) []byte {
+	conf := func(prio int, globals string) []byte {
 		return []byte(fmt.Sprintf(`
 global_defs {
     lvs_sync_daemon eth0 VI_1 id 7
+%s
 }
 vrrp_instance VI_1 {
     state BACKUP
@@ -47,22 +55,35 @@ vrrp_instance VI_1 {
         10.10.0.100/24
     }
 }
-`, prio))
+virtual_server 10.10.0.100 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    ha_suspend
+    real_server 10.10.0.50 80 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+}
+`, globals, prio))
 	}
 	vm := vmlab.Boot(t, vmlab.Options{
-		Modules:      []string{"ip_vs", "veth"},
+		Modules:      []string{"ip_vs_rr", "veth"},
 		HostPrograms: []string{"ip", "ipvsadm"},
 		Binaries:     map[string]string{"/usr/local/sbin/supervisor": bins.supervisor},
 		Files: map[string][]byte{
-			"/etc/keepalived/d1.conf": conf(150),
-			"/etc/keepalived/d2.conf": conf(100),
+			"/etc/keepalived/d1.conf": conf(150, "    lvs_timeouts tcp 7200 udp 60\n    lvs_flush_on_stop"),
+			"/etc/keepalived/d2.conf": conf(100, "    lvs_flush"),
 		},
 	})
 	vm.Sh(`
 ip netns add d1; ip netns add d2
 ip link add eth0 netns d1 type veth peer name eth0 netns d2
 ip -n d1 addr add 10.10.0.1/24 dev eth0; ip -n d2 addr add 10.10.0.2/24 dev eth0
-for n in d1 d2; do ip -n $n link set lo up; ip -n $n link set eth0 up; done
+for n in d1 d2; do ip -n $n link set lo up; ip -n $n link set eth0 up
+  ip netns exec $n ipvsadm -A -u 198.51.100.1:53 -s rr; done
 `)
 	// exec keeps the shell's pid through ip netns exec, so the pid file
 	// names the supervisor itself, for a SIGTERM rather than the kill of
@@ -70,20 +91,18 @@ for n in d1 d2; do ip -n $n link set lo up; ip -n $n link set eth0 up; done
 	// ip applet unless given the path.
 	start := func(n string) *vmlab.Proc {
 		return vm.Start(vmlab.Cmd{Argv: []string{"/bin/sh", "-c",
-			fmt.Sprintf("echo $$ > /run/%[1]s.pid; exec /usr/sbin/ip netns exec %[1]s /usr/local/sbin/supervisor -f /etc/keepalived/%[1]s.conf --run-dir /run/vk-%[1]s", n)}})
+			fmt.Sprintf("echo $$ > /run/%[1]s.pid; exec /usr/sbin/ip netns exec %[1]s /usr/local/sbin/supervisor -f /etc/keepalived/%[1]s.conf --run-dir /run/vk-%[1]s 2>/run/%[1]s.log", n)}})
 	}
 	report := func(n string, p *vmlab.Proc) {
 		t.Cleanup(func() {
 			r := p.Stop()
 			if t.Failed() && r != nil {
-				t.Logf("%s: supervisor exit %d %s\nstdout:\n%s\nstderr:\n%s", n, r.Exit, r.Signal, r.Stdout, r.Stderr)
+				t.Logf("%s: supervisor exit %d %s\nstdout:\n%s\nstderr:\n%s", n, r.Exit, r.Signal, r.Stdout, vm.MustRun("cat", "/run/"+n+".log"))
 			}
 		})
 	}
 	sup1 := start("d1")
 	report("d1", sup1)
-	sup2 := start("d2")
-	report("d2", sup2)
 
 	daemons := func(n string) string {
 		t.Helper()
@@ -94,6 +113,14 @@ for n in d1 d2; do ip -n $n link set lo up; ip -n $n link set eth0 up; done
 			t.Fatalf("%s: ipvsadm -L --daemon: %v %v", n, err, r)
 		}
 		return strings.TrimSpace(string(r.Stdout))
+	}
+	ipvs := func(n string, args ...string) string {
+		t.Helper()
+		return vm.MustRun(append([]string{"ip", "netns", "exec", n, "ipvsadm"}, args...)...)
+	}
+	foreign := func(n string) bool { return strings.Contains(ipvs(n, "-Ln"), "198.51.100.1:53") }
+	activated := func(n string) bool {
+		return strings.Contains(vm.MustRun("cat", "/run/"+n+".log"), "Activating healthchecker")
 	}
 	hasVIP := func(n string) bool {
 		t.Helper()
@@ -114,14 +141,35 @@ for n in d1 d2; do ip -n $n link set lo up; ip -n $n link set eth0 up; done
 		return time.Since(s)
 	}
 
-	// d1 (priority 150) becomes master after its down timer; d2 stays backup.
-	d := waitFor("d1 master with a master sync daemon, d2 a backup one", 30*time.Second, func() bool {
-		return hasVIP("d1") && daemons("d1") == master && daemons("d2") == backup
+	// d1 becomes master after its down timer, and only then d2 starts: two
+	// directors started together may elect d2 first (d1 preempts it later),
+	// which would run d2's ha_suspend checker.
+	d := waitFor("d1 master with a master sync daemon", 30*time.Second, func() bool {
+		return hasVIP("d1") && daemons("d1") == master
 	})
-	t.Logf("d1 master, its sync daemon master, d2's backup: %v after the supervisors started\nd1: %s\nd2: %s",
-		d.Round(time.Millisecond), daemons("d1"), daemons("d2"))
+	t.Logf("d1 master, its sync daemon master: %v after its supervisor started\nd1: %s", d.Round(time.Millisecond), daemons("d1"))
+	sup2 := start("d2")
+	report("d2", sup2)
+	d = waitFor("d2 backup with a backup sync daemon", 30*time.Second, func() bool { return daemons("d2") == backup })
+	t.Logf("d2's sync daemon backup: %v after its supervisor started\nd2: %s", d.Round(time.Millisecond), daemons("d2"))
 	if hasVIP("d2") {
 		t.Fatal("both directors hold the VIP")
+	}
+	if got := ipvs("d1", "-L", "--timeout"); !strings.Contains(got, "Timeout (tcp tcpfin udp): 7200 120 60") {
+		t.Errorf("d1's IPVS timeouts: %q, want lvs_timeouts tcp 7200 udp 60 (tcpfin unchanged)", got)
+	}
+	if !foreign("d1") {
+		t.Error("d1 removed a service it does not own without lvs_flush")
+	}
+	if foreign("d2") {
+		t.Error("d2 kept a left-over service despite lvs_flush")
+	}
+	waitFor("d2 programs its own virtual server after the flush", 10*time.Second, func() bool {
+		return strings.Contains(ipvs("d2", "-Ln"), "10.10.0.100:80")
+	})
+	waitFor("d1's ha_suspend checker active (d1 holds the VIP)", 10*time.Second, func() bool { return activated("d1") })
+	if activated("d2") {
+		t.Error("d2's ha_suspend checker ran while d2 does not hold the VIP")
 	}
 
 	// Stop d1's supervisor gracefully: it steps down (priority 0), stops
@@ -146,6 +194,13 @@ for n in d1 d2; do ip -n $n link set lo up; ip -n $n link set eth0 up; done
 	if got := daemons("d1"); got != "" {
 		t.Errorf("d1 still runs a sync daemon after its supervisor stopped: %q", got)
 	}
+	if got := ipvs("d1", "-L", "--timeout"); !strings.Contains(got, "Timeout (tcp tcpfin udp): 900 120 300") {
+		t.Errorf("d1's IPVS timeouts after its stop: %q, want the kernel's 900 120 300 back", got)
+	}
+	if got := ipvs("d1", "-Ln"); strings.Contains(got, "TCP") || strings.Contains(got, "UDP") {
+		t.Errorf("d1's IPVS table after its stop with lvs_flush_on_stop:\n%s", got)
+	}
+	waitFor("d2's ha_suspend checker active once d2 holds the VIP", 10*time.Second, func() bool { return activated("d2") })
 	if hasVIP("d1") {
 		t.Error("d1 kept the VIP after its supervisor stopped")
 	}

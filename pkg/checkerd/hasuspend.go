@@ -275,7 +275,11 @@ func (n netlinkAddrs) watchOnce(ctx context.Context, reset func(), fn func(hostA
 	done := make(chan struct{})
 	defer close(done)
 	err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
-		ErrorCallback: func(err error) { n.log.Warn("ha_suspend: address watch", "err", err) },
+		ErrorCallback: func(err error) {
+			if ctx.Err() == nil { // closing the subscription at stop fails its read
+				n.log.Warn("ha_suspend: address watch", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		n.log.Error("ha_suspend: subscribing to address changes", "err", err)
