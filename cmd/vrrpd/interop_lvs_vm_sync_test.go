@@ -61,7 +61,7 @@ virtual_server 10.10.0.100 80 {
     lb_kind NAT
     protocol TCP
     ha_suspend
-    real_server 10.10.0.50 80 {
+    real_server 10.10.0.2 8080 {
         TCP_CHECK {
             connect_timeout 1
         }
@@ -71,6 +71,7 @@ virtual_server 10.10.0.100 80 {
 	}
 	vm := vmlab.Boot(t, vmlab.Options{
 		Modules:      []string{"ip_vs_rr", "veth"},
+		Sysctls:      map[string]string{"net.ipv4.ip_forward": "1"},
 		HostPrograms: []string{"ip", "ipvsadm"},
 		Binaries:     map[string]string{"/usr/local/sbin/supervisor": bins.supervisor},
 		Files: map[string][]byte{
@@ -84,7 +85,19 @@ ip link add eth0 netns d1 type veth peer name eth0 netns d2
 ip -n d1 addr add 10.10.0.1/24 dev eth0; ip -n d2 addr add 10.10.0.2/24 dev eth0
 for n in d1 d2; do ip -n $n link set lo up; ip -n $n link set eth0 up
   ip netns exec $n ipvsadm -A -u 198.51.100.1:53 -s rr; done
+# A client behind d1, and the real server on d2 (10.10.0.2:8080), whose
+# replies go back through d1 for NAT.
+ip netns add c
+ip link add eth1 netns d1 type veth peer name eth0 netns c
+ip -n d1 addr add 10.20.0.1/24 dev eth1; ip -n d1 link set eth1 up
+ip -n c addr add 10.20.0.2/24 dev eth0; ip -n c link set lo up; ip -n c link set eth0 up
+ip -n c route add default via 10.20.0.1
+ip -n d2 route add 10.20.0.0/24 via 10.10.0.1
+ip netns exec d1 sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+mkdir -p /srv/rs; echo synced > /srv/rs/index.html
 `)
+	rs := vm.Start(vmlab.Cmd{Argv: []string{"/usr/sbin/ip", "netns", "exec", "d2", "httpd", "-f", "-p", "10.10.0.2:8080", "-h", "/srv/rs"}})
+	t.Cleanup(func() { rs.Stop() })
 	// exec keeps the shell's pid through ip netns exec, so the pid file
 	// names the supervisor itself, for a SIGTERM rather than the kill of
 	// the process group that stopping a vmlab.Proc is. busybox sh runs its own
@@ -171,6 +184,21 @@ for n in d1 d2; do ip -n $n link set lo up; ip -n $n link set eth0 up
 	if activated("d2") {
 		t.Error("d2's ha_suspend checker ran while d2 does not hold the VIP")
 	}
+
+	// What the sync daemon is for: a connection through d1 appears in d2's
+	// connection table.
+	waitFor("d1 has the real server (its checker found it up)", 15*time.Second, func() bool {
+		return strings.Contains(ipvs("d1", "-Ln"), "-> 10.10.0.2:8080")
+	})
+	got := vm.Sh(`printf 'GET /index.html HTTP/1.0\r\n\r\n' | ip netns exec c nc 10.10.0.100 80`)
+	if !strings.Contains(got, "synced") {
+		t.Fatalf("the client's request through d1 got %q", got)
+	}
+	d = waitFor("d2 has the connection synced from d1", 10*time.Second, func() bool {
+		c := ipvs("d2", "-Lnc")
+		return strings.Contains(c, "10.20.0.2:") && strings.Contains(c, "10.10.0.100:80") && strings.Contains(c, "10.10.0.2:8080")
+	})
+	t.Logf("the client's connection through d1 is in d2's table %v after it closed:\n%s", d.Round(time.Millisecond), ipvs("d2", "-Lnc"))
 
 	// Stop d1's supervisor gracefully: it steps down (priority 0), stops
 	// its sync daemon, and d2 takes over with a master daemon.
