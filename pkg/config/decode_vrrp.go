@@ -226,7 +226,13 @@ func lvsFlushOnStop(dc *decoder, n *Node, g *GlobalDefs) {
 // than run without the daemon the file asks for.
 func (dc *decoder) validateLVSSyncDaemon() {
 	s := dc.cfg.GlobalDefs.LVSSyncDaemon
-	if s == nil || s.Instance == "" {
+	if s == nil {
+		return
+	}
+	// The kernel refuses a daemon on a missing interface (ip_vs_sync.c
+	// start_sync_thread: ENODEV).
+	dc.checkInterface(s.Pos, s.Interface, "lvs_sync_daemon interface")
+	if s.Instance == "" {
 		return
 	}
 	for _, v := range dc.cfg.VRRPInstances {
