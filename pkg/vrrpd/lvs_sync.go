@@ -143,7 +143,6 @@ func (e *Engine) applyLVSSyncLocked(snap *pb.ConfigSnapshot) {
 	if l.cfg.GetInterface() == "" {
 		l.cfg = nil
 	}
-	l.want.configured = l.cfg != nil
 	l.want.seq = l.applies
 	l.want.timeouts, l.want.hasTO = lvs.Timeouts{}, false
 	if t := gd.GetLvsTimeouts(); t != nil {
@@ -162,6 +161,7 @@ func (e *Engine) applyLVSSyncLocked(snap *pb.ConfigSnapshot) {
 			state = in.m.State()
 		}
 	}
+	l.want.configured = l.cfg != nil
 	e.wantSyncLocked(state)
 }
 
@@ -298,9 +298,8 @@ func (e *Engine) lvsSyncConverge(w syncWant) {
 	if !e.globals() {
 		return
 	}
-	if w.seq != l.doneSeq {
+	if w.seq != l.doneSeq && e.lvsSetTimeouts(w) {
 		l.doneSeq = w.seq
-		e.lvsSetTimeouts(w)
 	}
 	if !w.configured && len(l.owned) == 0 {
 		return
@@ -353,17 +352,18 @@ func (e *Engine) lvsSyncConverge(w syncWant) {
 }
 
 // lvsSetTimeouts sets lvs_timeouts, an unset one to its original value, or
-// restores all three when lvs_timeouts is gone.
-func (e *Engine) lvsSetTimeouts(w syncWant) {
+// restores all three when lvs_timeouts is gone. false: it failed (logged),
+// to be tried again at the next tick.
+func (e *Engine) lvsSetTimeouts(w syncWant) bool {
 	l := &e.lvsSync
 	if !w.hasTO && !l.toSet {
-		return
+		return true
 	}
 	if l.orig == nil {
 		t, err := l.g.Timeouts()
 		if err != nil {
 			e.log.Error("lvs_timeouts: reading the kernel's", "err", err)
-			return
+			return false
 		}
 		l.orig = &t
 	}
@@ -373,10 +373,11 @@ func (e *Engine) lvsSetTimeouts(w syncWant) {
 	}
 	if err := l.g.SetTimeouts(t); err != nil {
 		e.log.Error("lvs_timeouts", "err", err)
-		return
+		return false
 	}
 	l.toSet = w.hasTO
 	e.log.Info("IPVS timeouts set", "tcp", t.TCP, "tcpfin", t.TCPFin, "udp", t.UDP)
+	return true
 }
 
 func mergeTimeouts(set, orig lvs.Timeouts) lvs.Timeouts {

@@ -284,3 +284,18 @@ func TestLVSTimeoutsAndFlushes(t *testing.T) {
 		t.Fatalf("at stop: ops %q, want the timeouts restored and the whole table (2 services) flushed", ops)
 	}
 }
+
+// TestLVSSyncUnknownInstance: a snapshot whose lvs_sync_daemon names no
+// instance of it (config refuses that) starts nothing and stops nothing.
+func TestLVSSyncUnknownInstance(t *testing.T) {
+	g := newFakeGlobals(nil)
+	g.StartSyncDaemon(lvs.SyncDaemon{State: lvs.SyncMaster, Interface: "eth9", SyncID: 3}) // someone else's
+	n := len(g.opsCopy())
+	r, logs := newSyncRig(t, g, newFakeIPVS())
+	r.apply(t, syncSnap(1, &pb.LvsSyncDaemon{Interface: "eth1", Instance: "VI_X", SyncId: 1}, vi1()))
+	eventually(t, "the error logged", func() bool { return strings.Contains(logs.String(), "follows an instance that does not exist") })
+	r.stop()
+	if ops := g.opsCopy()[n:]; len(ops) != 0 {
+		t.Fatalf("ops %q, want none", ops)
+	}
+}
