@@ -159,6 +159,13 @@ func (e *Engine) applyLVSSyncLocked(snap *pb.ConfigSnapshot) {
 			l.cfg = nil
 		} else {
 			state = in.m.State()
+			if c := in.m.Config(); state == vrrp.StateInitialize && (c.StartAsMaster || c.Priority == 255) {
+				// It goes to MASTER at its Startup, later in this apply: a
+				// vrrpd resuming after a crash keeps the master daemon it
+				// finds instead of stopping it for a moment, and an owner
+				// starts master at once (vrrp_scheduler.c vrrp_init_state).
+				state = vrrp.StateMaster
+			}
 		}
 	}
 	l.want.configured = l.cfg != nil

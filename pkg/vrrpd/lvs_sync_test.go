@@ -238,6 +238,30 @@ func TestLVSSyncNoInstanceAndAdopt(t *testing.T) {
 	}
 	r2.stop()
 	waitDaemons(t, g, "")
+
+	// A vrrpd that died as master: the next one resumes as master
+	// (resume_master) and keeps the master daemon running throughout.
+	g.StartSyncDaemon(lvs.SyncDaemon{State: lvs.SyncMaster, Interface: "eth1", SyncID: 51})
+	n = len(g.opsCopy())
+	r3, _ := newSyncRig(t, g, newFakeIPVS())
+	r3.addrs.held[netip.MustParsePrefix(vip)] = true // its VIP is still there
+	snap := syncSnap(1, &pb.LvsSyncDaemon{Interface: "eth1", Instance: "VI_1", SyncId: 51}, vi1())
+	snap.ResumeMaster = []string{"VI_1"}
+	g.mu.Lock()
+	listed = g.listings
+	g.mu.Unlock()
+	r3.apply(t, snap)
+	if st := r3.instance(t, "VI_1"); st.GetState() != pb.VrrpState_VRRP_STATE_MASTER {
+		t.Fatalf("not resumed as master: %v", st.GetState())
+	}
+	eventually(t, "the worker's first pass", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.listings > listed
+	})
+	if ops := g.opsCopy()[n:]; len(ops) != 0 {
+		t.Fatalf("resume: ops %q, want the running master adopted", ops)
+	}
 }
 
 // TestLVSTimeoutsAndFlushes: lvs_timeouts set per apply, unset ones kept at
