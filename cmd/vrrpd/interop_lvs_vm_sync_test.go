@@ -200,6 +200,37 @@ mkdir -p /srv/rs; echo synced > /srv/rs/index.html
 	})
 	t.Logf("the client's connection through d1 is in d2's table %v after it closed:\n%s", d.Round(time.Millisecond), ipvs("d2", "-Lnc"))
 
+	// A vrrpd crash on the master: the supervisor restarts it, it resumes
+	// as master, and finds and keeps the master sync daemon (design.md,
+	// flow 5: a vrrpd crash changes nothing in the kernel).
+	logOf := func(n string) string { return vm.MustRun("cat", "/run/"+n+".log") }
+	syncLines := func() int {
+		l := logOf("d1")
+		return strings.Count(l, "IPVS sync daemon started") + strings.Count(l, "IPVS sync daemon stopped")
+	}
+	before, applied := syncLines(), strings.Count(logOf("d1"), "configuration applied")
+	vrrpdPid := strings.TrimSpace(vm.Sh(`ns=$(readlink /proc/$(cat /run/d1.pid)/ns/net)
+for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = vrrpd ] && [ "$(readlink $p/ns/net)" = "$ns" ] && echo ${p#/proc/}; done; true`))
+	if vrrpdPid == "" || strings.Contains(vrrpdPid, "\n") {
+		t.Fatalf("want one vrrpd in d1, found pids %q", vrrpdPid)
+	}
+	vm.MustRun("kill", "-9", vrrpdPid)
+	killed := time.Now()
+	d = waitFor("d1's restarted vrrpd applied its configuration", 20*time.Second, func() bool {
+		if got := daemons("d1"); got != master {
+			t.Fatalf("%v after kill -9 of d1's vrrpd: d1 runs %q, want the master daemon throughout",
+				time.Since(killed).Round(time.Millisecond), got)
+		}
+		return strings.Count(logOf("d1"), "configuration applied") > applied
+	})
+	if got := daemons("d1"); got != master || !hasVIP("d1") {
+		t.Fatalf("after d1's vrrpd restarted: daemons %q, VIP %v", got, hasVIP("d1"))
+	}
+	if n := syncLines(); n != before {
+		t.Errorf("d1's restarted vrrpd started or stopped a sync daemon (%d lines, %d before):\n%s", n, before, logOf("d1"))
+	}
+	t.Logf("kill -9 of d1's vrrpd (pid %s): restarted and applied %v later, the master sync daemon kept throughout", vrrpdPid, d.Round(time.Millisecond))
+
 	// Stop d1's supervisor gracefully: it steps down (priority 0), stops
 	// its sync daemon, and d2 takes over with a master daemon.
 	pid := strings.TrimSpace(vm.MustRun("cat", "/run/d1.pid"))

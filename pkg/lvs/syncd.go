@@ -138,6 +138,11 @@ type Timeouts struct {
 	TCP, TCPFin, UDP time.Duration
 }
 
+// DefaultTimeouts are the kernel's own (ip_vs_proto_tcp.c tcp_timeouts
+// ESTABLISHED and FIN_WAIT, ip_vs_proto_udp.c udp_timeouts NORMAL), what a
+// fresh network namespace runs with.
+var DefaultTimeouts = Timeouts{TCP: 15 * time.Minute, TCPFin: 2 * time.Minute, UDP: 5 * time.Minute}
+
 // Globals is the IPVS state besides the services and their destinations.
 type Globals interface {
 	SyncDaemons() ([]SyncDaemon, error)

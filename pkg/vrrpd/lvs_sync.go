@@ -33,7 +33,9 @@ package vrrpd
 // values from before the first change are kept, an unset timeout gets its
 // original value back, and all three are restored when a reload drops
 // lvs_timeouts and at stop (check/libipvs.c ipvs_set_timeout,
-// ipvswrapper.c ipvs_stop).
+// ipvswrapper.c ipvs_stop). A vrrpd restarted after a crash finds the
+// configured values already set and restores the kernel's defaults for
+// them (originalTimeouts).
 //
 // lvs_flush empties the table once, at the first apply, before lvs.go's
 // worker programs the first service (check/check_daemon.c: "Remove any
@@ -373,6 +375,9 @@ func (e *Engine) lvsSetTimeouts(w syncWant) bool {
 			return false
 		}
 		l.orig = &t
+		if w.hasTO {
+			l.orig = ptr(originalTimeouts(t, w.timeouts))
+		}
 	}
 	t := *l.orig
 	if w.hasTO {
@@ -386,6 +391,27 @@ func (e *Engine) lvsSetTimeouts(w syncWant) bool {
 	e.log.Info("IPVS timeouts set", "tcp", t.TCP, "tcpfin", t.TCPFin, "udp", t.UDP)
 	return true
 }
+
+// originalTimeouts is what to restore at stop, from the kernel's values
+// before the first change. A value that already is the configured one was
+// most likely set by a vrrpd that died (a crash runs no restore): the
+// kernel's default stands in for it, rather than keeping the configured
+// value past vrrpkit's stop. (keepalived's respawned checker takes such a
+// value as the original.)
+func originalTimeouts(kernel, set lvs.Timeouts) lvs.Timeouts {
+	if set.TCP != 0 && kernel.TCP == set.TCP {
+		kernel.TCP = lvs.DefaultTimeouts.TCP
+	}
+	if set.TCPFin != 0 && kernel.TCPFin == set.TCPFin {
+		kernel.TCPFin = lvs.DefaultTimeouts.TCPFin
+	}
+	if set.UDP != 0 && kernel.UDP == set.UDP {
+		kernel.UDP = lvs.DefaultTimeouts.UDP
+	}
+	return kernel
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func mergeTimeouts(set, orig lvs.Timeouts) lvs.Timeouts {
 	if set.TCP == 0 {

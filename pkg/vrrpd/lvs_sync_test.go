@@ -323,3 +323,20 @@ func TestLVSSyncUnknownInstance(t *testing.T) {
 		t.Fatalf("ops %q, want none", ops)
 	}
 }
+
+// TestLVSTimeoutsAfterCrash: a vrrpd that finds lvs_timeouts' values
+// already set (its predecessor died before restoring them) restores the
+// kernel's defaults for them at stop, and the other values as they were.
+func TestLVSTimeoutsAfterCrash(t *testing.T) {
+	g := newFakeGlobals(nil)
+	g.timeouts = lvs.Timeouts{TCP: 7200 * time.Second, TCPFin: 100 * time.Second, UDP: 30 * time.Second}
+	r, _ := newSyncRig(t, g, newFakeIPVS())
+	s := snapshot(1)
+	s.Global = &pb.GlobalDefs{LvsTimeouts: &pb.LvsTimeouts{Tcp: durationpb.New(7200 * time.Second), Udp: durationpb.New(30 * time.Second)}}
+	r.apply(t, s)
+	eventually(t, "timeouts set", func() bool { return len(g.opsCopy()) == 1 })
+	r.stop()
+	if ops := g.opsCopy(); !slices.Equal(ops, []string{"timeouts 2h0m0s 1m40s 30s", "timeouts 15m0s 1m40s 5m0s"}) {
+		t.Fatalf("ops %q", ops)
+	}
+}
