@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/mdlayher/genetlink"
@@ -156,34 +157,67 @@ type Globals interface {
 	Close() error
 }
 
-// genlGlobals is Globals over the IPVS generic netlink family.
+// genlGlobals is Globals over the IPVS generic netlink family. Not safe
+// for concurrent use.
 type genlGlobals struct {
-	c      *genetlink.Conn
+	c      *genetlink.Conn // nil after a timeout: redialled on next use
 	family uint16
 }
+
+// globalsTimeout bounds one request. Stopping a sync daemon waits for its
+// kernel threads; once in several runs under qemu TCG a backup's stop never
+// answered, and vrrpd must still be able to stop.
+const globalsTimeout = 10 * time.Second
 
 // OpenGlobals connects to the kernel's IPVS generic netlink family (needs
 // CAP_NET_ADMIN for every change, and the ip_vs module).
 func OpenGlobals() (Globals, error) {
+	g := &genlGlobals{}
+	if err := g.dial(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *genlGlobals) dial() error {
 	c, err := genetlink.Dial(nil)
 	if err != nil {
-		return nil, fmt.Errorf("lvs: opening generic netlink: %w", err)
+		return fmt.Errorf("lvs: opening generic netlink: %w", err)
 	}
 	f, err := c.GetFamily(ipvsGenlName)
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("lvs: IPVS generic netlink family: %w", err)
+		return fmt.Errorf("lvs: IPVS generic netlink family: %w", err)
 	}
-	return &genlGlobals{c: c, family: f.ID}, nil
+	g.c, g.family = c, f.ID
+	return nil
 }
 
-func (g *genlGlobals) Close() error { return g.c.Close() }
+func (g *genlGlobals) Close() error {
+	if g.c == nil {
+		return nil
+	}
+	return g.c.Close()
+}
 
 func (g *genlGlobals) do(what string, cmd uint8, data []byte, flags netlink.HeaderFlags) ([]genetlink.Message, error) {
+	if g.c == nil {
+		if err := g.dial(); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.c.SetDeadline(time.Now().Add(globalsTimeout)); err != nil {
+		return nil, fmt.Errorf("lvs: %s: %w", what, err)
+	}
 	msgs, err := g.c.Execute(genetlink.Message{
 		Header: genetlink.Header{Command: cmd, Version: ipvsGenlVersion},
 		Data:   data,
 	}, g.family, flags)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// A late answer would be read as the next request's: start over.
+		g.c.Close()
+		g.c = nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lvs: %s: %w", what, err)
 	}

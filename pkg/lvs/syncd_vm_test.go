@@ -171,6 +171,20 @@ func TestSyncGuestMasterBackup(t *testing.T) {
 	if err := g.StartSyncDaemon(SyncDaemon{State: SyncMaster, Interface: "nosuch0"}); err == nil {
 		t.Error("a daemon on a missing interface started")
 	}
+
+	// An IPv6 group travels as IPVS_DAEMON_ATTR_MCAST_GROUP6 both ways.
+	b6 := SyncDaemon{State: SyncBackup, Interface: "sync0", SyncID: 9, Group: netip.MustParseAddr("ff02::1:2"), Port: 9001}
+	if err := g.StartSyncDaemon(b6); err != nil {
+		t.Fatal(err)
+	}
+	if ds := daemons(t, g); len(ds) != 1 || !b6.Runs(ds[0]) {
+		t.Fatalf("after starting %v the kernel runs %v", b6, ds)
+	} else {
+		t.Logf("kernel: %v", ds)
+	}
+	if err := g.StopSyncDaemon(SyncBackup); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestSyncGuestTimeoutsFlush: lvs_timeouts changes only what it sets, and
