@@ -7,6 +7,8 @@
 #   r1 ─────┼── bridge (192.0.2.0/24)     VIP 192.0.2.100
 #   r2 ─────┘
 #   r1: vrrpkit (priority 150)   r2: keepalived (priority 100)
+#
+# Then the LVS act (demo/lvs.sh): vrrpkit programming real IPVS in a qemu VM.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -112,4 +114,10 @@ ip netns pids "$p-r1" | xargs -r kill -TERM
 wait_vip r2 && end=$(date +%s%N) && echo "r2 holds the VIP $(((end - start) / 1000000)) ms after SIGTERM (skew time for priority 100 at 1 s: 0.61 s)"
 sleep 0.5
 echo "r1: $(ip -n "$p-r1" -br addr show eth0 2>/dev/null || true)"
-say "done; cleaning up"
+say "failover act done; cleaning up"
+cleanup
+trap - EXIT
+
+# The LVS act runs in a qemu VM of its own (the host kernel's IPVS is not
+# used); it skips, saying why, when qemu or a kernel is missing.
+bash demo/lvs.sh

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
@@ -88,7 +90,51 @@ func (c *control) Status(ctx context.Context, req *pb.SupervisorStatusRequest) (
 				vrrpd.Generation = st.GetGeneration()
 			}
 			resp.Instances = st.GetInstances()
+			resp.VirtualServers = st.GetVirtualServers()
 		}
 	}
 	return resp, nil
+}
+
+// reloadRequest is one Supervisor.Reload call on its way to pushLoop.
+type reloadRequest struct {
+	dryRun bool
+	reply  chan *pb.ReloadResponse
+}
+
+// Reload: as SIGHUP, or only its plan with dry_run.
+func (c *control) Reload(ctx context.Context, req *pb.ReloadRequest) (*pb.ReloadResponse, error) {
+	r := reloadRequest{dryRun: req.GetDryRun(), reply: make(chan *pb.ReloadResponse, 1)}
+	select {
+	case c.d.reloads <- r:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	select {
+	case resp := <-r.reply:
+		return resp, nil
+	case <-ctx.Done():
+		// The reload goes on; only its caller stopped waiting.
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// Ipvs relays vrrpd's reading of the kernel's IPVS table. vrrpd's own
+// error (UNAVAILABLE without IPVS) is passed on as it is.
+func (c *control) Ipvs(ctx context.Context, req *pb.IpvsRequest) (*pb.IpvsResponse, error) {
+	// A dump of thousands of destinations takes a while: the caller's
+	// deadline bounds it, else 10 s.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	conn, err := ipc.Dial(dctx, c.d.dir.Vrrpd(), fastRedial)
+	cancel()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "vrrpd is not reachable at %s: %v", c.d.dir.Vrrpd(), err)
+	}
+	defer conn.Close()
+	return pb.NewVrrpdClient(conn).Ipvs(ctx, req)
 }

@@ -23,8 +23,10 @@ import (
 
 	"github.com/vrrpkit/vrrpkit/pkg/check"
 	"github.com/vrrpkit/vrrpkit/pkg/config"
+	"github.com/vrrpkit/vrrpkit/pkg/fanout"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	"github.com/vrrpkit/vrrpkit/pkg/notify"
+	"github.com/vrrpkit/vrrpkit/pkg/plan"
 	"github.com/vrrpkit/vrrpkit/pkg/resume"
 	"github.com/vrrpkit/vrrpkit/pkg/rundir"
 	"github.com/vrrpkit/vrrpkit/pkg/scriptrun"
@@ -61,6 +63,11 @@ type daemon struct {
 	// checkerStarted: a new checkerd is up: push to it.
 	checkerStarted chan struct{}
 	checker        checkerIdentity // zero with --checkerd none
+	// reloads are Supervisor.Reload calls, served by pushLoop like SIGHUP so
+	// that reloads never overlap.
+	reloads chan reloadRequest
+	// watch feeds vrrpctl watch (watch.go).
+	watch *fanout.Hub[*pb.WatchEvent]
 
 	// children by name (childVrrpd, childCheckerd).
 	children map[string]*childInfo
@@ -152,6 +159,8 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	now := time.Now()
 	d := &daemon{
 		log: log, opts: o, dir: dir, gen: 1, started: make(chan struct{}, 1), checkerStarted: make(chan struct{}, 1),
+		reloads:   make(chan reloadRequest),
+		watch:     fanout.New[*pb.WatchEvent](watchBuffer),
 		startedAt: now, loadedAt: now,
 		children: map[string]*childInfo{},
 		notify: func(state string) {
@@ -236,7 +245,13 @@ func serve(ctx context.Context, o *options, cfg *config.Config, log *slog.Logger
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
+	defer d.watch.Close()
 	if o.checkerdPath != "none" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.followHealth(ctx) // watch.go
+		}()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -371,48 +386,75 @@ func (d *daemon) pushLoop(ctx context.Context, hup <-chan struct{}) {
 		case <-d.checkerStarted:
 			d.pushChecker(ctx)
 		case <-hup:
-			d.reload(ctx)
+			d.reload(ctx, false)
+		case r := <-d.reloads:
+			r.reply <- d.reload(ctx, r.dryRun)
 		}
 	}
 }
 
-func (d *daemon) reload(ctx context.Context) {
+// reload re-reads the file and, unless dryRun, applies it as the next
+// generation. A refused file keeps the running generation and is recorded
+// for status; a dry run changes nothing at all, not even that record.
+func (d *daemon) reload(ctx context.Context, dryRun bool) *pb.ReloadResponse {
 	cfg, diags := config.Parse(d.opts.file, config.Options{ConfigID: d.opts.configID, Host: config.OSHost{}})
+	resp := &pb.ReloadResponse{DryRun: dryRun}
 	for _, diag := range diags {
-		d.log.Warn("config", "finding", diag.String())
-	}
-	if diags.HasErrors() || cfg == nil {
-		d.log.Error("reload refused; keeping the running configuration", "generation", d.gen, "errors", len(diags.Errors()))
-		f := &pb.ReloadFailure{At: timestamppb.Now()}
-		for _, e := range diags.Errors() {
-			f.Errors = append(f.Errors, e.String())
+		if !dryRun {
+			d.log.Warn("config", "finding", diag.String())
 		}
+		if diag.Severity == config.Error {
+			resp.Errors = append(resp.Errors, diag.String())
+		} else {
+			resp.Warnings = append(resp.Warnings, diag.String())
+		}
+	}
+	d.mu.Lock()
+	running, gen := d.current, d.gen
+	d.mu.Unlock()
+	resp.Generation = gen
+	if diags.HasErrors() || cfg == nil {
+		if dryRun {
+			return resp
+		}
+		d.log.Error("reload refused; keeping the running configuration", "generation", gen, "errors", len(diags.Errors()))
+		d.publishWatch(&pb.WatchEvent{Event: &pb.WatchEvent_Reload{Reload: resp}})
+		f := &pb.ReloadFailure{At: timestamppb.Now(), Errors: resp.Errors}
 		d.mu.Lock()
 		d.reloadFailure = f
 		d.mu.Unlock()
-		return
+		return resp
+	}
+	if !dryRun {
+		defer func() { d.publishWatch(&pb.WatchEvent{Event: &pb.WatchEvent_Reload{Reload: resp}}) }()
+	}
+	next := snapshot.Build(cfg, d.opts.file, gen+1)
+	resp.Accepted, resp.Generation = true, gen+1
+	resp.Plan = plan.Make(running, next).Proto()
+	if dryRun {
+		return resp
 	}
 	d.mu.Lock()
 	d.reloadFailure = nil
 	d.loadedAt = time.Now()
 	d.gen++
-	d.current = snapshot.Build(cfg, d.opts.file, d.gen)
-	gen := d.gen
+	d.current = next
 	d.mu.Unlock()
-	d.scripts.load(cfg, gen)
+	d.scripts.load(cfg, gen+1)
 	if _, ok := d.children[childCheckerd]; ok {
 		allowCheckerPing(cfg, d.checker.gid, d.log, check.PingGroupRange)
 	}
 	// Before vrrpd hears of the generation: removed instances' notify_deleted
 	// and new instances' scripts follow the new file.
-	if err := d.notifier.Apply(cfg, gen); err != nil {
+	if err := d.notifier.Apply(cfg, gen+1); err != nil {
 		d.log.Error("notify", "err", err)
 	}
-	d.log.Info("reload accepted", "generation", d.gen)
+	d.log.Info("reload accepted", "generation", gen+1)
 	d.push(ctx)
 	if _, ok := d.children[childCheckerd]; ok {
 		d.pushChecker(ctx)
 	}
+	return resp
 }
 
 // push dials vrrpd's socket (it appears shortly after the process starts)
@@ -537,6 +579,9 @@ func (d *daemon) noteApplied(ctx context.Context, run uint64, snap *pb.ConfigSna
 // keeps STATUS= current.
 func (d *daemon) vrrpEvent(ev *pb.VrrpEvent) {
 	d.notifier.Event(ev)
+	if ev.GetSnapshot() == nil {
+		d.publishWatch(&pb.WatchEvent{Event: &pb.WatchEvent_Vrrp{Vrrp: ev}})
+	}
 	switch e := ev.GetEvent().(type) {
 	case *pb.VrrpEvent_Transition:
 		tr := e.Transition

@@ -153,7 +153,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.runDir, "run-dir", rundir.Default, "`directory` of the supervisor's "+rundir.ControlSocket)
 	pf.BoolVar(&g.json, "json", false, "print JSON (README.md, \"vrrpctl status --json\") instead of text")
 	pf.DurationVar(&g.timeout, "timeout", 3*time.Second, "how long to wait for the supervisor")
-	root.AddCommand(statusCmd(g), genhashCmd(), versionCmd())
+	root.AddCommand(statusCmd(g), peersCmd(g), watchCmd(g), reloadCmd(g), ipvsCmd(g), genhashCmd(), versionCmd())
 	return root
 }
 
@@ -206,6 +206,35 @@ func statusCmd(g *globals) *cobra.Command {
 	}
 }
 
+func ipvsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ipvs",
+		Short: "show the kernel's IPVS table with each real server's health",
+		Long: "ipvs prints the kernel's IPVS table as ipvsadm -Ln does, each destination that\n" +
+			"is a configured real or sorry server followed by its health (\"up 3m2s\",\n" +
+			"\"down 12s: <reason>\"); with --json the JSON documented in README.md.",
+		Example: "  vrrpctl ipvs\n" +
+			"  vrrpctl ipvs --json | jq -r '.services[].destinations[] | select(.real_server.healthy == false) | .address'",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var t *pb.IpvsResponse
+			err := callSupervisor(cmd.Context(), rundir.Dir(g.runDir), g.timeout, "ipvs",
+				func(ctx context.Context, c pb.SupervisorClient) (err error) {
+					t, err = c.Ipvs(ctx, &pb.IpvsRequest{})
+					return err
+				})
+			if err != nil {
+				return err
+			}
+			v := ctlview.FromIPVS(t)
+			if g.json {
+				return ctlview.WriteIPVSJSON(cmd.OutOrStdout(), v)
+			}
+			return ctlview.WriteIPVS(cmd.OutOrStdout(), v, time.Now())
+		},
+	}
+}
+
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
@@ -220,9 +249,26 @@ func versionCmd() *cobra.Command {
 
 // fetchStatus asks the supervisor of dir for its status, within timeout.
 func fetchStatus(ctx context.Context, dir rundir.Dir, timeout time.Duration) (*pb.SupervisorStatusResponse, error) {
+	var st *pb.SupervisorStatusResponse
+	err := callSupervisor(ctx, dir, timeout, "status", func(ctx context.Context, c pb.SupervisorClient) (err error) {
+		st, err = c.Status(ctx, &pb.SupervisorStatusRequest{})
+		return err
+	})
+	return st, err
+}
+
+// callSupervisor dials the supervisor of dir and makes one call (what, for
+// messages), within timeout, turning every way it can fail into a message
+// the user can act on.
+func callSupervisor(ctx context.Context, dir rundir.Dir, timeout time.Duration, what string, call func(context.Context, pb.SupervisorClient) error) error {
 	sock := dir.Control()
-	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
-	defer cancelTimeout()
+	// No timeout (0) for a stream that lasts until interrupted: a missing
+	// socket still fails at once, through dial below.
+	if timeout > 0 {
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeout(ctx, timeout)
+		defer cancelTimeout()
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// ipc.Dial waits for the connection until ctx is done, redialling. A
@@ -255,19 +301,18 @@ func fetchStatus(ctx context.Context, dir rundir.Dir, timeout time.Duration) (*p
 	conn, err := ipc.Dial(ctx, sock, grpc.WithContextDialer(dial))
 	if err != nil {
 		if e := explain(err); e != nil {
-			return nil, e
+			return e
 		}
-		return nil, fmt.Errorf("connecting to the supervisor at %s: %w", sock, err)
+		return fmt.Errorf("connecting to the supervisor at %s: %w", sock, err)
 	}
 	defer conn.Close()
-	st, err := pb.NewSupervisorClient(conn).Status(ctx, &pb.SupervisorStatusRequest{})
-	if err != nil {
+	if err := call(ctx, pb.NewSupervisorClient(conn)); err != nil {
 		if e := explain(err); e != nil {
-			return nil, e
+			return e
 		}
-		return nil, fmt.Errorf("status from the supervisor at %s: %s: %s", sock, status.Code(err), status.Convert(err).Message())
+		return fmt.Errorf("%s from the supervisor at %s: %s: %s", what, sock, status.Code(err), status.Convert(err).Message())
 	}
-	return st, nil
+	return nil
 }
 
 // unreachable explains a failed connect(2) to the control socket.

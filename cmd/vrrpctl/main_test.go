@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/vrrpkit/vrrpkit/pkg/ctlview/ctlviewtest"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
 	"github.com/vrrpkit/vrrpkit/pkg/rundir"
@@ -29,7 +32,8 @@ import (
 // is closed.
 type fakeSupervisor struct {
 	pb.UnimplementedSupervisorServer
-	block chan struct{}
+	block   chan struct{}
+	ipvsErr error
 }
 
 func (f *fakeSupervisor) Status(ctx context.Context, _ *pb.SupervisorStatusRequest) (*pb.SupervisorStatusResponse, error) {
@@ -43,9 +47,17 @@ func (f *fakeSupervisor) Status(ctx context.Context, _ *pb.SupervisorStatusReque
 	return ctlviewtest.Status(), nil
 }
 
+// Ipvs answers with ctlview's IPVS fixture, or ipvsErr.
+func (f *fakeSupervisor) Ipvs(context.Context, *pb.IpvsRequest) (*pb.IpvsResponse, error) {
+	if f.ipvsErr != nil {
+		return nil, f.ipvsErr
+	}
+	return ctlviewtest.IPVS(), nil
+}
+
 // serve runs f on control.sock in a new run directory, as the supervisor
 // does (ipc's listener and server), and returns the directory.
-func serve(t *testing.T, f *fakeSupervisor) string {
+func serve(t *testing.T, f pb.SupervisorServer) string {
 	t.Helper()
 	dir := t.TempDir()
 	l, err := ipc.ListenConfig{Mode: 0o600}.Listen(rundir.Dir(dir).Control())
@@ -252,5 +264,30 @@ func TestGenhash(t *testing.T) {
 	}
 	if r := runT(t, "genhash", "-s", "not-an-ip", "-p", "80", "-u", "/"); r.code != 2 {
 		t.Errorf("bad -s: %v, want exit 2", r)
+	}
+}
+
+// TestIpvs: vrrpctl ipvs prints ipvsadm's layout with the health column,
+// --json the golden JSON; vrrpd's "no IPVS" reaches the user as it is.
+func TestIpvs(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("..", "..", "pkg", "ctlview", "testdata", "ipvs.golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := serve(t, &fakeSupervisor{})
+	if r := runT(t, "ipvs", "--json", "--run-dir", dir); r.code != 0 || r.stdout != string(want) {
+		t.Errorf("vrrpctl ipvs --json: %v\nwant the golden JSON", r)
+	}
+	r := runT(t, "ipvs", "--run-dir", dir)
+	for _, w := range []string{"IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n",
+		"  -> 10.0.1.2:80                  Masq    0      0          0          down "} {
+		if r.code != 0 || !strings.Contains(r.stdout, w) {
+			t.Errorf("vrrpctl ipvs: no %q in %v", w, r)
+		}
+	}
+	dir = serve(t, &fakeSupervisor{ipvsErr: status.Error(codes.Unavailable, "IPVS not available: genetlink: family IPVS not found")})
+	r = runT(t, "ipvs", "--run-dir", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "ipvs from the supervisor at") || !strings.Contains(r.stderr, "Unavailable: IPVS not available: genetlink") {
+		t.Errorf("vrrpctl ipvs without IPVS: %v", r)
 	}
 }

@@ -305,6 +305,13 @@ func startVrrpkit(t *testing.T, lab *netlab.Lab, h *netlab.Host, text string) *v
 	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return startVrrpkitFile(t, h, file)
+}
+
+// startVrrpkitFile runs the supervisor on file (which a test may rewrite
+// for a reload) with a run directory of its own.
+func startVrrpkitFile(t *testing.T, h *netlab.Host, file string, args ...string) *vrrpkitRouter {
+	t.Helper()
 	// Not under lab.Dir(): a Unix socket path must fit in 108 bytes.
 	runDir, err := os.MkdirTemp("", "vkrun-")
 	if err != nil {
@@ -320,7 +327,7 @@ func startVrrpkit(t *testing.T, lab *netlab.Lab, h *netlab.Host, text string) *v
 		os.RemoveAll(runDir)
 	})
 	// No --vrrpd: the supervisor runs vrrpd as its own binary, as installed.
-	r.p = h.Start(bins.supervisor, "-f", file, "--run-dir", runDir)
+	r.p = h.Start(bins.supervisor, append([]string{"-f", file, "--run-dir", runDir}, args...)...)
 	return r
 }
 

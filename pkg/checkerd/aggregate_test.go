@@ -29,12 +29,12 @@ func TestAggregate(t *testing.T) {
 		{"none ran", []*rsCheck{notRun(false)}, track.StateInit, 0, "not checked yet"},
 		{"only unsupported", []*rsCheck{unsupported}, track.StateInit, 0, "no checker runs: MISC_CHECK: not supported"},
 		{"all up", []*rsCheck{ran(true, "a ok", 0), ran(true, "b ok", 0)}, track.StateUp, 0, "a ok; b ok"},
-		{"one down", []*rsCheck{ran(true, "a ok", 0), ran(false, "b refused", 0)}, track.StateDown, 0, "b refused"},
+		{"one down", []*rsCheck{ran(true, "a ok", 0), ran(false, "b refused", 0)}, track.StateDown, 0, "TCP_CHECK: b refused"},
 		{"up, other not run", []*rsCheck{ran(true, "a ok", 0), notRun(false)}, track.StateUp, 0, "a ok"},
 		{"up, alpha not run", []*rsCheck{ran(true, "a ok", 0), notRun(true)}, track.StateDown, 0, "HTTP_GET not checked yet (alpha)"},
 		{"unsupported ignored", []*rsCheck{ran(true, "a ok", 0), unsupported}, track.StateUp, 0, "a ok"},
 		{"file weights add", []*rsCheck{ran(true, "f1", 3), ran(true, "f2", -1)}, track.StateUp, 2, "f1; f2"},
-		{"down drops weight", []*rsCheck{ran(true, "f1", 3), ran(false, "x", 0)}, track.StateDown, 0, "x"},
+		{"down drops weight", []*rsCheck{ran(true, "f1", 3), ran(false, "x", 0)}, track.StateDown, 0, "TCP_CHECK: x"},
 	} {
 		r := aggregate("rs", tc.checks)
 		if r.State != tc.state || r.Value != tc.value || r.Detail != tc.detail || r.Key != rsKey("rs") {

@@ -82,6 +82,11 @@ func Main(args []string, stdout, stderr io.Writer, version string) int {
 	// stderr is a pipe to the supervisor; a log line written after it died
 	// must not kill checkerd with SIGPIPE.
 	signal.Ignore(syscall.SIGPIPE)
+	// Reloads are the supervisor's: it parses and pushes. keepalived's users
+	// send SIGHUP to every keepalived process (killall -HUP keepalived); the
+	// same habit here (pkill -HUP supervisor matches the children, which run
+	// the same binary) must not kill a child with SIGHUP's default action.
+	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err := Serve(ctx, Options{RunDir: *runDir, ProcInterval: *procInterval, Version: version, Log: log,

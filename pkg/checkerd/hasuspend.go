@@ -222,7 +222,9 @@ func (r *realServers) haFollowLocked() {
 				// The stopped scheduler's late reports go to the old
 				// rsCheck, which report ignores: the result stands.
 				c.cancel()
-				s.checks[i] = &rsCheck{sc: c.sc, ran: c.ran, last: c.last}
+				nc := &rsCheck{sc: c.sc, ran: c.ran, last: c.last}
+				nc.lastCheck.Store(c.lastCheck.Load())
+				s.checks[i] = nc
 				r.log.Info("Suspending healthchecker", "real_server", id, "checker", c.sc.Type,
 					"reason", "ha_suspend: no address of the virtual server on this host")
 			case !suspend && !running:
@@ -247,11 +249,13 @@ func (r *realServers) haRunLocked(s *rsServer, c *rsCheck) {
 	ctx, cancel := context.WithCancel(r.ctx)
 	c.cancel, c.done = cancel, make(chan struct{})
 	sched := &check.Scheduler{Clock: r.clock, OnTransition: func(t check.Transition) { r.report(s, c, t) }}
+	job := c.sc.Job
+	job.Checker = &timedChecker{inner: c.sc.Job.Checker, c: c, now: r.now}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer close(c.done)
-		sched.Run(ctx, []check.Job{c.sc.Job})
+		sched.Run(ctx, []check.Job{job})
 	}()
 }
 

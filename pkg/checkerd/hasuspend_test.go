@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vrrpkit/vrrpkit/pkg/check"
-	"github.com/vrrpkit/vrrpkit/pkg/track"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
@@ -47,7 +46,7 @@ func TestHASuspend(t *testing.T) {
 	a, b := listenTCP(t, "127.0.0.1:0"), listenTCP(t, "127.0.0.1:0")
 	vip := hostAddr{ifindex: 2, addr: netip.MustParseAddr("192.0.2.100")}
 	src := &fakeAddrs{changes: make(chan fakeChange)}
-	r := newRealServers(slog.New(slog.DiscardHandler), check.SnapshotOptions{})
+	r := newRealServers(slog.New(slog.DiscardHandler), check.SnapshotOptions{}, 0)
 	r.ha.src = src
 	t.Cleanup(r.close)
 
@@ -86,9 +85,9 @@ func TestHASuspend(t *testing.T) {
 	// Its server keeps its last result.
 	found := false
 	for _, res := range r.snapshot() {
-		if res.Name == "ha "+a.addr {
+		if res.GetName() == "ha "+a.addr {
 			found = true
-			if res.State != track.StateUp {
+			if !res.GetUp() {
 				t.Errorf("suspended server's result %v, want it to keep up", res)
 			}
 		}

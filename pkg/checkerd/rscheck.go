@@ -8,7 +8,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/check"
 	"github.com/vrrpkit/vrrpkit/pkg/track"
@@ -27,6 +30,12 @@ type realServers struct {
 	opts  check.SnapshotOptions
 	clock check.Clock // nil: the wall clock
 	now   func() time.Time
+	// refresh is how often Health streams send a full snapshot when some
+	// check ran since the last one, so that vrrpd's status shows a live
+	// last_check without a message per check: one message per refresh for
+	// thousands of servers, not thousands (which would also overflow a
+	// subscriber's buffer at once).
+	refresh time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -36,15 +45,20 @@ type realServers struct {
 	closed  bool
 	gen     uint64
 	servers map[string]*rsServer // by health_id
-	subs    map[*rsSub]struct{}
-	warned  map[string]bool // checker keys whose failure to build was logged
-	ha      haSuspend       // hasuspend.go
+	// refreshed is closed and replaced when a refresh is due.
+	refreshed   chan struct{}
+	refreshedAt time.Time // the last checks the last refresh covered
+	subs        map[*rsSub]struct{}
+	warned      map[string]bool // checker keys whose failure to build was logged
+	ha          haSuspend       // hasuspend.go
 }
 
 type rsServer struct {
 	id     string
 	checks []*rsCheck // in configuration order
 	result track.Result
+	// since: when result.State last changed (or the server was added).
+	since time.Time
 }
 
 type rsCheck struct {
@@ -53,12 +67,88 @@ type rsCheck struct {
 	done   chan struct{} // nil for a checker that does not run
 	ran    bool
 	last   check.Transition
+	// lastCheck is when its last attempt ended (Unix ns; 0: none yet),
+	// written by the checker's own goroutine without r.mu: an attempt
+	// costs one atomic store and no allocation.
+	lastCheck atomic.Int64
 }
 
-func newRealServers(log *slog.Logger, opts check.SnapshotOptions) *realServers {
+// timedChecker records when each attempt of c ends.
+type timedChecker struct {
+	inner check.Checker
+	c     *rsCheck
+	now   func() time.Time
+}
+
+func (t *timedChecker) Check(ctx context.Context) check.Result {
+	res := t.inner.Check(ctx)
+	t.c.lastCheck.Store(t.now().UnixNano())
+	return res
+}
+
+// defaultRefresh: see realServers.refresh.
+const defaultRefresh = 30 * time.Second
+
+// newRealServers: refresh 0 is defaultRefresh.
+func newRealServers(log *slog.Logger, opts check.SnapshotOptions, refresh time.Duration) *realServers {
+	if refresh <= 0 {
+		refresh = defaultRefresh
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &realServers{log: log, opts: opts, now: time.Now, ctx: ctx, cancel: cancel,
-		servers: map[string]*rsServer{}, subs: map[*rsSub]struct{}{}, warned: map[string]bool{}}
+	r := &realServers{log: log, opts: opts, now: time.Now, refresh: refresh, ctx: ctx, cancel: cancel,
+		servers: map[string]*rsServer{}, subs: map[*rsSub]struct{}{}, warned: map[string]bool{}, refreshed: make(chan struct{})}
+	r.wg.Add(1)
+	go r.refreshLoop()
+	return r
+}
+
+// refreshLoop signals refreshed every r.refresh if a check ended since the
+// last signal, until close.
+func (r *realServers) refreshLoop() {
+	defer r.wg.Done()
+	tick := time.NewTicker(r.refresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		var latest time.Time
+		for _, s := range r.servers {
+			if lc := lastCheckOf(s); s.result.State != track.StateInit && lc.After(latest) {
+				latest = lc
+			}
+		}
+		if latest.After(r.refreshedAt) {
+			r.refreshedAt = latest
+			close(r.refreshed)
+			r.refreshed = make(chan struct{})
+		}
+		r.mu.Unlock()
+	}
+}
+
+// refreshChan is closed when the next refresh is due: a Health stream
+// then sends a snapshot.
+func (r *realServers) refreshChan() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refreshed
+}
+
+// lastCheckOf is when the last attempt of any of s's checkers ended (zero
+// if none ran).
+func lastCheckOf(s *rsServer) time.Time {
+	var n int64
+	for _, c := range s.checks {
+		n = max(n, c.lastCheck.Load())
+	}
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 func rsKey(id string) track.Key {
@@ -93,7 +183,7 @@ func (r *realServers) apply(gen uint64, snap *pb.ConfigSnapshot) (added, removed
 		// The server keeps its identity: the running checkers report to it.
 		s := old
 		if s == nil {
-			s = &rsServer{id: sc.HealthID, result: track.Result{Key: rsKey(sc.HealthID), State: track.StateInit}}
+			s = &rsServer{id: sc.HealthID, result: track.Result{Key: rsKey(sc.HealthID), State: track.StateInit}, since: r.now()}
 		}
 		same := old != nil && len(old.checks) == len(sc.Checks)
 		var checks []*rsCheck
@@ -167,11 +257,13 @@ func (r *realServers) startLocked(s *rsServer, sc check.SnapshotCheck) *rsCheck 
 	ctx, cancel := context.WithCancel(r.ctx)
 	c.cancel, c.done = cancel, make(chan struct{})
 	sched := &check.Scheduler{Clock: r.clock, OnTransition: func(t check.Transition) { r.report(s, c, t) }}
+	job := sc.Job
+	job.Checker = &timedChecker{inner: sc.Job.Checker, c: c, now: r.now}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer close(c.done)
-		sched.Run(ctx, []check.Job{sc.Job})
+		sched.Run(ctx, []check.Job{job})
 	}()
 	return c
 }
@@ -187,8 +279,9 @@ func (r *realServers) report(s *rsServer, c *rsCheck, t check.Transition) {
 	r.updateLocked(s)
 }
 
-// updateLocked recomputes s's result and publishes it when it changed.
-// r.mu is held.
+// updateLocked recomputes s's result and publishes it when it changed
+// (state, value or detail: a detail alone moves no weight in vrrpd but is
+// what status shows). r.mu is held.
 func (r *realServers) updateLocked(s *rsServer) {
 	res := aggregate(s.id, s.checks)
 	old := s.result
@@ -198,13 +291,16 @@ func (r *realServers) updateLocked(s *rsServer) {
 		return
 	}
 	s.result = res
-	if res.State == old.State && res.Value == old.Value {
+	if res.State != old.State {
+		s.since = r.now()
+	}
+	if res.State == old.State && res.Value == old.Value && res.Detail == old.Detail {
 		return
 	}
 	if res.State == track.StateInit {
 		return
 	}
-	ev := track.Event{Generation: r.gen, At: r.now(), Result: res}
+	ev := rsEvent{Generation: r.gen, At: r.now(), Result: rsProto(s)}
 	for sub := range r.subs {
 		select {
 		case sub.c <- ev:
@@ -213,6 +309,24 @@ func (r *realServers) updateLocked(s *rsServer) {
 			delete(r.subs, sub)
 		}
 	}
+}
+
+// rsEvent is a real server's result as published: the wire's
+// TrackerResult, with since and last_check.
+type rsEvent struct {
+	Generation uint64
+	At         time.Time
+	Result     *pb.TrackerResult
+}
+
+// rsProto is s's result on the wire.
+func rsProto(s *rsServer) *pb.TrackerResult {
+	p := s.result.Proto()
+	p.Since = timestamppb.New(s.since)
+	if lc := lastCheckOf(s); !lc.IsZero() {
+		p.LastCheck = timestamppb.New(lc)
+	}
+	return p
 }
 
 // aggregate is a real server's result from its checkers': down when a
@@ -242,7 +356,9 @@ func aggregate(id string, checks []*rsCheck) track.Result {
 			}
 		default:
 			anyRan = true
-			downs = append(downs, c.last.Result.Reason)
+			// The checker's keyword first: with several checkers, which
+			// one failed.
+			downs = append(downs, c.sc.Type+": "+c.last.Result.Reason)
 		}
 	}
 	switch {
@@ -259,17 +375,22 @@ func aggregate(id string, checks []*rsCheck) track.Result {
 	return res
 }
 
-// snapshot returns every real server's result, by health_id.
-func (r *realServers) snapshotLocked() []track.Result {
-	out := make([]track.Result, 0, len(r.servers))
+// snapshotLocked returns every real server's result that has one (not
+// StateInit: the wire has no "no result yet", track.Snapshot.Proto), by
+// health_id.
+func (r *realServers) snapshotLocked() []*pb.TrackerResult {
+	out := make([]*pb.TrackerResult, 0, len(r.servers))
 	for _, s := range r.servers {
-		out = append(out, s.result)
+		if s.result.State == track.StateInit {
+			continue
+		}
+		out = append(out, rsProto(s))
 	}
-	slices.SortFunc(out, func(a, b track.Result) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b *pb.TrackerResult) int { return cmp.Compare(a.GetName(), b.GetName()) })
 	return out
 }
 
-func (r *realServers) snapshot() []track.Result {
+func (r *realServers) snapshot() []*pb.TrackerResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.snapshotLocked()
@@ -277,16 +398,16 @@ func (r *realServers) snapshot() []track.Result {
 
 // rsSub is a stream of real-server changes after a snapshot.
 type rsSub struct {
-	C          <-chan track.Event
-	c          chan track.Event
+	C          <-chan rsEvent
+	c          chan rsEvent
 	r          *realServers
 	ended      bool
 	overflowed bool
 }
 
 // subscribe returns the current results and the changes after them.
-func (r *realServers) subscribe() ([]track.Result, *rsSub) {
-	c := make(chan track.Event, 256)
+func (r *realServers) subscribe() ([]*pb.TrackerResult, *rsSub) {
+	c := make(chan rsEvent, 256)
 	sub := &rsSub{C: c, c: c, r: r}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -2,6 +2,7 @@ package checkerd
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -16,7 +17,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/vrrpkit/vrrpkit/pkg/check"
 	"github.com/vrrpkit/vrrpkit/pkg/ipc"
+	"github.com/vrrpkit/vrrpkit/pkg/track"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
@@ -195,4 +198,147 @@ func TestRealServerChecks(t *testing.T) {
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("took %v, want < 5s", time.Since(start))
 	}
+}
+
+// TestRealServerTimes: a real server's results carry since (when up last
+// changed) and last_check (when a check last ended); while checks run a
+// refresh is signalled every refresh period (Health then sends a
+// snapshot), whose results have a later last_check and the same since; a
+// down result names the checker.
+func TestRealServerTimes(t *testing.T) {
+	a := listenTCP(t, "127.0.0.1:0")
+	const loop, refresh = 100 * time.Millisecond, 300 * time.Millisecond
+	r := newRealServers(slog.New(slog.DiscardHandler), check.SnapshotOptions{}, refresh)
+	defer r.close()
+	_, sub := r.subscribe()
+	defer sub.Close()
+	id := "vs " + a.addr
+	start := time.Now()
+	r.apply(1, &pb.ConfigSnapshot{Generation: 1, VirtualServers: []*pb.VirtualServer{{Name: "vs", RealServers: []*pb.LvsRealServer{
+		{HealthId: id, Checkers: []*pb.LvsChecker{tcpChecker(a.addr, "k.conf:3", loop)}}}}}})
+	next := func(what string, ok func(*pb.TrackerResult) bool) *pb.TrackerResult {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case ev, open := <-sub.C:
+				if !open {
+					t.Fatalf("%s: stream ended", what)
+				}
+				if ok(ev.Result) {
+					return ev.Result
+				}
+			case <-deadline:
+				t.Fatalf("%s: not within 10s", what)
+			}
+		}
+	}
+	up := next("up", func(r *pb.TrackerResult) bool { return r.GetUp() })
+	if up.GetSince() == nil || up.GetLastCheck() == nil || up.GetSince().AsTime().Before(start) ||
+		up.GetLastCheck().AsTime().Before(start) || !strings.Contains(up.GetDetail(), "TCP connect to "+a.addr+" succeeded") {
+		t.Fatalf("up result %v: want since and last_check after %v and the check's words", up, start)
+	}
+	// A refresh may come before the next check ends (on a loaded machine):
+	// wait for one that carries a later check, with the same since.
+	var again *pb.TrackerResult
+	for deadline := time.After(10 * time.Second); again == nil; {
+		select {
+		case <-r.refreshChan():
+		case <-deadline:
+			t.Fatal("no refresh with a later last_check within 10s")
+		}
+		snap := r.snapshot()
+		if len(snap) != 1 {
+			t.Fatalf("snapshot %v, want one result", snap)
+		}
+		if !snap[0].GetSince().AsTime().Equal(up.GetSince().AsTime()) {
+			t.Fatalf("refresh: since %v, want %v", snap[0].GetSince().AsTime(), up.GetSince().AsTime())
+		}
+		if snap[0].GetLastCheck().AsTime().After(up.GetLastCheck().AsTime()) {
+			again = snap[0]
+		}
+	}
+	t.Logf("refreshed %v after the first up result (refresh %v)", time.Since(up.GetLastCheck().AsTime()).Round(time.Millisecond), refresh)
+	a.close()
+	down := next("down", func(r *pb.TrackerResult) bool { return !r.GetUp() })
+	if !strings.HasPrefix(down.GetDetail(), "TCP_CHECK: TCP connect to "+a.addr+" failed") || !down.GetSince().AsTime().After(up.GetSince().AsTime()) {
+		t.Errorf("down result %v: want the checker named, a later since", down)
+	}
+}
+
+// TestTimedCheckerAllocs: recording an attempt's end allocates nothing
+// (checkerd runs thousands of checks).
+func TestTimedCheckerAllocs(t *testing.T) {
+	c := &rsCheck{}
+	tc := &timedChecker{inner: check.CheckerFunc(func(context.Context) check.Result { return check.Result{Up: true} }), c: c, now: time.Now}
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(100, func() { tc.Check(ctx) }); n != 0 {
+		t.Errorf("%v allocations per attempt, want 0", n)
+	}
+	if c.lastCheck.Load() == 0 {
+		t.Error("last check not recorded")
+	}
+}
+
+// TestHealthRefreshSnapshot: while real-server checks run, Health sends a
+// full snapshot every refresh period whose results carry a later
+// last_check and the same since, with nothing else changing.
+func TestHealthRefreshSnapshot(t *testing.T) {
+	a := listenTCP(t, "127.0.0.1:0")
+	log := slog.New(slog.DiscardHandler)
+	set := track.NewSet(track.Options{Log: log})
+	defer set.Close()
+	api := NewServer(set, log)
+	// The refresh period of the test: 300ms, not 30s.
+	api.rs.close()
+	api.rs = newRealServers(log, check.SnapshotOptions{}, 300*time.Millisecond)
+	defer api.Close()
+	path := filepath.Join(t.TempDir(), "checkerd.sock")
+	ln, err := ipc.ListenConfig{Mode: 0o600}.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := ipc.NewServer()
+	pb.RegisterCheckerdServer(srv, api)
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := ipc.Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := pb.NewCheckerdClient(conn)
+	id := "vs " + a.addr
+	if _, err := c.ApplyConfig(ctx, &pb.ConfigSnapshot{Generation: 1, VirtualServers: []*pb.VirtualServer{{Name: "vs",
+		RealServers: []*pb.LvsRealServer{{HealthId: id, Checkers: []*pb.LvsChecker{tcpChecker(a.addr, "k.conf:3", 100*time.Millisecond)}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	rs := pb.TrackerKind_TRACKER_KIND_REAL_SERVER
+	h := followHealth(t, c)
+	up := h.next(t, "up", func(ev *pb.HealthEvent) bool {
+		if r := findResult(ev.GetSnapshot(), rs, id); r != nil && r.GetUp() {
+			return true
+		}
+		return resultIs(rs, id, true, 0)(ev)
+	})
+	first := up.GetResult()
+	if first == nil {
+		first = findResult(up.GetSnapshot(), rs, id)
+	}
+	prev := first
+	for i := range 2 {
+		ev := h.next(t, fmt.Sprintf("refresh snapshot %d", i+1), func(ev *pb.HealthEvent) bool {
+			r := findResult(ev.GetSnapshot(), rs, id)
+			return r != nil && r.GetLastCheck().AsTime().After(prev.GetLastCheck().AsTime())
+		})
+		r := findResult(ev.GetSnapshot(), rs, id)
+		if !r.GetUp() || !r.GetSince().AsTime().Equal(first.GetSince().AsTime()) {
+			t.Errorf("refresh %d: %v, want up since %v", i+1, r, first.GetSince().AsTime())
+		}
+		prev = r
+	}
+	t.Logf("last_check moved %v in two refreshes (period 300ms, delay_loop 100ms)",
+		prev.GetLastCheck().AsTime().Sub(first.GetLastCheck().AsTime()).Round(time.Millisecond))
 }

@@ -39,7 +39,7 @@ func NewServer(set *track.Set, log *slog.Logger) *Server {
 	}
 	// MISC_CHECK needs a ScriptRunner that runs it through the supervisor;
 	// until the supervisor offers that kind, MISC_CHECK is not run.
-	return &Server{set: set, rs: newRealServers(log, check.SnapshotOptions{}), applied: make(chan struct{})}
+	return &Server{set: set, rs: newRealServers(log, check.SnapshotOptions{}, 0), applied: make(chan struct{})}
 }
 
 // Close stops the real-server checks and ends their part of every Health
@@ -76,12 +76,13 @@ func (s *Server) ApplyConfig(_ context.Context, snap *pb.ConfigSnapshot) (*pb.Ap
 
 // Health streams a snapshot, then every change, until the client goes, the
 // set closes, or the client falls too far behind (it then reconnects and
-// gets a fresh snapshot). Each new generation is followed by a full
-// snapshot stamped with it: vrrpd ignores results of generations older
+// gets a fresh snapshot). A full snapshot also comes every refresh (30 s)
+// while real-server checks run, with their last_check. Each new generation
+// is followed by a full snapshot stamped with it: vrrpd ignores results of generations older
 // than its own, so a result it dropped because it arrived while vrrpd was
 // already one generation ahead would otherwise never come again.
 func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) error {
-	applied := s.appliedChan()
+	applied, refreshed := s.appliedChan(), s.rs.refreshChan()
 	snap, sub := s.set.Subscribe()
 	defer sub.Close()
 	rsSnap, rsSub := s.rs.subscribe()
@@ -105,14 +106,23 @@ func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) er
 		}
 		return status.Error(codes.Unavailable, "checkerd: stopping")
 	}
+	resnap := func() error {
+		snap := s.set.Snapshot()
+		seq++
+		return stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(snap.At), Generation: snap.Generation,
+			Event: &pb.HealthEvent_Snapshot{Snapshot: withRealServers(snap, s.rs.snapshot())}})
+	}
 	for {
 		select {
 		case <-applied:
 			applied = s.appliedChan()
-			snap := s.set.Snapshot()
-			seq++
-			if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(snap.At), Generation: snap.Generation,
-				Event: &pb.HealthEvent_Snapshot{Snapshot: withRealServers(snap, s.rs.snapshot())}}); err != nil {
+			if err := resnap(); err != nil {
+				return err
+			}
+		case <-refreshed:
+			// Real servers' last_check moved (realServers.refresh).
+			refreshed = s.rs.refreshChan()
+			if err := resnap(); err != nil {
 				return err
 			}
 		case ev, ok := <-sub.C:
@@ -126,7 +136,9 @@ func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) er
 			if !ok {
 				return ended(rsSub.Overflowed())
 			}
-			if err := send(ev); err != nil {
+			seq++
+			if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(ev.At), Generation: ev.Generation,
+				Event: &pb.HealthEvent_Result{Result: ev.Result}}); err != nil {
 				return err
 			}
 		case <-stream.Context().Done():
@@ -136,15 +148,10 @@ func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) er
 }
 
 // withRealServers is snap on the wire with the real servers' results
-// after the trackers' (those without a result yet left out, as
-// track.Snapshot.Proto does).
-func withRealServers(snap track.Snapshot, rs []track.Result) *pb.HealthSnapshot {
+// (realServers.snapshot: those with a result) after the trackers'.
+func withRealServers(snap track.Snapshot, rs []*pb.TrackerResult) *pb.HealthSnapshot {
 	out := snap.Proto()
-	for _, r := range rs {
-		if r.State != track.StateInit {
-			out.Results = append(out.Results, r.Proto())
-		}
-	}
+	out.Results = append(out.Results, rs...)
 	return out
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -52,16 +53,72 @@ var lbAlgos = map[string]bool{
 	"sed": true, "nq": true, "fo": true, "ovf": true, "mh": true, "twos": true,
 }
 
-func lbMethod(dc *decoder, n *Node) string {
-	s := dc.str(n)
+// lbMethod reads lb_kind / lvs_method / sorry_server_lvs_method: NAT, DR or
+// TUN, and for TUN the tunnel options that follow it (check_parser.c
+// svr_forwarding_handler): `type ipip|gue|gre`, `port N` (gue only, and
+// required there), `nocsum|csum|remcsum` (not for ipip; remcsum not for
+// gre). The tunnel is nil unless the method is TUN.
+func lbMethod(dc *decoder, n *Node) (string, *Tunnel) {
+	s, _ := dc.arg(n, 1)
 	switch s {
 	case "NAT", "DR", "TUN":
-		return s
 	case "":
-		return ""
+		return "", nil
+	default:
+		dc.d.errorf(n.Pos, "%s: %q is not NAT, DR or TUN", n.Keyword(), s)
+		return "", nil
 	}
-	dc.d.errorf(n.Pos, "%s: %q is not NAT, DR or TUN", n.Keyword(), s)
-	return ""
+	t := Tunnel{Type: "ipip", Checksum: "nocsum"}
+	w := n.Words
+	for i := 2; i < len(w); i++ {
+		switch w[i] {
+		case "type":
+			if i+1 == len(w) {
+				dc.d.errorf(n.Pos, "%s: type: missing tunnel type (ipip, gue or gre)", n.Keyword())
+				return s, nil
+			}
+			i++
+			switch w[i] {
+			case "ipip", "gue", "gre":
+				t.Type = w[i]
+			default:
+				dc.d.errorf(n.Pos, "%s: unknown tunnel type %q (want ipip, gue or gre)", n.Keyword(), w[i])
+				return s, nil
+			}
+		case "port":
+			v, ok := dc.uintAt(n, i+1, 1, 65535)
+			if !ok {
+				return s, nil
+			}
+			i++
+			t.Port = uint16(v)
+		case "nocsum", "csum", "remcsum":
+			t.Checksum = w[i]
+		default:
+			dc.d.errorf(n.Pos, "%s: invalid tunnel option %q (want type, port, nocsum, csum or remcsum)", n.Keyword(), w[i])
+			return s, nil
+		}
+	}
+	switch {
+	case (t.Type == "gue") != (t.Port != 0):
+		dc.d.errorf(n.Pos, "%s: a gue tunnel needs a port, and only a gue tunnel can have one", n.Keyword())
+		return s, nil
+	case t.Type == "ipip" && t.Checksum != "nocsum":
+		dc.d.errorf(n.Pos, "%s: ipip tunnels have no checksum option", n.Keyword())
+		return s, nil
+	case t.Type == "gre" && t.Checksum == "remcsum":
+		dc.d.errorf(n.Pos, "%s: gre tunnels have no remote checksum option", n.Keyword())
+		return s, nil
+	}
+	if s != "TUN" {
+		// keepalived accepts and keeps tunnel options after NAT or DR; they
+		// do nothing there.
+		if len(w) > 2 {
+			dc.d.warnf(n.Pos, "%s: tunnel options are ignored for %s", n.Keyword(), s)
+		}
+		return s, nil
+	}
+	return s, &t
 }
 
 var virtualServerTable = merge(table[*VirtualServer]{
@@ -85,8 +142,8 @@ var virtualServerTable = merge(table[*VirtualServer]{
 	"sh-port":            func(dc *decoder, n *Node, vs *VirtualServer) { vs.SHPort = true; dc.maxArgs(n, 0) },
 	"mh-fallback":        func(dc *decoder, n *Node, vs *VirtualServer) { vs.MHFallback = true; dc.maxArgs(n, 0) },
 	"mh-port":            func(dc *decoder, n *Node, vs *VirtualServer) { vs.MHPort = true; dc.maxArgs(n, 0) },
-	"lb_kind":            func(dc *decoder, n *Node, vs *VirtualServer) { vs.LBKind = lbMethod(dc, n) },
-	"lvs_method":         func(dc *decoder, n *Node, vs *VirtualServer) { vs.LBKind = lbMethod(dc, n) },
+	"lb_kind":            func(dc *decoder, n *Node, vs *VirtualServer) { vs.LBKind, vs.Tunnel = lbMethod(dc, n) },
+	"lvs_method":         func(dc *decoder, n *Node, vs *VirtualServer) { vs.LBKind, vs.Tunnel = lbMethod(dc, n) },
 	"persistence_engine": func(dc *decoder, n *Node, vs *VirtualServer) { vs.PersistenceEngine = dc.str(n) },
 	"persistence_timeout": func(dc *decoder, n *Node, vs *VirtualServer) {
 		v := uint64(360) // keepalived's default when the value is omitted
@@ -157,7 +214,7 @@ var virtualServerTable = merge(table[*VirtualServer]{
 		}
 		dc.maxArgs(n, 2)
 		if vs.SorryServer != nil {
-			s.LVSMethod = vs.SorryServer.LVSMethod
+			s.LVSMethod, s.Tunnel = vs.SorryServer.LVSMethod, vs.SorryServer.Tunnel
 		}
 		vs.SorryServer = s
 	},
@@ -166,7 +223,7 @@ var virtualServerTable = merge(table[*VirtualServer]{
 		if vs.SorryServer == nil {
 			vs.SorryServer = &SorryServer{}
 		}
-		vs.SorryServer.LVSMethod = lbMethod(dc, n)
+		vs.SorryServer.LVSMethod, vs.SorryServer.Tunnel = lbMethod(dc, n)
 	},
 	"real_server": func(dc *decoder, n *Node, vs *VirtualServer) {
 		if rs := dc.realServer(n); rs != nil {
@@ -195,7 +252,7 @@ func init() {
 				rs.Weight = int32(v)
 			}
 		},
-		"lvs_method": func(dc *decoder, n *Node, rs *RealServer) { rs.LVSMethod = lbMethod(dc, n) },
+		"lvs_method": func(dc *decoder, n *Node, rs *RealServer) { rs.LVSMethod, rs.Tunnel = lbMethod(dc, n) },
 		"uthreshold": func(dc *decoder, n *Node, rs *RealServer) {
 			if v, ok := dc.uint(n, 0, maxUint32); ok {
 				rs.UThreshold = uint32(v)
@@ -444,6 +501,14 @@ var urlTable = table[*URL]{
 		words, err := quotedWords(n.Text)
 		if err != nil || len(words) != 2 {
 			dc.d.errorf(n.Pos, "regex: want exactly one (quoted) pattern")
+			return
+		}
+		// keepalived logs "Invalid regex" when pcre2_compile fails and checks
+		// the url without it (check_http.c); vrrpkit matches with Go's RE2,
+		// which also lacks PCRE's lookaround and backreferences, so say so
+		// where the user can see it: at -t and in the log at load.
+		if _, err := regexp.Compile(words[1]); err != nil {
+			dc.d.warnf(n.Pos, "regex %q does not compile as RE2 syntax, which vrrpkit uses (%v): the url is checked without it", words[1], err)
 			return
 		}
 		u.Regex = words[1]

@@ -488,6 +488,7 @@ type VirtualServer struct {
 	Protocol               string       `json:"protocol"`
 	LBAlgo                 string       `json:"lb_algo"`
 	LBKind                 string       `json:"lb_kind"`
+	Tunnel                 *Tunnel      `json:"tunnel,omitempty"`
 	Hashed                 bool         `json:"hashed,omitempty"`
 	Flag1                  bool         `json:"flag-1,omitempty"`
 	Flag2                  bool         `json:"flag-2,omitempty"`
@@ -534,6 +535,14 @@ type SorryServer struct {
 	IP        netip.Addr `json:"ip"`
 	Port      uint16     `json:"port,omitempty"`
 	LVSMethod string     `json:"lvs_method,omitempty"`
+	Tunnel    *Tunnel    `json:"tunnel,omitempty"`
+}
+
+// Tunnel is the encapsulation of a TUN server (lvs_method TUN type ...).
+type Tunnel struct {
+	Type     string `json:"type"`           // ipip, gue or gre
+	Port     uint16 `json:"port,omitempty"` // gue only
+	Checksum string `json:"checksum"`       // nocsum, csum or remcsum
 }
 
 // RealServer is a real_server block.
@@ -543,6 +552,7 @@ type RealServer struct {
 	Port             uint16     `json:"port,omitempty"`
 	Weight           int32      `json:"weight"`
 	LVSMethod        string     `json:"lvs_method,omitempty"`
+	Tunnel           *Tunnel    `json:"tunnel,omitempty"`
 	UThreshold       uint32     `json:"uthreshold,omitempty"`
 	LThreshold       uint32     `json:"lthreshold,omitempty"`
 	InhibitOnFailure *bool      `json:"inhibit_on_failure,omitempty"`

@@ -440,6 +440,17 @@ func (dc *decoder) validateVirtualServers() {
 			if vs.Port == 0 && rs.Port != 0 && vs.Fwmark == 0 && vs.Group == "" {
 				dc.d.warnf(rs.Pos, "%s: real_server port %d is ignored for a port-0 service", name, rs.Port)
 			}
+			// check_data.c validate_check_config: DR and TUN forward to the
+			// destination's port unchanged, so keepalived resets a real
+			// server's own port to the service's (none under a fwmark).
+			if method != "NAT" && method != "" && rs.Port != 0 && vs.Group == "" {
+				switch {
+				case vs.Fwmark != 0:
+					dc.d.warnf(rs.Pos, "%s: real_server %s port %d is ignored: %s keeps the packet's port", name, rs.IP, rs.Port, method)
+				case vs.Port != 0 && rs.Port != vs.Port:
+					dc.d.warnf(rs.Pos, "%s: real_server %s port %d does not match the service's port %d; %s keeps the packet's port, so %d is used", name, rs.IP, rs.Port, vs.Port, method, vs.Port)
+				}
+			}
 			for _, c := range rs.Checkers {
 				dc.validateChecker(name, rs, c)
 			}

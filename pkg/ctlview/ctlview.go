@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,6 +43,46 @@ type Status struct {
 	LastReloadFailure *ReloadFailure `json:"last_reload_failure"`
 	Processes         []Process      `json:"processes"`
 	VRRPInstances     []Instance     `json:"vrrp_instances"`
+	// keepalived's virtual_server blocks, as vrrpd programs them.
+	VirtualServers []VirtualServer `json:"virtual_servers"`
+}
+
+// VirtualServer is one virtual_server: its service, the real servers'
+// health and the weights vrrpd gives IPVS.
+type VirtualServer struct {
+	// "192.0.2.1:80/TCP", "fwmark 5", "group NAME/TCP".
+	Name string `json:"name"`
+	// The service; for a group or an address range (several services) ip,
+	// port, protocol and fwmark are null and name says which. A fwmark
+	// service has fwmark and no ip, port or protocol.
+	IP       *string `json:"ip"`
+	Port     *uint32 `json:"port"`
+	Protocol *string `json:"protocol"`
+	Fwmark   *uint32 `json:"fwmark"`
+	LbAlgo   string  `json:"lb_algo"`
+	// "NAT", "DR" or "TUN"; "mixed" when its real servers differ.
+	LbKind string `json:"lb_kind"`
+	// Quorum met: the real servers are in the pool (else the sorry server).
+	QuorumUp    bool         `json:"quorum_up"`
+	RealServers []RealServer `json:"real_servers"`
+	SorryServer *RealServer  `json:"sorry_server"`
+}
+
+// RealServer is a real_server (or sorry_server) and its health.
+type RealServer struct {
+	// "ip:port" ("[2001:db8::1]:80").
+	Address string `json:"address"`
+	// The weight vrrpd programs: 0 while it is down or replaced by the
+	// sorry server (removed, or kept at 0 by inhibit_on_failure).
+	Weight  uint32 `json:"weight"`
+	Healthy bool   `json:"healthy"`
+	// When healthy last changed, and when a check last ended; null before
+	// a first result (and for a server without checkers).
+	Since     *Time `json:"since"`
+	LastCheck *Time `json:"last_check"`
+	// Why it is down (the failing checker and its error), or what the last
+	// check that passed saw.
+	Reason string `json:"reason"`
 }
 
 // ReloadFailure is a reload the supervisor refused; the running
@@ -89,6 +131,8 @@ type Instance struct {
 	// does to the priority now.
 	Tracking []Tracker `json:"tracking"`
 	Counters Counters  `json:"counters"`
+	// Other routers heard on the VRID (vrrpctl peers shows them).
+	Peers []Peer `json:"peers"`
 }
 
 // Tracker is one track_interface / track_script / track_file /
@@ -117,8 +161,11 @@ type Counters struct {
 	SendErrors               uint64 `json:"send_errors"`
 	LowerPriorityMasterHeard uint64 `json:"lower_priority_master_heard"`
 	ResumedLate              uint64 `json:"resumed_late"`
-	SocketUnknownVRID        uint64 `json:"socket_unknown_vrid"`
-	SocketBadPackets         uint64 `json:"socket_bad_packets"`
+	// Adverts from another master while this one was MASTER: the
+	// split-brain counter.
+	OtherMasterHeard  uint64 `json:"other_master_heard"`
+	SocketUnknownVRID uint64 `json:"socket_unknown_vrid"`
+	SocketBadPackets  uint64 `json:"socket_bad_packets"`
 	// Received packets dropped, by reason. A map so that jq can say
 	// .drops.bad_ttl; encoding/json writes its keys sorted.
 	Drops map[string]uint64 `json:"drops"`
@@ -147,6 +194,7 @@ func FromProto(st *pb.SupervisorStatusResponse) *Status {
 		Version:        st.GetVersion(),
 		Processes:      []Process{},
 		VRRPInstances:  []Instance{},
+		VirtualServers: virtualServers(st.GetVirtualServers()),
 	}
 	if f := st.GetLastReloadFailure(); f != nil {
 		s.LastReloadFailure = &ReloadFailure{At: fromTimestamp(f.GetAt()), Errors: strs(f.GetErrors())}
@@ -177,10 +225,76 @@ func FromProto(st *pb.SupervisorStatusResponse) *Status {
 			SyncGroup:         optional(in.GetSyncGroup()),
 			Tracking:          trackers(in.GetTracking()),
 			Counters:          counters(in.GetCounters()),
+			Peers:             peers(in.GetPeers()),
 		})
 	}
 	return s
 }
+
+func virtualServers(list []*pb.VirtualServerStatus) []VirtualServer {
+	out := []VirtualServer{}
+	for _, v := range list {
+		vs := VirtualServer{Name: v.GetName(), LbAlgo: v.GetScheduler(), LbKind: LbKind(v.GetLbKind()),
+			QuorumUp: v.GetQuorumUp(), RealServers: []RealServer{}}
+		if v.GetLbKindMixed() {
+			vs.LbKind = "mixed"
+		}
+		if ss := v.GetServices(); len(ss) == 1 {
+			if s := ss[0]; s.GetFwmark() != 0 {
+				vs.Fwmark = ptr(s.GetFwmark())
+			} else {
+				vs.IP, vs.Port, vs.Protocol = ptr(s.GetAddress()), ptr(s.GetPort()), ptr(Protocol(s.GetProtocol()))
+			}
+		}
+		for _, rs := range v.GetRealServers() {
+			vs.RealServers = append(vs.RealServers, realServer(rs))
+		}
+		if s := v.GetSorryServer(); s != nil {
+			rs := realServer(s)
+			vs.SorryServer = &rs
+		}
+		out = append(out, vs)
+	}
+	return out
+}
+
+func realServer(rs *pb.RealServerStatus) RealServer {
+	return RealServer{Address: hostPort(rs.GetAddress(), rs.GetPort()), Weight: rs.GetWeight(), Healthy: rs.GetHealthy(),
+		Since: fromTimestamp(rs.GetSince()), LastCheck: fromTimestamp(rs.GetLastCheck()), Reason: rs.GetReason()}
+}
+
+// hostPort is "ip:port", brackets around an IPv6 address.
+func hostPort(ip string, port uint32) string {
+	return net.JoinHostPort(ip, strconv.FormatUint(uint64(port), 10))
+}
+
+// LbKind is keepalived's lb_kind word of m.
+func LbKind(m pb.LvsMethod) string {
+	switch m {
+	case pb.LvsMethod_LVS_METHOD_NAT:
+		return "NAT"
+	case pb.LvsMethod_LVS_METHOD_DR:
+		return "DR"
+	case pb.LvsMethod_LVS_METHOD_TUN:
+		return "TUN"
+	}
+	return "UNKNOWN"
+}
+
+// Protocol is keepalived's protocol word of p ("TCP").
+func Protocol(p pb.LvsProtocol) string {
+	switch p {
+	case pb.LvsProtocol_LVS_PROTOCOL_TCP:
+		return "TCP"
+	case pb.LvsProtocol_LVS_PROTOCOL_UDP:
+		return "UDP"
+	case pb.LvsProtocol_LVS_PROTOCOL_SCTP:
+		return "SCTP"
+	}
+	return "UNKNOWN"
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // virtualIPAddresses is the instance's virtual_ipaddress (and _excluded)
 // list in prefix form; [] when it has none, never null.
@@ -214,6 +328,7 @@ func counters(c *pb.InstanceCounters) Counters {
 	v := Counters{
 		AdvertsSent:              c.GetAdvertsSent(),
 		AdvertsReceived:          c.GetAdvertsReceived(),
+		OtherMasterHeard:         c.GetOtherMasterHeard(),
 		PriorityZeroSent:         c.GetPriorityZeroSent(),
 		PriorityZeroReceived:     c.GetPriorityZeroReceived(),
 		BecameMaster:             c.GetBecameMaster(),
@@ -272,14 +387,16 @@ func strs(s []string) []string {
 }
 
 // WriteJSON writes s as indented JSON followed by a newline.
-func WriteJSON(w io.Writer, s *Status) error {
+func WriteJSON(w io.Writer, s *Status) error { return writeJSON(w, s, "the status") }
+
+func writeJSON(w io.Writer, v any, what string) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	// Addresses and messages are printed for terminals and jq, not embedded
 	// in HTML: "<" stays "<".
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
-		return fmt.Errorf("writing the status as JSON: %w", err)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing %s as JSON: %w", what, err)
 	}
 	return nil
 }
@@ -321,10 +438,64 @@ func WriteText(w io.Writer, s *Status, loc *time.Location) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing the status table: %w", err)
 	}
+	if len(s.VirtualServers) > 0 {
+		b.WriteString("\n")
+		writeVirtualServers(&b, s.VirtualServers, loc)
+	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("writing the status: %w", err)
 	}
 	return nil
+}
+
+// writeVirtualServers is the virtual server table: one line per real
+// server, the virtual server named on its first.
+func writeVirtualServers(b *strings.Builder, vss []VirtualServer, loc *time.Location) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VIRTUAL SERVER\tALGO\tKIND\tQUORUM\tREAL SERVER\tWEIGHT\tHEALTH")
+	for _, vs := range vss {
+		quorum := "down"
+		if vs.QuorumUp {
+			quorum = "up"
+		}
+		lead := fmt.Sprintf("%s\t%s\t%s\t%s", vs.Name, vs.LbAlgo, vs.LbKind, quorum)
+		rows := vs.RealServers
+		if vs.SorryServer != nil {
+			rows = append(slices.Clip(rows), *vs.SorryServer)
+		}
+		if len(rows) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\n", lead)
+		}
+		for i, rs := range rows {
+			addr := rs.Address
+			if vs.SorryServer != nil && i == len(rows)-1 {
+				addr += " (sorry)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", lead, addr, rs.Weight, health(rs, loc))
+			lead = "\t\t\t"
+		}
+	}
+	tw.Flush() // writes to a strings.Builder: no error
+}
+
+// health is a real server's health in a few words: "up since 09:20:01",
+// "down since 09:21:00: HTTP_GET: ...", "up (not checked yet)".
+func health(rs RealServer, loc *time.Location) string {
+	word := "down"
+	if rs.Healthy {
+		word = "up"
+	}
+	if rs.Since == nil {
+		if rs.Reason == "" {
+			return word
+		}
+		return word + " (" + rs.Reason + ")"
+	}
+	out := word + " since " + rs.Since.In(loc).Format(time.TimeOnly)
+	if !rs.Healthy && rs.Reason != "" {
+		out += ": " + rs.Reason
+	}
+	return out
 }
 
 // drops lists drop counters by reason, sorted: "bad_checksum=1 bad_ttl=3".

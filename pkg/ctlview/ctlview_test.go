@@ -53,6 +53,39 @@ func TestTextGolden(t *testing.T) {
 	golden(t, "status.golden.txt", b.Bytes())
 }
 
+func TestIPVSGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := ctlview.WriteIPVS(&b, ctlview.FromIPVS(ctlviewtest.IPVS()), ctlviewtest.IPVSNow); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "ipvs.golden.txt", b.Bytes())
+	b.Reset()
+	if err := ctlview.WriteIPVSJSON(&b, ctlview.FromIPVS(ctlviewtest.IPVS())); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "ipvs.golden.json", b.Bytes())
+}
+
+// TestIPVSLinesAreIpvsadms: a destination line is ipvsadm -Ln's (same
+// widths) followed by the health, so that cutting the health off gives
+// ipvsadm's output; a destination vrrpkit does not know has none.
+func TestIPVSLinesAreIpvsadms(t *testing.T) {
+	var b bytes.Buffer
+	if err := ctlview.WriteIPVS(&b, ctlview.FromIPVS(ctlviewtest.IPVS()), ctlviewtest.IPVSNow); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"  -> 10.0.1.1:80                  Masq    3      2          17         up 6m57s\n",
+		"  -> 10.0.1.2:80                  Masq    0      0          0          down 2m50s: HTTP_GET: HTTP status 503 from http://10.0.1.2:80/health, want 200-299\n",
+		"UDP  198.51.100.7:53 rr persistent 300 mask 255.255.255.0\n  -> 203.0.113.5:53               Tunnel  2      0          0         \n",
+		"FWM  5 IPv6 sh\n  -> [2001:db8::10]:0             Route   0      12         40         down 2m0s: PING_CHECK:",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}
+
 // TestREADMEExample keeps the documented example the real output.
 func TestREADMEExample(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
@@ -81,7 +114,7 @@ func TestEmpty(t *testing.T) {
 	}
 	for key, want := range map[string]any{
 		"generation": 0.0, "config_path": "", "config_loaded_at": nil, "started_at": nil, "version": "",
-		"last_reload_failure": nil, "processes": []any{}, "vrrp_instances": []any{},
+		"last_reload_failure": nil, "processes": []any{}, "vrrp_instances": []any{}, "virtual_servers": []any{},
 	} {
 		v, ok := got[key]
 		if !ok {

@@ -3,6 +3,7 @@ package lvs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"time"
@@ -190,4 +191,44 @@ func fromFwd(f ipvs.ForwardType) Method {
 		return NAT
 	}
 	return Method(f)
+}
+
+// Close closes the netlink connection (cloudflare/ipvs's client has Close,
+// its Client interface does not list it).
+func (k ipvsKernel) Close() error {
+	if c, ok := k.c.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// ReadTable implements TableReader: the kernel's whole table with its
+// version and connection counters (what ipvsadm -Ln lists).
+func (k ipvsKernel) ReadTable() (KernelTable, error) {
+	info, err := k.c.Info()
+	if err != nil {
+		return KernelTable{}, fmt.Errorf("lvs: IPVS info: %w", err)
+	}
+	t := KernelTable{Version: info.Version, ConnTableSize: info.ConnectionTableSize}
+	ss, err := k.c.Services()
+	if errors.Is(err, os.ErrNotExist) {
+		return t, nil // an empty dump (see Services)
+	}
+	if err != nil {
+		return t, fmt.Errorf("lvs: listing IPVS services: %w", err)
+	}
+	for _, s := range ss {
+		ks := KernelService{Service: fromIPVSService(s.Service)}
+		ds, err := k.c.Destinations(s.Service)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return t, fmt.Errorf("lvs: listing the destinations of %s: %w", ks.ServiceKey, err)
+		}
+		for _, d := range ds {
+			ks.Dests = append(ks.Dests, KernelDest{Destination: fromIPVSDest(d.Destination),
+				ActiveConns: d.ActiveConnections, InactiveConns: d.InactiveConnections})
+		}
+		t.Services = append(t.Services, ks)
+	}
+	t.Sort()
+	return t, nil
 }

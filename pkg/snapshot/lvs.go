@@ -265,7 +265,7 @@ func virtualServerOf(vs *config.VirtualServer, groups map[string]*config.Virtual
 				Port:             uint32(ss.Port),
 				Weight:           1, // alloc_ssvr: effective_weight 1
 				InhibitOnFailure: vs.SorryServerInhibit,
-				Forwarding:       &pb.LvsForwarding{Method: methodOf(m)},
+				Forwarding:       forwardingOf(ss.LVSMethod, ss.Tunnel, vs),
 				Unchecked:        true,
 			}
 			if m != "NAT" && vs.Group == "" {
@@ -312,6 +312,35 @@ func effMethod(own, vs string) string {
 	return vs
 }
 
+// forwardingOf is a server's effective forwarding: its own method with its
+// own tunnel options, else the virtual server's method and tunnel
+// (check_data.c validate_check_config copies both together).
+func forwardingOf(own string, ownTun *config.Tunnel, vs *config.VirtualServer) *pb.LvsForwarding {
+	m, tun := own, ownTun
+	if own == "" {
+		m, tun = effMethod("", vs.LBKind), vs.Tunnel
+	}
+	f := &pb.LvsForwarding{Method: methodOf(m)}
+	if m != "TUN" || tun == nil {
+		return f
+	}
+	switch tun.Type {
+	case "gue":
+		f.TunnelType = pb.LvsTunnelType_LVS_TUNNEL_GUE
+		f.TunnelPort = uint32(tun.Port)
+	case "gre":
+		f.TunnelType = pb.LvsTunnelType_LVS_TUNNEL_GRE
+	}
+	// linux/ip_vs.h IP_VS_TUNNEL_ENCAP_FLAG_*.
+	switch tun.Checksum {
+	case "csum":
+		f.TunnelFlags = 1
+	case "remcsum":
+		f.TunnelFlags = 2
+	}
+	return f
+}
+
 func realServerOf(vs *config.VirtualServer, rs *config.RealServer, vsMethod string, fwmarkOnly bool) *pb.LvsRealServer {
 	m := effMethod(rs.LVSMethod, vsMethod)
 	o := &pb.LvsRealServer{
@@ -321,7 +350,7 @@ func realServerOf(vs *config.VirtualServer, rs *config.RealServer, vsMethod stri
 		Weight:     uint32(rs.Weight),
 		Uthreshold: rs.UThreshold,
 		Lthreshold: rs.LThreshold,
-		Forwarding: &pb.LvsForwarding{Method: methodOf(m)},
+		Forwarding: forwardingOf(rs.LVSMethod, rs.Tunnel, vs),
 		Unchecked:  len(rs.Checkers) == 0,
 	}
 	// alloc_rs: a real server without its own weight takes the virtual

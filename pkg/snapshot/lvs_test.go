@@ -227,3 +227,44 @@ virtual_server 192.0.2.2 80 {
 		t.Errorf("health ids collide: %q", vss[0].RealServers[0].HealthId)
 	}
 }
+
+// TestTunnelForwarding: a server without its own lvs_method takes the
+// virtual server's method and tunnel options together; one with its own
+// method takes its own options (check_data.c validate_check_config).
+func TestTunnelForwarding(t *testing.T) {
+	got := buildVS(t, `virtual_server 192.0.2.1 80 {
+  lb_kind TUN type gue port 6080 csum
+  protocol TCP
+  sorry_server 10.0.9.9 80
+  real_server 10.0.0.1 80 {
+  }
+  real_server 10.0.0.2 80 {
+    lvs_method TUN type gre
+  }
+  real_server 10.0.0.3 80 {
+    lvs_method TUN
+  }
+  real_server 10.0.0.4 80 {
+    lvs_method DR
+  }
+}
+`)
+	if len(got) != 1 {
+		t.Fatalf("%d virtual servers", len(got))
+	}
+	gue := &pb.LvsForwarding{Method: pb.LvsMethod_LVS_METHOD_TUN, TunnelType: pb.LvsTunnelType_LVS_TUNNEL_GUE, TunnelPort: 6080, TunnelFlags: 1}
+	want := []*pb.LvsForwarding{
+		gue,
+		{Method: pb.LvsMethod_LVS_METHOD_TUN, TunnelType: pb.LvsTunnelType_LVS_TUNNEL_GRE},
+		{Method: pb.LvsMethod_LVS_METHOD_TUN},
+		{Method: pb.LvsMethod_LVS_METHOD_DR},
+	}
+	for i, rs := range got[0].GetRealServers() {
+		if !proto.Equal(rs.GetForwarding(), want[i]) {
+			t.Errorf("real server %s: forwarding %v, want %v", rs.GetAddress(), rs.GetForwarding(), want[i])
+		}
+	}
+	if f := got[0].GetSorryServer().GetForwarding(); !proto.Equal(f, gue) {
+		t.Errorf("sorry server: forwarding %v, want %v", f, gue)
+	}
+}

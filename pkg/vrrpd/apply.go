@@ -4,16 +4,18 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/netstate"
+	"github.com/vrrpkit/vrrpkit/pkg/plan"
 	"github.com/vrrpkit/vrrpkit/pkg/vrrp"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
 // Apply makes the snapshot the running configuration, by its plan
-// (MakePlan): unchanged instances keep their state and timers, in-place
+// (plan.Instances): unchanged instances keep their state and timers, in-place
 // changes are made on the running instance, removed ones step down, added
 // and restarted ones start. Re-sending the running generation changes
 // nothing. A snapshot with anything that cannot run is refused whole
@@ -41,7 +43,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 		}
 		seen[c.GetName()] = true
 	}
-	plan := MakePlan(running, snap.GetInstances())
+	pl := plan.Instances(running, snap.GetInstances())
 	resume := map[string]bool{}
 	for _, name := range snap.GetResumeMaster() {
 		resume[name] = true
@@ -49,8 +51,8 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	// Build every instance of the new snapshot that is not unchanged, so a
 	// bad snapshot changes nothing; in-place changes use the fresh build's
 	// parsed values.
-	unchanged := make(map[string]bool, len(plan.Unchanged))
-	for _, name := range plan.Unchanged {
+	unchanged := make(map[string]bool, len(pl.Unchanged))
+	for _, name := range pl.Unchanged {
 		unchanged[name] = true
 	}
 	fresh := map[string]*instance{}
@@ -64,7 +66,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 		}
 		fresh[c.GetName()] = in
 	}
-	for _, name := range plan.Added {
+	for _, name := range pl.Added {
 		if in := fresh[name]; resume[name] && e.stillHeld(name, in.addrs) {
 			if err := in.resumeAsMaster(); err != nil {
 				return nil, &InvalidSnapshotError{Instance: name, DefinedAt: in.cfg.GetDefinedAt(), Err: err}
@@ -77,13 +79,14 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	e.applyStaticsLocked(snap)
 
 	resp := &pb.ApplyConfigResponse{Generation: snap.GetGeneration(),
-		Added: plan.Added, Removed: plan.Removed, Unchanged: plan.Unchanged}
+		Added: pl.Added, Removed: pl.Removed, Unchanged: pl.Unchanged}
 	now := e.clock.Now()
-	for _, name := range plan.Removed {
+	for _, name := range pl.Removed {
 		e.stopInstance(e.instances[name], now)
 		delete(e.instances, name)
 	}
-	for _, ch := range plan.Changed {
+	held := heldAfterLocked(e, pl, fresh)
+	for _, ch := range pl.Changed {
 		resp.Changed = append(resp.Changed, ch.Name)
 		old := e.instances[ch.Name]
 		if ch.Restart {
@@ -92,7 +95,14 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 			resp.Warnings = append(resp.Warnings, fmt.Sprintf("instance %s restarted: %s changed", ch.Name, restartFields(ch)))
 			continue
 		}
-		e.updateInPlace(old, fresh[ch.Name])
+		if err := e.updateInPlace(old, fresh[ch.Name], now, held); err != nil {
+			// plan.Instances and vrrp.Machine.Reconfigure disagree: restarting
+			// is always correct.
+			e.log.Error("in-place change refused, restarting the instance", "instance", ch.Name, "err", err)
+			e.stopInstance(old, now)
+			e.instances[ch.Name] = fresh[ch.Name]
+			resp.Warnings = append(resp.Warnings, fmt.Sprintf("instance %s restarted: %v", ch.Name, err))
+		}
 	}
 	order := make([]*instance, 0, len(snap.GetInstances()))
 	for _, c := range snap.GetInstances() {
@@ -107,8 +117,9 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	e.generation = snap.GetGeneration()
 	e.applyNoAcceptLocked(snap) // noaccept.go
 	e.rebuildTrackingLocked(snap)
-	e.applyLVSSyncLocked(snap) // lvs_sync.go: lvs_flush before the first service
-	e.applyLVSLocked(snap)     // lvs.go
+	e.applyLVSSyncLocked(snap)   // lvs_sync.go: lvs_flush before the first service
+	e.applyLVSLocked(snap)       // lvs.go
+	e.lvsStatusApplyLocked(snap) // lvs_status.go
 	var starting []*instance
 	for _, in := range order {
 		if in.m.State() == vrrp.StateInitialize {
@@ -137,7 +148,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	return resp, nil
 }
 
-func restartFields(ch Change) string {
+func restartFields(ch plan.Change) string {
 	var s string
 	for _, f := range ch.Fields {
 		if !f.InPlace {
@@ -154,7 +165,19 @@ func restartFields(ch Change) string {
 // configuration (see inPlaceFields). A master releases the addresses that
 // went and takes and announces the ones that came; its adverts carry the
 // new list from the next one on.
-func (e *Engine) updateInPlace(in, next *instance) {
+//
+// An address that goes from this master to another instance that is and
+// stays master (held: from heldAfterLocked) is handed over: it stays on the
+// interface, this instance's release is published, and the other instance's
+// add finds it in place. So a VIP moved between two masters in one reload
+// moves once and is never off the interface, whatever order the instances
+// are applied in (keepalived needs two reloads: keepalived#1854).
+func (e *Engine) updateInPlace(in, next *instance, now time.Time, held map[netstate.Address]*instance) error {
+	// The state machine first: it is the one change that can be refused,
+	// and then nothing else may have changed.
+	if err := in.m.Reconfigure(now, next.m.Config()); err != nil {
+		return err
+	}
 	var gone, added []netstate.Address
 	for _, a := range in.addrs {
 		if !slices.Contains(next.addrs, a) {
@@ -167,6 +190,24 @@ func (e *Engine) updateInPlace(in, next *instance) {
 		}
 	}
 	if in.m.State() == vrrp.StateMaster {
+		var kept, handed []netstate.Address
+		for _, a := range gone {
+			if to := held[a]; to != nil && to != in {
+				e.log.Info("address handed over in place", "address", a.String(), "from", in.name(), "to", to.name())
+				e.publishAddressLocked(in, a, false)
+				handed = append(handed, a)
+				continue
+			}
+			kept = append(kept, a)
+		}
+		gone = kept
+		if len(handed) > 0 {
+			// no_accept blocks are counted per instance (noaccept.go): the
+			// new holder blocks the address itself when it adds it.
+			ctx, cancel := context.WithTimeout(context.Background(), addressTimeout)
+			e.unblockLocked(ctx, in, handed)
+			cancel()
+		}
 		e.changeAddresses(in, gone, false)
 		e.changeAddresses(in, added, true)
 		repeat, _ := in.garpMaster()
@@ -176,8 +217,41 @@ func (e *Engine) updateInPlace(in, next *instance) {
 	if in.sock != nil && (in.ifFault == "" || in.ifFault == "interface "+in.cfg.GetInterface()+" down") {
 		in.ifFault = linkFault(in, in.linkUp) // dont_track_primary may have changed
 	}
-	in.pkt.Addrs = in.vips
+	in.pkt.Addrs, in.pkt.MaxAdvertInterval = in.vips, next.pkt.MaxAdvertInterval
 	in.checks.NumAddrs, in.checks.SkipAddrCheck = next.checks.NumAddrs, next.checks.SkipAddrCheck
+	if len(in.dsts) > 0 && len(next.dsts) > 0 { // plan.Instances: unicast stays unicast
+		in.dsts, in.sendTo = next.dsts, next.dsts
+	}
+	// The new base priority reaches adverts through evaluateLocked, which
+	// folds tracking into it after every apply.
+	return nil
+}
+
+// heldAfterLocked maps each address to the running master instance that
+// will hold it once the plan is applied: unchanged masters with their
+// addresses, masters changed in place with their new ones. Instances that
+// are removed or restarted hold nothing.
+func heldAfterLocked(e *Engine, p plan.InstancePlan, fresh map[string]*instance) map[netstate.Address]*instance {
+	held := map[netstate.Address]*instance{}
+	add := func(in *instance, addrs []netstate.Address) {
+		if in == nil || in.m.State() != vrrp.StateMaster {
+			return
+		}
+		for _, a := range addrs {
+			held[a] = in
+		}
+	}
+	for _, name := range p.Unchanged {
+		if in := e.instances[name]; in != nil {
+			add(in, in.addrs)
+		}
+	}
+	for _, ch := range p.Changed {
+		if !ch.Restart && fresh[ch.Name] != nil {
+			add(e.instances[ch.Name], fresh[ch.Name].addrs)
+		}
+	}
+	return held
 }
 
 // stillHeld reports whether every address of an instance the previous
@@ -224,11 +298,13 @@ func (e *Engine) Status(ctx context.Context) (*pb.StatusResponse, error) {
 		}
 		st.FaultReasons = append(st.FaultReasons, in.faults...)
 		st.Tracking = in.trackingStatus()
+		st.Peers = in.peersPB() // peers.go
 		if in.group != nil {
 			st.SyncGroup = in.group.cfg.GetName()
 		}
 		resp.Instances = append(resp.Instances, st)
 	}
+	resp.VirtualServers = e.virtualServersStatusLocked() // lvs_status.go
 	return resp, nil
 }
 
@@ -245,6 +321,7 @@ func (in *instance) countersPB() *pb.InstanceCounters {
 		SendErrors:               c.sendErrors,
 		LowerPriorityMasterHeard: stats.LowerPriorityMastersHeard,
 		ResumedLate:              stats.ResumedLate,
+		OtherMasterHeard:         c.otherMaster,
 	}
 	drops := c.drops
 	// The state machine counts VRRPv2 interval mismatches itself.

@@ -61,6 +61,11 @@ type Options struct {
 	Routes    Routes          // virtual routes and rules (routes.go)
 	Firewall  FirewallFactory // no_accept; nil: nftables, none with substitute Addresses (noaccept.go)
 	LVS       LVSOpener       // IPVS; nil: lvs.OpenKernel, none with substitute Addresses (lvs.go)
+	// LVSHealthWait bounds how long IPVS waits for checkerd's health
+	// snapshot of a generation before programming checked real servers
+	// from the start rules (lvs.go); 0: no wait, for an engine without
+	// checkerd. vrrpdcmd uses DefaultLVSHealthWait.
+	LVSHealthWait time.Duration
 	// LVSGlobals: the IPVS sync daemon, timeouts and flushes; nil:
 	// lvs.OpenGlobals, none with substitute LVS or Addresses (lvs_sync.go).
 	LVSGlobals LVSGlobalsOpener
@@ -116,6 +121,9 @@ type Engine struct {
 	statics staticSet // statics.go: static_ipaddress/_routes/_rules; guarded by mu
 
 	lvs lvsRun // lvs.go: IPVS
+	// rsResults: real servers' last results by health_id, for status
+	// (lvs_status.go).
+	rsResults map[string]*pb.TrackerResult
 
 	lvsSync lvsSyncRun // lvs_sync.go: IPVS sync daemon, timeouts, flushes
 }
@@ -378,23 +386,27 @@ func (e *Engine) handleRxLocked(ev *rxEvent) {
 	}
 	if in == nil {
 		cands[0].drop(vrrp.DropUnknownPeer)
-		return
-	}
-	if ev.drop != 0 {
-		in.drop(ev.drop)
+		cands[0].droppedLocked(ev.rx.Src, vrrp.DropUnknownPeer, ev.at) // peers.go
 		return
 	}
 	if ev.rx.Src == in.src {
 		return // our own advert, looped back by a unicast peer list
 	}
+	if ev.drop != 0 {
+		in.drop(ev.drop)
+		in.droppedLocked(ev.rx.Src, ev.drop, ev.at)
+		return
+	}
 	drop, mismatch := in.checks.Check(&ev.rx)
 	if drop != 0 {
 		in.drop(drop)
+		in.droppedLocked(ev.rx.Src, drop, ev.at)
 		return
 	}
 	if mismatch != 0 {
 		in.drop(mismatch) // counted, and accepted as keepalived does
 	}
+	in.heardLocked(&ev.rx, ev.interval, mismatch, ev.at)
 	in.counters.rxAdverts++
 	if ev.rx.Priority == 0 {
 		in.counters.rxPrio0++

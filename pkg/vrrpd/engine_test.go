@@ -288,9 +288,9 @@ func dropCount(c *pb.InstanceCounters, reason string) uint64 {
 }
 
 // TestApplyInPlaceRestartAndRefusals: a VIP added in place keeps the
-// master master and announces only the new address; a changed advert_int
-// restarts the instance (priority 0 first); a bad snapshot and an older
-// generation change nothing.
+// master master and announces only the new address, and so do a new
+// priority and advert_int; a changed VRID restarts the instance (priority 0
+// first); a bad snapshot and an older generation change nothing.
 func TestApplyInPlaceRestartAndRefusals(t *testing.T) {
 	r := newRig(t)
 	r.master(t, vi1())
@@ -336,14 +336,33 @@ func TestApplyInPlaceRestartAndRefusals(t *testing.T) {
 		t.Fatalf("a refused snapshot changed the instance: %v", st)
 	}
 
-	slow := vi1()
-	slow.AdvertInt = durationpb.New(2 * time.Second)
+	// Priority and advert_int change in place (vrrp.Machine.Reconfigure):
+	// no flap, no priority 0, and the next advert carries both.
+	tuned := vi1()
+	tuned.VirtualIpaddress = two.VirtualIpaddress
+	tuned.Priority, tuned.AdvertInt = 120, durationpb.New(2*time.Second)
 	n := len(r.net.sentAdverts())
-	resp = r.apply(t, snapshot(4, slow))
+	resp = r.apply(t, snapshot(4, tuned))
+	if !slices.Equal(resp.GetChanged(), []string{"VI_1"}) || len(resp.GetWarnings()) != 0 {
+		t.Fatalf("in-place priority/advert_int apply: %v", resp)
+	}
+	r.clock.advanceTo(t, r.clock.sl.settle(t))
+	sentNow := r.sentAfter(n)
+	if len(sentNow) == 0 || sentNow[0].pkt.Priority != 120 || sentNow[0].pkt.MaxAdvertInterval != 2*time.Second {
+		t.Fatalf("after the in-place change sent %+v, want an advert with priority 120, interval 2s", sentNow)
+	}
+	if st := r.instance(t, "VI_1"); st.GetState() != pb.VrrpState_VRRP_STATE_MASTER || !st.GetStateSince().AsTime().Equal(since) {
+		t.Fatalf("the master flapped on a priority change: %v since %v", st.GetState(), st.GetStateSince().AsTime())
+	}
+
+	moved := vi1()
+	moved.Vrid = 52
+	n = len(r.net.sentAdverts())
+	resp = r.apply(t, snapshot(5, moved))
 	if !slices.Equal(resp.GetChanged(), []string{"VI_1"}) || len(resp.GetWarnings()) != 1 {
 		t.Fatalf("restart apply: %v", resp)
 	}
-	sentNow := r.sentAfter(n)
+	sentNow = r.sentAfter(n)
 	if len(sentNow) != 1 || sentNow[0].pkt.Priority != 0 {
 		t.Fatalf("restart sent %+v, want one priority 0 advert", sentNow)
 	}

@@ -26,6 +26,8 @@ type instance struct {
 	vrid   uint8
 	m      *vrrp.Machine
 	checks vrrp.ReceiveChecks
+	// Other routers heard on the VRID (peers.go), most recent last heard.
+	peers []*peerRecord
 
 	sock *socket // nil while the interface is missing
 	src  netip.Addr
@@ -101,6 +103,7 @@ func (g garpRound) due(now time.Time) bool { return !g.at.IsZero() && !now.Befor
 type counters struct {
 	rxAdverts, txAdverts, rxPrio0, txPrio0   uint64
 	becameMaster, releasedMaster, sendErrors uint64
+	otherMaster                              uint64 // peers.go
 	drops                                    [vrrp.NumDropReasons]uint64
 }
 

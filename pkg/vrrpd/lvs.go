@@ -9,6 +9,16 @@ package vrrpd
 // time: after every apply and health change, every lvsInterval (a service
 // removed by hand comes back), and once with an empty table at shutdown,
 // which removes what vrrpkit owns (keepalived's default at stop: clear_services).
+//
+// A vrrpd that starts (or reloads) knows nothing of the real servers'
+// health until checkerd's health snapshot comes: a checked server would
+// count as up (check_api.c: checkers begin up) and a server checkerd knows
+// is down would be re-added for a moment, a flap that a restart of vrrpd
+// must not cause (issue 8). So while the virtual servers have checked real
+// servers, the table is not handed to the worker, and IPVS is neither
+// added to nor removed from, until a health snapshot of the running
+// generation arrived, or Options.LVSHealthWait passed (then keepalived's
+// start rules decide, and the log says why).
 
 import (
 	"context"
@@ -28,6 +38,12 @@ type LVSOpener func() (lvs.Kernel, error)
 // the desired one when nothing else happens.
 const defaultLVSInterval = 10 * time.Second
 
+// DefaultLVSHealthWait is how long vrrpd waits for checkerd's health
+// snapshot before programming IPVS from the start rules: the follower's
+// dial timeout (2 s) and a reconnect or two, with room for the supervisor
+// to restart a checkerd that died at the same time.
+const DefaultLVSHealthWait = 5 * time.Second
+
 // lvsRun is the engine's IPVS state.
 type lvsRun struct {
 	open     LVSOpener
@@ -40,6 +56,16 @@ type lvsRun struct {
 	havePrev bool
 	started  bool               // the worker runs
 	stop     context.CancelFunc // stops the worker
+
+	// The wait for checkerd's health (see the top of the file).
+	healthWait  time.Duration // 0: never wait (no checkerd to wait for)
+	healthGen   uint64        // the newest generation of a health snapshot
+	haveHealth  bool          // a health snapshot arrived
+	holding     bool          // a table is held back, waiting
+	waitGen     uint64        // the generation waitTimer runs for
+	waitTimer   *time.Timer   // real time: it waits for another process
+	expiredGen  uint64        // the generation whose wait ran out
+	waitExpired bool
 
 	kick chan struct{} // cap 1: a new table is pending
 
@@ -54,7 +80,7 @@ type lvsRun struct {
 
 func (e *Engine) initLVS(o Options) {
 	e.lvs = lvsRun{open: o.LVS, interval: defaultLVSInterval, health: map[string]bool{},
-		kick: make(chan struct{}, 1), owned: lvs.NewOwnership()}
+		kick: make(chan struct{}, 1), owned: lvs.NewOwnership(), healthWait: max(o.LVSHealthWait, 0)}
 	if o.LVS == nil && o.Addresses == nil {
 		e.lvs.open = lvs.OpenKernel
 	}
@@ -93,12 +119,102 @@ func (e *Engine) lvsHealthLocked(r *pb.TrackerResult) bool {
 	return true
 }
 
+// lvsSnapshotLocked records that checkerd's health snapshot of gen
+// arrived (ApplyHealth has refused older ones); it reports whether a table
+// was held back for it, which must now be computed.
+func (e *Engine) lvsSnapshotLocked(gen uint64) bool {
+	l := &e.lvs
+	if !l.haveHealth || gen > l.healthGen {
+		l.healthGen, l.haveHealth = gen, true
+	}
+	return l.holding
+}
+
+// hasCheckedRealServers reports whether a real server's state depends on
+// checkerd: one not marked unchecked (a real server without checkers is
+// always up, check_api.c).
+func hasCheckedRealServers(vss []*pb.VirtualServer) bool {
+	for _, vs := range vss {
+		for _, rs := range vs.GetRealServers() {
+			if !rs.GetUnchecked() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mustWaitForHealth is the decision of the wait, pure: hold the table of
+// generation gen back while there is checkerd health to wait for (wait >
+// 0 and a checked real server), no health snapshot of gen or newer came,
+// and the wait of gen has not run out.
+func mustWaitForHealth(vss []*pb.VirtualServer, wait time.Duration, gen uint64, haveHealth bool, healthGen uint64, expired bool) bool {
+	switch {
+	case wait <= 0 || expired:
+		return false
+	case haveHealth && healthGen >= gen:
+		return false
+	}
+	return hasCheckedRealServers(vss)
+}
+
+// holdLVSLocked reports whether the table must wait for checkerd's health,
+// and arms the bounded wait of the running generation the first time.
+func (e *Engine) holdLVSLocked() bool {
+	l := &e.lvs
+	gen := e.generation
+	expired := l.waitExpired && l.expiredGen == gen
+	if !mustWaitForHealth(l.vss, l.healthWait, gen, l.haveHealth, l.healthGen, expired) {
+		if l.holding {
+			l.holding = false
+			if l.waitTimer != nil {
+				l.waitTimer.Stop()
+				l.waitTimer = nil
+			}
+			if !expired {
+				e.log.Info("IPVS: checkerd's health snapshot arrived; programming the table", "generation", gen)
+			}
+		}
+		return false
+	}
+	l.holding = true
+	if l.waitTimer == nil || l.waitGen != gen {
+		if l.waitTimer != nil {
+			l.waitTimer.Stop()
+		}
+		e.log.Info("IPVS: waiting for checkerd's health snapshot before changing the table, so that a real server checkerd knows is down is not re-added",
+			"generation", gen, "wait", l.healthWait)
+		l.waitGen = gen
+		l.waitTimer = time.AfterFunc(l.healthWait, func() { e.lvsWaitExpired(gen) })
+	}
+	return true
+}
+
+// lvsWaitExpired ends the wait of gen, if it still waits.
+func (e *Engine) lvsWaitExpired(gen uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	l := &e.lvs
+	if e.stopped || !l.holding || l.waitGen != gen || e.generation != gen {
+		return
+	}
+	l.waitExpired, l.expiredGen, l.waitTimer = true, gen, nil
+	e.log.Warn("IPVS: no health snapshot from checkerd in time; programming the table from the start rules (a checked real server without a result is up unless a checker is alpha)",
+		"generation", gen, "waited", l.healthWait)
+	e.updateLVSLocked()
+}
+
 // updateLVSLocked computes the desired table and hands it to the worker,
 // which it starts the first time there are virtual servers: without any,
-// IPVS's netlink is never opened.
+// IPVS's netlink is never opened. While the table waits for checkerd's
+// health, nothing is handed over: the worker, if it runs, keeps
+// reconciling the last table it had.
 func (e *Engine) updateLVSLocked() {
 	l := &e.lvs
 	if !l.started && len(l.vss) == 0 {
+		return
+	}
+	if e.holdLVSLocked() {
 		return
 	}
 	health := func(id string) (bool, bool) {
@@ -130,7 +246,13 @@ func (e *Engine) updateLVSLocked() {
 
 // stopLVSLocked returns what stops the worker (which then removes what
 // vrrpkit owns), or nil.
-func (e *Engine) stopLVSLocked() context.CancelFunc { return e.lvs.stop }
+func (e *Engine) stopLVSLocked() context.CancelFunc {
+	if t := e.lvs.waitTimer; t != nil {
+		t.Stop()
+		e.lvs.waitTimer = nil
+	}
+	return e.lvs.stop
+}
 
 func (e *Engine) lvsWorker(ctx context.Context, interval time.Duration) {
 	defer e.wg.Done()

@@ -31,6 +31,11 @@ func (s *Server) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusRes
 	return resp, grpcError(err)
 }
 
+func (s *Server) Ipvs(ctx context.Context, _ *pb.IpvsRequest) (*pb.IpvsResponse, error) {
+	resp, err := s.e.Ipvs(ctx)
+	return resp, grpcError(err)
+}
+
 // Events streams the engine's events until the client goes, the engine
 // stops, or the client falls too far behind (then it resubscribes and gets
 // a fresh snapshot).
@@ -65,7 +70,7 @@ func grpcError(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.As(err, &inv):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrStopped):
+	case errors.Is(err, ErrStopped), errors.Is(err, ErrNoIPVS):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()

@@ -80,9 +80,10 @@ func (e *Engine) ApplyHealth(ev *pb.HealthEvent) bool {
 		return false
 	}
 	var results []*pb.TrackerResult
+	snapshot := false
 	switch x := ev.GetEvent().(type) {
 	case *pb.HealthEvent_Snapshot:
-		results = x.Snapshot.GetResults()
+		results, snapshot = x.Snapshot.GetResults(), true
 	case *pb.HealthEvent_Result:
 		results = []*pb.TrackerResult{x.Result}
 	default:
@@ -91,6 +92,7 @@ func (e *Engine) ApplyHealth(ev *pb.HealthEvent) bool {
 	changed, lvsChanged := false, false
 	for _, r := range results {
 		if r.GetKind() == pb.TrackerKind_TRACKER_KIND_REAL_SERVER {
+			e.lvsStatusResultLocked(r)                      // lvs_status.go
 			lvsChanged = e.lvsHealthLocked(r) || lvsChanged // lvs.go
 			continue
 		}
@@ -109,6 +111,10 @@ func (e *Engine) ApplyHealth(ev *pb.HealthEvent) bool {
 	if changed {
 		e.evaluateLocked(e.clock.Now())
 		e.wakeIfEarlierLocked()
+	}
+	if snapshot {
+		// lvs.go: a table held back for checkerd's health goes now.
+		lvsChanged = e.lvsSnapshotLocked(ev.GetGeneration()) || lvsChanged
 	}
 	if lvsChanged {
 		e.updateLVSLocked() // lvs.go

@@ -271,11 +271,13 @@ func (x *StatusRequest) GetInstances() []string {
 }
 
 type StatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Generation    uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
-	Instances     []*InstanceStatus      `protobuf:"bytes,2,rep,name=instances,proto3" json:"instances,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Generation uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	Instances  []*InstanceStatus      `protobuf:"bytes,2,rep,name=instances,proto3" json:"instances,omitempty"`
+	// Every virtual server of the running configuration, in its order.
+	VirtualServers []*VirtualServerStatus `protobuf:"bytes,3,rep,name=virtual_servers,json=virtualServers,proto3" json:"virtual_servers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -322,6 +324,565 @@ func (x *StatusResponse) GetInstances() []*InstanceStatus {
 	return nil
 }
 
+func (x *StatusResponse) GetVirtualServers() []*VirtualServerStatus {
+	if x != nil {
+		return x.VirtualServers
+	}
+	return nil
+}
+
+// VirtualServerStatus is a virtual_server as vrrpd programs it.
+type VirtualServerStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// VirtualServer.name ("192.0.2.1:80/TCP", "fwmark 5", "group NAME/TCP").
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its IPVS services (several for a group or an address range).
+	Services []*LvsService `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
+	// lb_algo.
+	Scheduler string `protobuf:"bytes,3,opt,name=scheduler,proto3" json:"scheduler,omitempty"`
+	// lb_kind: its real servers' forwarding method (the first one's when
+	// lb_kind_mixed; NAT when it has none).
+	LbKind LvsMethod `protobuf:"varint,4,opt,name=lb_kind,json=lbKind,proto3,enum=vrrpkit.v1.LvsMethod" json:"lb_kind,omitempty"`
+	// The real servers do not all use one forwarding method.
+	LbKindMixed bool `protobuf:"varint,5,opt,name=lb_kind_mixed,json=lbKindMixed,proto3" json:"lb_kind_mixed,omitempty"`
+	// Quorum met: the real servers are in the pool (else the sorry server,
+	// if any).
+	QuorumUp      bool                `protobuf:"varint,6,opt,name=quorum_up,json=quorumUp,proto3" json:"quorum_up,omitempty"`
+	RealServers   []*RealServerStatus `protobuf:"bytes,7,rep,name=real_servers,json=realServers,proto3" json:"real_servers,omitempty"`
+	SorryServer   *RealServerStatus   `protobuf:"bytes,8,opt,name=sorry_server,json=sorryServer,proto3" json:"sorry_server,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VirtualServerStatus) Reset() {
+	*x = VirtualServerStatus{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VirtualServerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VirtualServerStatus) ProtoMessage() {}
+
+func (x *VirtualServerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VirtualServerStatus.ProtoReflect.Descriptor instead.
+func (*VirtualServerStatus) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *VirtualServerStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetServices() []*LvsService {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *VirtualServerStatus) GetScheduler() string {
+	if x != nil {
+		return x.Scheduler
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetLbKind() LvsMethod {
+	if x != nil {
+		return x.LbKind
+	}
+	return LvsMethod_LVS_METHOD_NAT
+}
+
+func (x *VirtualServerStatus) GetLbKindMixed() bool {
+	if x != nil {
+		return x.LbKindMixed
+	}
+	return false
+}
+
+func (x *VirtualServerStatus) GetQuorumUp() bool {
+	if x != nil {
+		return x.QuorumUp
+	}
+	return false
+}
+
+func (x *VirtualServerStatus) GetRealServers() []*RealServerStatus {
+	if x != nil {
+		return x.RealServers
+	}
+	return nil
+}
+
+func (x *VirtualServerStatus) GetSorryServer() *RealServerStatus {
+	if x != nil {
+		return x.SorryServer
+	}
+	return nil
+}
+
+// RealServerStatus is a real (or sorry) server's health and what vrrpd
+// programs for it.
+type RealServerStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ip and effective port.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Port    uint32 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	// Weight in vrrpd's IPVS table: 0 when it is not in it (down, or replaced
+	// by the sorry server) or inhibited (inhibit_on_failure).
+	Weight  uint32 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	Healthy bool   `protobuf:"varint,4,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// From checkerd's last result (TrackerResult); unset before one.
+	Since     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	LastCheck *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_check,json=lastCheck,proto3" json:"last_check,omitempty"`
+	// Why it is down (the failing checker and its error), or what the last
+	// check that passed saw; "no checker" for a server without any, "not
+	// checked yet" before a first result.
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// LvsRealServer.health_id; "" for an unchecked server.
+	HealthId      string    `protobuf:"bytes,8,opt,name=health_id,json=healthId,proto3" json:"health_id,omitempty"`
+	Forward       LvsMethod `protobuf:"varint,9,opt,name=forward,proto3,enum=vrrpkit.v1.LvsMethod" json:"forward,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RealServerStatus) Reset() {
+	*x = RealServerStatus{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RealServerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RealServerStatus) ProtoMessage() {}
+
+func (x *RealServerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RealServerStatus.ProtoReflect.Descriptor instead.
+func (*RealServerStatus) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RealServerStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *RealServerStatus) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *RealServerStatus) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *RealServerStatus) GetLastCheck() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastCheck
+	}
+	return nil
+}
+
+func (x *RealServerStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RealServerStatus) GetHealthId() string {
+	if x != nil {
+		return x.HealthId
+	}
+	return ""
+}
+
+func (x *RealServerStatus) GetForward() LvsMethod {
+	if x != nil {
+		return x.Forward
+	}
+	return LvsMethod_LVS_METHOD_NAT
+}
+
+type IpvsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IpvsRequest) Reset() {
+	*x = IpvsRequest{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IpvsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IpvsRequest) ProtoMessage() {}
+
+func (x *IpvsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IpvsRequest.ProtoReflect.Descriptor instead.
+func (*IpvsRequest) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{5}
+}
+
+// IpvsResponse is the kernel's IPVS table (ipvsadm -Ln).
+type IpvsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The kernel's IPVS version ("1.2.1") and connection table size.
+	Version       string         `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	ConnTableSize uint32         `protobuf:"varint,2,opt,name=conn_table_size,json=connTableSize,proto3" json:"conn_table_size,omitempty"`
+	Services      []*IpvsService `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IpvsResponse) Reset() {
+	*x = IpvsResponse{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IpvsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IpvsResponse) ProtoMessage() {}
+
+func (x *IpvsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IpvsResponse.ProtoReflect.Descriptor instead.
+func (*IpvsResponse) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *IpvsResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *IpvsResponse) GetConnTableSize() uint32 {
+	if x != nil {
+		return x.ConnTableSize
+	}
+	return 0
+}
+
+func (x *IpvsResponse) GetServices() []*IpvsService {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// IpvsService is one kernel IPVS service.
+type IpvsService struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       *LvsService            `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Scheduler string                 `protobuf:"bytes,2,opt,name=scheduler,proto3" json:"scheduler,omitempty"`
+	// IP_VS_SVC_F_*.
+	Flags uint32 `protobuf:"varint,3,opt,name=flags,proto3" json:"flags,omitempty"`
+	// Persistence timeout (flags has IP_VS_SVC_F_PERSISTENT).
+	TimeoutSeconds uint32 `protobuf:"varint,4,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	// Persistence granularity: IPv4 netmask ("255.255.255.0") or IPv6 prefix
+	// length ("64"); "" for a host mask.
+	Netmask string `protobuf:"bytes,5,opt,name=netmask,proto3" json:"netmask,omitempty"`
+	PeName  string `protobuf:"bytes,6,opt,name=pe_name,json=peName,proto3" json:"pe_name,omitempty"`
+	// The configuration's virtual server of this service ("" if none).
+	VirtualServer string             `protobuf:"bytes,7,opt,name=virtual_server,json=virtualServer,proto3" json:"virtual_server,omitempty"`
+	Destinations  []*IpvsDestination `protobuf:"bytes,8,rep,name=destinations,proto3" json:"destinations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IpvsService) Reset() {
+	*x = IpvsService{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IpvsService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IpvsService) ProtoMessage() {}
+
+func (x *IpvsService) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IpvsService.ProtoReflect.Descriptor instead.
+func (*IpvsService) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *IpvsService) GetKey() *LvsService {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *IpvsService) GetScheduler() string {
+	if x != nil {
+		return x.Scheduler
+	}
+	return ""
+}
+
+func (x *IpvsService) GetFlags() uint32 {
+	if x != nil {
+		return x.Flags
+	}
+	return 0
+}
+
+func (x *IpvsService) GetTimeoutSeconds() uint32 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
+}
+
+func (x *IpvsService) GetNetmask() string {
+	if x != nil {
+		return x.Netmask
+	}
+	return ""
+}
+
+func (x *IpvsService) GetPeName() string {
+	if x != nil {
+		return x.PeName
+	}
+	return ""
+}
+
+func (x *IpvsService) GetVirtualServer() string {
+	if x != nil {
+		return x.VirtualServer
+	}
+	return ""
+}
+
+func (x *IpvsService) GetDestinations() []*IpvsDestination {
+	if x != nil {
+		return x.Destinations
+	}
+	return nil
+}
+
+// IpvsDestination is one destination of a kernel IPVS service.
+type IpvsDestination struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Port    uint32                 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	// IP_VS_CONN_F_* forwarding method: 0 Masq, 1 Local, 2 Tunnel, 3 Route.
+	Forward        uint32 `protobuf:"varint,3,opt,name=forward,proto3" json:"forward,omitempty"`
+	Weight         uint32 `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	ActiveConns    uint32 `protobuf:"varint,5,opt,name=active_conns,json=activeConns,proto3" json:"active_conns,omitempty"`
+	InactiveConns  uint32 `protobuf:"varint,6,opt,name=inactive_conns,json=inactiveConns,proto3" json:"inactive_conns,omitempty"`
+	UpperThreshold uint32 `protobuf:"varint,7,opt,name=upper_threshold,json=upperThreshold,proto3" json:"upper_threshold,omitempty"`
+	LowerThreshold uint32 `protobuf:"varint,8,opt,name=lower_threshold,json=lowerThreshold,proto3" json:"lower_threshold,omitempty"`
+	// The configured real or sorry server it is, with its health; unset if
+	// the configuration has no such server for this service.
+	Server *RealServerStatus `protobuf:"bytes,9,opt,name=server,proto3" json:"server,omitempty"`
+	// It is the virtual server's sorry server.
+	SorryServer   bool `protobuf:"varint,10,opt,name=sorry_server,json=sorryServer,proto3" json:"sorry_server,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IpvsDestination) Reset() {
+	*x = IpvsDestination{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IpvsDestination) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IpvsDestination) ProtoMessage() {}
+
+func (x *IpvsDestination) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IpvsDestination.ProtoReflect.Descriptor instead.
+func (*IpvsDestination) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *IpvsDestination) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *IpvsDestination) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *IpvsDestination) GetForward() uint32 {
+	if x != nil {
+		return x.Forward
+	}
+	return 0
+}
+
+func (x *IpvsDestination) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *IpvsDestination) GetActiveConns() uint32 {
+	if x != nil {
+		return x.ActiveConns
+	}
+	return 0
+}
+
+func (x *IpvsDestination) GetInactiveConns() uint32 {
+	if x != nil {
+		return x.InactiveConns
+	}
+	return 0
+}
+
+func (x *IpvsDestination) GetUpperThreshold() uint32 {
+	if x != nil {
+		return x.UpperThreshold
+	}
+	return 0
+}
+
+func (x *IpvsDestination) GetLowerThreshold() uint32 {
+	if x != nil {
+		return x.LowerThreshold
+	}
+	return 0
+}
+
+func (x *IpvsDestination) GetServer() *RealServerStatus {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *IpvsDestination) GetSorryServer() bool {
+	if x != nil {
+		return x.SorryServer
+	}
+	return false
+}
+
 // InstanceStatus is the live state of one VRRP instance.
 type InstanceStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -347,15 +908,18 @@ type InstanceStatus struct {
 	// Why it is in FAULT (tracked interface or script names), if it is.
 	FaultReasons []string `protobuf:"bytes,10,rep,name=fault_reasons,json=faultReasons,proto3" json:"fault_reasons,omitempty"`
 	// Every tracker of the instance (and of its sync group) and what it adds.
-	Tracking      []*TrackedStatus `protobuf:"bytes,13,rep,name=tracking,proto3" json:"tracking,omitempty"`
-	SyncGroup     string           `protobuf:"bytes,14,opt,name=sync_group,json=syncGroup,proto3" json:"sync_group,omitempty"`
+	Tracking  []*TrackedStatus `protobuf:"bytes,13,rep,name=tracking,proto3" json:"tracking,omitempty"`
+	SyncGroup string           `protobuf:"bytes,14,opt,name=sync_group,json=syncGroup,proto3" json:"sync_group,omitempty"`
+	// Every other router heard on this instance's VRID (up to 32, the most
+	// recently heard), with what it advertises and what of it was dropped.
+	Peers         []*PeerStatus `protobuf:"bytes,15,rep,name=peers,proto3" json:"peers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InstanceStatus) Reset() {
 	*x = InstanceStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[3]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -367,7 +931,7 @@ func (x *InstanceStatus) String() string {
 func (*InstanceStatus) ProtoMessage() {}
 
 func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[3]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -380,7 +944,7 @@ func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceStatus.ProtoReflect.Descriptor instead.
 func (*InstanceStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InstanceStatus) GetName() string {
@@ -474,6 +1038,123 @@ func (x *InstanceStatus) GetSyncGroup() string {
 	return ""
 }
 
+func (x *InstanceStatus) GetPeers() []*PeerStatus {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+// PeerStatus is another router heard on an instance's VRID.
+type PeerStatus struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// In its last advert (0: it was stepping down).
+	Priority uint32 `protobuf:"varint,2,opt,name=priority,proto3" json:"priority,omitempty"`
+	// The interval in its last advert (VRRPv3 Max Adver Int, VRRPv2 Adver
+	// Int).
+	AdvertInterval *durationpb.Duration   `protobuf:"bytes,3,opt,name=advert_interval,json=advertInterval,proto3" json:"advert_interval,omitempty"`
+	FirstHeard     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=first_heard,json=firstHeard,proto3" json:"first_heard,omitempty"`
+	LastHeard      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_heard,json=lastHeard,proto3" json:"last_heard,omitempty"`
+	// Adverts accepted from it.
+	Adverts uint64 `protobuf:"varint,6,opt,name=adverts,proto3" json:"adverts,omitempty"`
+	// Adverts from it dropped or flagged, by reason (authentication or
+	// interval mismatch, not in unicast_peer, ...): a router configured
+	// otherwise than this one.
+	Drops []*DropCount `protobuf:"bytes,7,rep,name=drops,proto3" json:"drops,omitempty"`
+	// Adverts it sent (priority above 0) while this router was MASTER: two
+	// masters at once. Rising means a split brain.
+	HeardWhileMaster uint64 `protobuf:"varint,8,opt,name=heard_while_master,json=heardWhileMaster,proto3" json:"heard_while_master,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PeerStatus) Reset() {
+	*x = PeerStatus{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerStatus) ProtoMessage() {}
+
+func (x *PeerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
+func (*PeerStatus) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PeerStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *PeerStatus) GetPriority() uint32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetAdvertInterval() *durationpb.Duration {
+	if x != nil {
+		return x.AdvertInterval
+	}
+	return nil
+}
+
+func (x *PeerStatus) GetFirstHeard() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstHeard
+	}
+	return nil
+}
+
+func (x *PeerStatus) GetLastHeard() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastHeard
+	}
+	return nil
+}
+
+func (x *PeerStatus) GetAdverts() uint64 {
+	if x != nil {
+		return x.Adverts
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetDrops() []*DropCount {
+	if x != nil {
+		return x.Drops
+	}
+	return nil
+}
+
+func (x *PeerStatus) GetHeardWhileMaster() uint64 {
+	if x != nil {
+		return x.HeardWhileMaster
+	}
+	return 0
+}
+
 // TrackedStatus is one tracker as an instance sees it.
 type TrackedStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -492,7 +1173,7 @@ type TrackedStatus struct {
 
 func (x *TrackedStatus) Reset() {
 	*x = TrackedStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +1185,7 @@ func (x *TrackedStatus) String() string {
 func (*TrackedStatus) ProtoMessage() {}
 
 func (x *TrackedStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[4]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +1198,7 @@ func (x *TrackedStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackedStatus.ProtoReflect.Descriptor instead.
 func (*TrackedStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TrackedStatus) GetKind() TrackerKind {
@@ -570,7 +1251,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +1263,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[5]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +1276,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 // HealthEvent is one message of Checkerd.Health.
@@ -617,7 +1298,7 @@ type HealthEvent struct {
 
 func (x *HealthEvent) Reset() {
 	*x = HealthEvent{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +1310,7 @@ func (x *HealthEvent) String() string {
 func (*HealthEvent) ProtoMessage() {}
 
 func (x *HealthEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[6]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +1323,7 @@ func (x *HealthEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthEvent.ProtoReflect.Descriptor instead.
 func (*HealthEvent) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HealthEvent) GetSeq() uint64 {
@@ -716,7 +1397,7 @@ type HealthSnapshot struct {
 
 func (x *HealthSnapshot) Reset() {
 	*x = HealthSnapshot{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +1409,7 @@ func (x *HealthSnapshot) String() string {
 func (*HealthSnapshot) ProtoMessage() {}
 
 func (x *HealthSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[7]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +1422,7 @@ func (x *HealthSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthSnapshot.ProtoReflect.Descriptor instead.
 func (*HealthSnapshot) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HealthSnapshot) GetResults() []*TrackerResult {
@@ -781,7 +1462,7 @@ type TrackerResult struct {
 
 func (x *TrackerResult) Reset() {
 	*x = TrackerResult{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +1474,7 @@ func (x *TrackerResult) String() string {
 func (*TrackerResult) ProtoMessage() {}
 
 func (x *TrackerResult) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[8]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +1487,7 @@ func (x *TrackerResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackerResult.ProtoReflect.Descriptor instead.
 func (*TrackerResult) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TrackerResult) GetKind() TrackerKind {
@@ -879,7 +1560,7 @@ type RunScriptRequest struct {
 
 func (x *RunScriptRequest) Reset() {
 	*x = RunScriptRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1572,7 @@ func (x *RunScriptRequest) String() string {
 func (*RunScriptRequest) ProtoMessage() {}
 
 func (x *RunScriptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[9]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1585,7 @@ func (x *RunScriptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunScriptRequest.ProtoReflect.Descriptor instead.
 func (*RunScriptRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RunScriptRequest) GetGeneration() uint64 {
@@ -945,7 +1626,7 @@ type RunScriptResponse struct {
 
 func (x *RunScriptResponse) Reset() {
 	*x = RunScriptResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1638,7 @@ func (x *RunScriptResponse) String() string {
 func (*RunScriptResponse) ProtoMessage() {}
 
 func (x *RunScriptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[10]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1651,7 @@ func (x *RunScriptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunScriptResponse.ProtoReflect.Descriptor instead.
 func (*RunScriptResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RunScriptResponse) GetExitStatus() int32 {
@@ -1036,13 +1717,16 @@ type InstanceCounters struct {
 	// that socket.
 	SocketUnknownVrid uint64 `protobuf:"varint,11,opt,name=socket_unknown_vrid,json=socketUnknownVrid,proto3" json:"socket_unknown_vrid,omitempty"`
 	SocketBadPackets  uint64 `protobuf:"varint,12,opt,name=socket_bad_packets,json=socketBadPackets,proto3" json:"socket_bad_packets,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Adverts from another master (priority above 0) while this one was
+	// MASTER, whatever their priority: the split-brain counter.
+	OtherMasterHeard uint64 `protobuf:"varint,13,opt,name=other_master_heard,json=otherMasterHeard,proto3" json:"other_master_heard,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *InstanceCounters) Reset() {
 	*x = InstanceCounters{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1738,7 @@ func (x *InstanceCounters) String() string {
 func (*InstanceCounters) ProtoMessage() {}
 
 func (x *InstanceCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[11]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1751,7 @@ func (x *InstanceCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceCounters.ProtoReflect.Descriptor instead.
 func (*InstanceCounters) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *InstanceCounters) GetAdvertsSent() uint64 {
@@ -1154,6 +1838,13 @@ func (x *InstanceCounters) GetSocketBadPackets() uint64 {
 	return 0
 }
 
+func (x *InstanceCounters) GetOtherMasterHeard() uint64 {
+	if x != nil {
+		return x.OtherMasterHeard
+	}
+	return 0
+}
+
 // DropCount is the number of received packets dropped for one reason.
 type DropCount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1165,7 +1856,7 @@ type DropCount struct {
 
 func (x *DropCount) Reset() {
 	*x = DropCount{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1868,7 @@ func (x *DropCount) String() string {
 func (*DropCount) ProtoMessage() {}
 
 func (x *DropCount) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[12]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1881,7 @@ func (x *DropCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropCount.ProtoReflect.Descriptor instead.
 func (*DropCount) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DropCount) GetReason() string {
@@ -1215,7 +1906,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1918,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[13]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1931,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 // VrrpEvent is one message of Vrrpd.Events.
@@ -1264,7 +1955,7 @@ type VrrpEvent struct {
 
 func (x *VrrpEvent) Reset() {
 	*x = VrrpEvent{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1967,7 @@ func (x *VrrpEvent) String() string {
 func (*VrrpEvent) ProtoMessage() {}
 
 func (x *VrrpEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[14]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1980,7 @@ func (x *VrrpEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VrrpEvent.ProtoReflect.Descriptor instead.
 func (*VrrpEvent) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *VrrpEvent) GetSeq() uint64 {
@@ -1401,7 +2092,7 @@ type LowerPriorityMaster struct {
 
 func (x *LowerPriorityMaster) Reset() {
 	*x = LowerPriorityMaster{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +2104,7 @@ func (x *LowerPriorityMaster) String() string {
 func (*LowerPriorityMaster) ProtoMessage() {}
 
 func (x *LowerPriorityMaster) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[15]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +2117,7 @@ func (x *LowerPriorityMaster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LowerPriorityMaster.ProtoReflect.Descriptor instead.
 func (*LowerPriorityMaster) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LowerPriorityMaster) GetInstance() string {
@@ -1468,7 +2159,7 @@ type EventSnapshot struct {
 
 func (x *EventSnapshot) Reset() {
 	*x = EventSnapshot{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +2171,7 @@ func (x *EventSnapshot) String() string {
 func (*EventSnapshot) ProtoMessage() {}
 
 func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[16]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +2184,7 @@ func (x *EventSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventSnapshot.ProtoReflect.Descriptor instead.
 func (*EventSnapshot) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EventSnapshot) GetInstances() []*InstanceState {
@@ -1516,7 +2207,7 @@ type InstanceState struct {
 
 func (x *InstanceState) Reset() {
 	*x = InstanceState{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +2219,7 @@ func (x *InstanceState) String() string {
 func (*InstanceState) ProtoMessage() {}
 
 func (x *InstanceState) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[17]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +2232,7 @@ func (x *InstanceState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceState.ProtoReflect.Descriptor instead.
 func (*InstanceState) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *InstanceState) GetName() string {
@@ -1589,7 +2280,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +2292,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[18]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +2305,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StateTransition) GetInstance() string {
@@ -1667,7 +2358,7 @@ type AddressChange struct {
 
 func (x *AddressChange) Reset() {
 	*x = AddressChange{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +2370,7 @@ func (x *AddressChange) String() string {
 func (*AddressChange) ProtoMessage() {}
 
 func (x *AddressChange) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[19]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +2383,7 @@ func (x *AddressChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddressChange.ProtoReflect.Descriptor instead.
 func (*AddressChange) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AddressChange) GetInstance() string {
@@ -1733,7 +2424,7 @@ type SupervisorStatusRequest struct {
 
 func (x *SupervisorStatusRequest) Reset() {
 	*x = SupervisorStatusRequest{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +2436,7 @@ func (x *SupervisorStatusRequest) String() string {
 func (*SupervisorStatusRequest) ProtoMessage() {}
 
 func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[20]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +2449,7 @@ func (x *SupervisorStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusRequest.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SupervisorStatusRequest) GetInstances() []string {
@@ -1779,16 +2470,18 @@ type SupervisorStatusResponse struct {
 	LastReloadFailure *ReloadFailure `protobuf:"bytes,4,opt,name=last_reload_failure,json=lastReloadFailure,proto3" json:"last_reload_failure,omitempty"`
 	Children          []*ChildStatus `protobuf:"bytes,5,rep,name=children,proto3" json:"children,omitempty"`
 	// From vrrpd; empty if vrrpd is not up.
-	Instances     []*InstanceStatus      `protobuf:"bytes,6,rep,name=instances,proto3" json:"instances,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	Version       string                 `protobuf:"bytes,8,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Instances []*InstanceStatus      `protobuf:"bytes,6,rep,name=instances,proto3" json:"instances,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	Version   string                 `protobuf:"bytes,8,opt,name=version,proto3" json:"version,omitempty"`
+	// From vrrpd (StatusResponse.virtual_servers); empty if vrrpd is not up.
+	VirtualServers []*VirtualServerStatus `protobuf:"bytes,9,rep,name=virtual_servers,json=virtualServers,proto3" json:"virtual_servers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SupervisorStatusResponse) Reset() {
 	*x = SupervisorStatusResponse{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +2493,7 @@ func (x *SupervisorStatusResponse) String() string {
 func (*SupervisorStatusResponse) ProtoMessage() {}
 
 func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[21]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +2506,7 @@ func (x *SupervisorStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SupervisorStatusResponse.ProtoReflect.Descriptor instead.
 func (*SupervisorStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SupervisorStatusResponse) GetGeneration() uint64 {
@@ -1872,6 +2565,13 @@ func (x *SupervisorStatusResponse) GetVersion() string {
 	return ""
 }
 
+func (x *SupervisorStatusResponse) GetVirtualServers() []*VirtualServerStatus {
+	if x != nil {
+		return x.VirtualServers
+	}
+	return nil
+}
+
 type ReloadFailure struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	At            *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
@@ -1882,7 +2582,7 @@ type ReloadFailure struct {
 
 func (x *ReloadFailure) Reset() {
 	*x = ReloadFailure{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2594,7 @@ func (x *ReloadFailure) String() string {
 func (*ReloadFailure) ProtoMessage() {}
 
 func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[22]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2607,7 @@ func (x *ReloadFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadFailure.ProtoReflect.Descriptor instead.
 func (*ReloadFailure) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReloadFailure) GetAt() *timestamppb.Timestamp {
@@ -1944,7 +2644,7 @@ type ChildStatus struct {
 
 func (x *ChildStatus) Reset() {
 	*x = ChildStatus{}
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2656,7 @@ func (x *ChildStatus) String() string {
 func (*ChildStatus) ProtoMessage() {}
 
 func (x *ChildStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vrrpkit_v1_control_proto_msgTypes[23]
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2669,7 @@ func (x *ChildStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildStatus.ProtoReflect.Descriptor instead.
 func (*ChildStatus) Descriptor() ([]byte, []int) {
-	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ChildStatus) GetName() string {
@@ -2021,12 +2721,450 @@ func (x *ChildStatus) GetLastExit() string {
 	return ""
 }
 
+type ReloadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DryRun        bool                   `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadRequest) Reset() {
+	*x = ReloadRequest{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadRequest) ProtoMessage() {}
+
+func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
+func (*ReloadRequest) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ReloadRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type ReloadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The file parsed without errors. When false, errors say why
+	// ("file:line: message") and nothing changed.
+	Accepted bool `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// The generation running now; for a dry run, the one that would be.
+	Generation uint64   `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Errors     []string `protobuf:"bytes,3,rep,name=errors,proto3" json:"errors,omitempty"`
+	Warnings   []string `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// What the reload does (did, or would do) against the generation that ran
+	// before it.
+	Plan          *ReloadPlan `protobuf:"bytes,5,opt,name=plan,proto3" json:"plan,omitempty"`
+	DryRun        bool        `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadResponse) Reset() {
+	*x = ReloadResponse{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadResponse) ProtoMessage() {}
+
+func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
+func (*ReloadResponse) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ReloadResponse) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+func (x *ReloadResponse) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *ReloadResponse) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetPlan() *ReloadPlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *ReloadResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type ReloadPlan struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	InstancesAdded   uint32                 `protobuf:"varint,1,opt,name=instances_added,json=instancesAdded,proto3" json:"instances_added,omitempty"`
+	InstancesRemoved uint32                 `protobuf:"varint,2,opt,name=instances_removed,json=instancesRemoved,proto3" json:"instances_removed,omitempty"`
+	// Changed in place: no state change, no flap.
+	InstancesChanged uint32 `protobuf:"varint,3,opt,name=instances_changed,json=instancesChanged,proto3" json:"instances_changed,omitempty"`
+	// Unchanged, or only moved within the file.
+	InstancesUnchanged uint32      `protobuf:"varint,4,opt,name=instances_unchanged,json=instancesUnchanged,proto3" json:"instances_unchanged,omitempty"`
+	Items              []*PlanItem `protobuf:"bytes,5,rep,name=items,proto3" json:"items,omitempty"`
+	// Stopped and started again: a master sends priority 0 first.
+	InstancesRestarted uint32 `protobuf:"varint,6,opt,name=instances_restarted,json=instancesRestarted,proto3" json:"instances_restarted,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ReloadPlan) Reset() {
+	*x = ReloadPlan{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadPlan) ProtoMessage() {}
+
+func (x *ReloadPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadPlan.ProtoReflect.Descriptor instead.
+func (*ReloadPlan) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ReloadPlan) GetInstancesAdded() uint32 {
+	if x != nil {
+		return x.InstancesAdded
+	}
+	return 0
+}
+
+func (x *ReloadPlan) GetInstancesRemoved() uint32 {
+	if x != nil {
+		return x.InstancesRemoved
+	}
+	return 0
+}
+
+func (x *ReloadPlan) GetInstancesChanged() uint32 {
+	if x != nil {
+		return x.InstancesChanged
+	}
+	return 0
+}
+
+func (x *ReloadPlan) GetInstancesUnchanged() uint32 {
+	if x != nil {
+		return x.InstancesUnchanged
+	}
+	return 0
+}
+
+func (x *ReloadPlan) GetItems() []*PlanItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ReloadPlan) GetInstancesRestarted() uint32 {
+	if x != nil {
+		return x.InstancesRestarted
+	}
+	return 0
+}
+
+// PlanItem is one thing a reload adds, removes, changes in place or
+// restarts.
+type PlanItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "instance", "address", "tracker", "real_server_checks", "ipvs".
+	Section string `protobuf:"bytes,1,opt,name=section,proto3" json:"section,omitempty"`
+	// "add", "remove", "change", "restart".
+	Op   string `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// For changes: "field: old -> new".
+	Details       []string `protobuf:"bytes,4,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanItem) Reset() {
+	*x = PlanItem{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanItem) ProtoMessage() {}
+
+func (x *PlanItem) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanItem.ProtoReflect.Descriptor instead.
+func (*PlanItem) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *PlanItem) GetSection() string {
+	if x != nil {
+		return x.Section
+	}
+	return ""
+}
+
+func (x *PlanItem) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *PlanItem) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PlanItem) GetDetails() []string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+type WatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{35}
+}
+
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	At    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchEvent_Vrrp
+	//	*WatchEvent_Health
+	//	*WatchEvent_Reload
+	Event         isWatchEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_control_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_control_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *WatchEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetEvent() isWatchEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetVrrp() *VrrpEvent {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEvent_Vrrp); ok {
+			return x.Vrrp
+		}
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetHealth() *HealthEvent {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEvent_Health); ok {
+			return x.Health
+		}
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetReload() *ReloadResponse {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEvent_Reload); ok {
+			return x.Reload
+		}
+	}
+	return nil
+}
+
+type isWatchEvent_Event interface {
+	isWatchEvent_Event()
+}
+
+type WatchEvent_Vrrp struct {
+	// Never a snapshot: a watcher sees what changes.
+	Vrrp *VrrpEvent `protobuf:"bytes,2,opt,name=vrrp,proto3,oneof"`
+}
+
+type WatchEvent_Health struct {
+	// A result that changed (never a snapshot), with checkerd's generation.
+	Health *HealthEvent `protobuf:"bytes,3,opt,name=health,proto3,oneof"`
+}
+
+type WatchEvent_Reload struct {
+	// A reload by SIGHUP or Supervisor.Reload (never a dry run).
+	Reload *ReloadResponse `protobuf:"bytes,4,opt,name=reload,proto3,oneof"`
+}
+
+func (*WatchEvent_Vrrp) isWatchEvent_Event() {}
+
+func (*WatchEvent_Health) isWatchEvent_Event() {}
+
+func (*WatchEvent_Reload) isWatchEvent_Event() {}
+
 var File_vrrpkit_v1_control_proto protoreflect.FileDescriptor
 
 const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"\x18vrrpkit/v1/control.proto\x12\n" +
-	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17vrrpkit/v1/config.proto\"\xb9\x01\n" +
+	"vrrpkit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17vrrpkit/v1/config.proto\x1a\x14vrrpkit/v1/lvs.proto\"\xb9\x01\n" +
 	"\x13ApplyConfigResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -2037,12 +3175,59 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\tunchanged\x18\x05 \x03(\tR\tunchanged\x12\x1a\n" +
 	"\bwarnings\x18\x06 \x03(\tR\bwarnings\"-\n" +
 	"\rStatusRequest\x12\x1c\n" +
-	"\tinstances\x18\x01 \x03(\tR\tinstances\"j\n" +
+	"\tinstances\x18\x01 \x03(\tR\tinstances\"\xb4\x01\n" +
 	"\x0eStatusResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x128\n" +
-	"\tinstances\x18\x02 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\"\x94\x04\n" +
+	"\tinstances\x18\x02 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\x12H\n" +
+	"\x0fvirtual_servers\x18\x03 \x03(\v2\x1f.vrrpkit.v1.VirtualServerStatusR\x0evirtualServers\"\xee\x02\n" +
+	"\x13VirtualServerStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
+	"\bservices\x18\x02 \x03(\v2\x16.vrrpkit.v1.LvsServiceR\bservices\x12\x1c\n" +
+	"\tscheduler\x18\x03 \x01(\tR\tscheduler\x12.\n" +
+	"\alb_kind\x18\x04 \x01(\x0e2\x15.vrrpkit.v1.LvsMethodR\x06lbKind\x12\"\n" +
+	"\rlb_kind_mixed\x18\x05 \x01(\bR\vlbKindMixed\x12\x1b\n" +
+	"\tquorum_up\x18\x06 \x01(\bR\bquorumUp\x12?\n" +
+	"\freal_servers\x18\a \x03(\v2\x1c.vrrpkit.v1.RealServerStatusR\vrealServers\x12?\n" +
+	"\fsorry_server\x18\b \x01(\v2\x1c.vrrpkit.v1.RealServerStatusR\vsorryServer\"\xc5\x02\n" +
+	"\x10RealServerStatus\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\x12\x16\n" +
+	"\x06weight\x18\x03 \x01(\rR\x06weight\x12\x18\n" +
+	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x129\n" +
+	"\n" +
+	"last_check\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tlastCheck\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x1b\n" +
+	"\thealth_id\x18\b \x01(\tR\bhealthId\x12/\n" +
+	"\aforward\x18\t \x01(\x0e2\x15.vrrpkit.v1.LvsMethodR\aforward\"\r\n" +
+	"\vIpvsRequest\"\x85\x01\n" +
+	"\fIpvsResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12&\n" +
+	"\x0fconn_table_size\x18\x02 \x01(\rR\rconnTableSize\x123\n" +
+	"\bservices\x18\x03 \x03(\v2\x17.vrrpkit.v1.IpvsServiceR\bservices\"\xaf\x02\n" +
+	"\vIpvsService\x12(\n" +
+	"\x03key\x18\x01 \x01(\v2\x16.vrrpkit.v1.LvsServiceR\x03key\x12\x1c\n" +
+	"\tscheduler\x18\x02 \x01(\tR\tscheduler\x12\x14\n" +
+	"\x05flags\x18\x03 \x01(\rR\x05flags\x12'\n" +
+	"\x0ftimeout_seconds\x18\x04 \x01(\rR\x0etimeoutSeconds\x12\x18\n" +
+	"\anetmask\x18\x05 \x01(\tR\anetmask\x12\x17\n" +
+	"\ape_name\x18\x06 \x01(\tR\x06peName\x12%\n" +
+	"\x0evirtual_server\x18\a \x01(\tR\rvirtualServer\x12?\n" +
+	"\fdestinations\x18\b \x03(\v2\x1b.vrrpkit.v1.IpvsDestinationR\fdestinations\"\xe6\x02\n" +
+	"\x0fIpvsDestination\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\x12\x18\n" +
+	"\aforward\x18\x03 \x01(\rR\aforward\x12\x16\n" +
+	"\x06weight\x18\x04 \x01(\rR\x06weight\x12!\n" +
+	"\factive_conns\x18\x05 \x01(\rR\vactiveConns\x12%\n" +
+	"\x0einactive_conns\x18\x06 \x01(\rR\rinactiveConns\x12'\n" +
+	"\x0fupper_threshold\x18\a \x01(\rR\x0eupperThreshold\x12'\n" +
+	"\x0flower_threshold\x18\b \x01(\rR\x0elowerThreshold\x124\n" +
+	"\x06server\x18\t \x01(\v2\x1c.vrrpkit.v1.RealServerStatusR\x06server\x12!\n" +
+	"\fsorry_server\x18\n" +
+	" \x01(\bR\vsorryServer\"\xc2\x04\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.vrrpkit.v1.VrrpStateR\x05state\x12\x1a\n" +
@@ -2060,7 +3245,20 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	" \x03(\tR\ffaultReasons\x125\n" +
 	"\btracking\x18\r \x03(\v2\x19.vrrpkit.v1.TrackedStatusR\btracking\x12\x1d\n" +
 	"\n" +
-	"sync_group\x18\x0e \x01(\tR\tsyncGroupJ\x04\b\x06\x10\a\"\xa6\x01\n" +
+	"sync_group\x18\x0e \x01(\tR\tsyncGroup\x12,\n" +
+	"\x05peers\x18\x0f \x03(\v2\x16.vrrpkit.v1.PeerStatusR\x05peersJ\x04\b\x06\x10\a\"\xf3\x02\n" +
+	"\n" +
+	"PeerStatus\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1a\n" +
+	"\bpriority\x18\x02 \x01(\rR\bpriority\x12B\n" +
+	"\x0fadvert_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0eadvertInterval\x12;\n" +
+	"\vfirst_heard\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"firstHeard\x129\n" +
+	"\n" +
+	"last_heard\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastHeard\x12\x18\n" +
+	"\aadverts\x18\x06 \x01(\x04R\aadverts\x12+\n" +
+	"\x05drops\x18\a \x03(\v2\x15.vrrpkit.v1.DropCountR\x05drops\x12,\n" +
+	"\x12heard_while_master\x18\b \x01(\x04R\x10heardWhileMaster\"\xa6\x01\n" +
 	"\rTrackedStatus\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.vrrpkit.v1.TrackerKindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2103,7 +3301,7 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\x06signal\x18\x02 \x01(\x05R\x06signal\x12\x1b\n" +
 	"\ttimed_out\x18\x03 \x01(\bR\btimedOut\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x125\n" +
-	"\bduration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xa0\x04\n" +
+	"\bduration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xce\x04\n" +
 	"\x10InstanceCounters\x12!\n" +
 	"\fadverts_sent\x18\x01 \x01(\x04R\vadvertsSent\x12)\n" +
 	"\x10adverts_received\x18\x02 \x01(\x04R\x0fadvertsReceived\x12,\n" +
@@ -2118,7 +3316,8 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\x05drops\x18\n" +
 	" \x03(\v2\x15.vrrpkit.v1.DropCountR\x05drops\x12.\n" +
 	"\x13socket_unknown_vrid\x18\v \x01(\x04R\x11socketUnknownVrid\x12,\n" +
-	"\x12socket_bad_packets\x18\f \x01(\x04R\x10socketBadPackets\"9\n" +
+	"\x12socket_bad_packets\x18\f \x01(\x04R\x10socketBadPackets\x12,\n" +
+	"\x12other_master_heard\x18\r \x01(\x04R\x10otherMasterHeard\"9\n" +
 	"\tDropCount\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\"\x0f\n" +
@@ -2160,7 +3359,7 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\x03dev\x18\x03 \x01(\tR\x03dev\x12\x12\n" +
 	"\x04held\x18\x04 \x01(\bR\x04held\"7\n" +
 	"\x17SupervisorStatusRequest\x12\x1c\n" +
-	"\tinstances\x18\x01 \x03(\tR\tinstances\"\xb0\x03\n" +
+	"\tinstances\x18\x01 \x03(\tR\tinstances\"\xfa\x03\n" +
 	"\x18SupervisorStatusResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -2173,7 +3372,8 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\tinstances\x18\x06 \x03(\v2\x1a.vrrpkit.v1.InstanceStatusR\tinstances\x129\n" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x18\n" +
-	"\aversion\x18\b \x01(\tR\aversion\"S\n" +
+	"\aversion\x18\b \x01(\tR\aversion\x12H\n" +
+	"\x0fvirtual_servers\x18\t \x03(\v2\x1f.vrrpkit.v1.VirtualServerStatusR\x0evirtualServers\"S\n" +
 	"\rReloadFailure\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x16\n" +
 	"\x06errors\x18\x02 \x03(\tR\x06errors\"\xe1\x01\n" +
@@ -2187,7 +3387,39 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\brestarts\x18\x05 \x01(\rR\brestarts\x129\n" +
 	"\n" +
 	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1b\n" +
-	"\tlast_exit\x18\a \x01(\tR\blastExit*\xaf\x01\n" +
+	"\tlast_exit\x18\a \x01(\tR\blastExit\"(\n" +
+	"\rReloadRequest\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\"\xc5\x01\n" +
+	"\x0eReloadResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x16\n" +
+	"\x06errors\x18\x03 \x03(\tR\x06errors\x12\x1a\n" +
+	"\bwarnings\x18\x04 \x03(\tR\bwarnings\x12*\n" +
+	"\x04plan\x18\x05 \x01(\v2\x16.vrrpkit.v1.ReloadPlanR\x04plan\x12\x17\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\"\x9d\x02\n" +
+	"\n" +
+	"ReloadPlan\x12'\n" +
+	"\x0finstances_added\x18\x01 \x01(\rR\x0einstancesAdded\x12+\n" +
+	"\x11instances_removed\x18\x02 \x01(\rR\x10instancesRemoved\x12+\n" +
+	"\x11instances_changed\x18\x03 \x01(\rR\x10instancesChanged\x12/\n" +
+	"\x13instances_unchanged\x18\x04 \x01(\rR\x12instancesUnchanged\x12*\n" +
+	"\x05items\x18\x05 \x03(\v2\x14.vrrpkit.v1.PlanItemR\x05items\x12/\n" +
+	"\x13instances_restarted\x18\x06 \x01(\rR\x12instancesRestarted\"b\n" +
+	"\bPlanItem\x12\x18\n" +
+	"\asection\x18\x01 \x01(\tR\asection\x12\x0e\n" +
+	"\x02op\x18\x02 \x01(\tR\x02op\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
+	"\adetails\x18\x04 \x03(\tR\adetails\"\x0e\n" +
+	"\fWatchRequest\"\xd7\x01\n" +
+	"\n" +
+	"WatchEvent\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12+\n" +
+	"\x04vrrp\x18\x02 \x01(\v2\x15.vrrpkit.v1.VrrpEventH\x00R\x04vrrp\x121\n" +
+	"\x06health\x18\x03 \x01(\v2\x17.vrrpkit.v1.HealthEventH\x00R\x06health\x124\n" +
+	"\x06reload\x18\x04 \x01(\v2\x1a.vrrpkit.v1.ReloadResponseH\x00R\x06reloadB\a\n" +
+	"\x05event*\xaf\x01\n" +
 	"\vTrackerKind\x12\x1c\n" +
 	"\x18TRACKER_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TRACKER_KIND_SCRIPT\x10\x01\x12\x15\n" +
@@ -2201,19 +3433,23 @@ const file_vrrpkit_v1_control_proto_rawDesc = "" +
 	"\x17SCRIPT_KIND_VRRP_SCRIPT\x10\x01\x12\x1a\n" +
 	"\x16SCRIPT_KIND_MISC_CHECK\x10\x02\x12\x19\n" +
 	"\x15SCRIPT_KIND_QUORUM_UP\x10\x03\x12\x1b\n" +
-	"\x17SCRIPT_KIND_QUORUM_DOWN\x10\x042\xd2\x01\n" +
+	"\x17SCRIPT_KIND_QUORUM_DOWN\x10\x042\x8d\x02\n" +
 	"\x05Vrrpd\x12J\n" +
 	"\vApplyConfig\x12\x1a.vrrpkit.v1.ConfigSnapshot\x1a\x1f.vrrpkit.v1.ApplyConfigResponse\x12?\n" +
 	"\x06Status\x12\x19.vrrpkit.v1.StatusRequest\x1a\x1a.vrrpkit.v1.StatusResponse\x12<\n" +
-	"\x06Events\x12\x19.vrrpkit.v1.EventsRequest\x1a\x15.vrrpkit.v1.VrrpEvent0\x012\x96\x01\n" +
+	"\x06Events\x12\x19.vrrpkit.v1.EventsRequest\x1a\x15.vrrpkit.v1.VrrpEvent0\x01\x129\n" +
+	"\x04Ipvs\x12\x17.vrrpkit.v1.IpvsRequest\x1a\x18.vrrpkit.v1.IpvsResponse2\x96\x01\n" +
 	"\bCheckerd\x12J\n" +
 	"\vApplyConfig\x12\x1a.vrrpkit.v1.ConfigSnapshot\x1a\x1f.vrrpkit.v1.ApplyConfigResponse\x12>\n" +
 	"\x06Health\x12\x19.vrrpkit.v1.HealthRequest\x1a\x17.vrrpkit.v1.HealthEvent0\x012X\n" +
 	"\fScriptRunner\x12H\n" +
-	"\tRunScript\x12\x1c.vrrpkit.v1.RunScriptRequest\x1a\x1d.vrrpkit.v1.RunScriptResponse2a\n" +
+	"\tRunScript\x12\x1c.vrrpkit.v1.RunScriptRequest\x1a\x1d.vrrpkit.v1.RunScriptResponse2\x9a\x02\n" +
 	"\n" +
 	"Supervisor\x12S\n" +
-	"\x06Status\x12#.vrrpkit.v1.SupervisorStatusRequest\x1a$.vrrpkit.v1.SupervisorStatusResponseB6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
+	"\x06Status\x12#.vrrpkit.v1.SupervisorStatusRequest\x1a$.vrrpkit.v1.SupervisorStatusResponse\x12?\n" +
+	"\x06Reload\x12\x19.vrrpkit.v1.ReloadRequest\x1a\x1a.vrrpkit.v1.ReloadResponse\x12;\n" +
+	"\x05Watch\x12\x18.vrrpkit.v1.WatchRequest\x1a\x16.vrrpkit.v1.WatchEvent0\x01\x129\n" +
+	"\x04Ipvs\x12\x17.vrrpkit.v1.IpvsRequest\x1a\x18.vrrpkit.v1.IpvsResponseB6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
 
 var (
 	file_vrrpkit_v1_control_proto_rawDescOnce sync.Once
@@ -2228,91 +3464,138 @@ func file_vrrpkit_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_vrrpkit_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_vrrpkit_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_vrrpkit_v1_control_proto_goTypes = []any{
 	(TrackerKind)(0),                 // 0: vrrpkit.v1.TrackerKind
 	(ScriptKind)(0),                  // 1: vrrpkit.v1.ScriptKind
 	(*ApplyConfigResponse)(nil),      // 2: vrrpkit.v1.ApplyConfigResponse
 	(*StatusRequest)(nil),            // 3: vrrpkit.v1.StatusRequest
 	(*StatusResponse)(nil),           // 4: vrrpkit.v1.StatusResponse
-	(*InstanceStatus)(nil),           // 5: vrrpkit.v1.InstanceStatus
-	(*TrackedStatus)(nil),            // 6: vrrpkit.v1.TrackedStatus
-	(*HealthRequest)(nil),            // 7: vrrpkit.v1.HealthRequest
-	(*HealthEvent)(nil),              // 8: vrrpkit.v1.HealthEvent
-	(*HealthSnapshot)(nil),           // 9: vrrpkit.v1.HealthSnapshot
-	(*TrackerResult)(nil),            // 10: vrrpkit.v1.TrackerResult
-	(*RunScriptRequest)(nil),         // 11: vrrpkit.v1.RunScriptRequest
-	(*RunScriptResponse)(nil),        // 12: vrrpkit.v1.RunScriptResponse
-	(*InstanceCounters)(nil),         // 13: vrrpkit.v1.InstanceCounters
-	(*DropCount)(nil),                // 14: vrrpkit.v1.DropCount
-	(*EventsRequest)(nil),            // 15: vrrpkit.v1.EventsRequest
-	(*VrrpEvent)(nil),                // 16: vrrpkit.v1.VrrpEvent
-	(*LowerPriorityMaster)(nil),      // 17: vrrpkit.v1.LowerPriorityMaster
-	(*EventSnapshot)(nil),            // 18: vrrpkit.v1.EventSnapshot
-	(*InstanceState)(nil),            // 19: vrrpkit.v1.InstanceState
-	(*StateTransition)(nil),          // 20: vrrpkit.v1.StateTransition
-	(*AddressChange)(nil),            // 21: vrrpkit.v1.AddressChange
-	(*SupervisorStatusRequest)(nil),  // 22: vrrpkit.v1.SupervisorStatusRequest
-	(*SupervisorStatusResponse)(nil), // 23: vrrpkit.v1.SupervisorStatusResponse
-	(*ReloadFailure)(nil),            // 24: vrrpkit.v1.ReloadFailure
-	(*ChildStatus)(nil),              // 25: vrrpkit.v1.ChildStatus
-	(VrrpState)(0),                   // 26: vrrpkit.v1.VrrpState
-	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 28: google.protobuf.Duration
-	(*ConfigSnapshot)(nil),           // 29: vrrpkit.v1.ConfigSnapshot
+	(*VirtualServerStatus)(nil),      // 5: vrrpkit.v1.VirtualServerStatus
+	(*RealServerStatus)(nil),         // 6: vrrpkit.v1.RealServerStatus
+	(*IpvsRequest)(nil),              // 7: vrrpkit.v1.IpvsRequest
+	(*IpvsResponse)(nil),             // 8: vrrpkit.v1.IpvsResponse
+	(*IpvsService)(nil),              // 9: vrrpkit.v1.IpvsService
+	(*IpvsDestination)(nil),          // 10: vrrpkit.v1.IpvsDestination
+	(*InstanceStatus)(nil),           // 11: vrrpkit.v1.InstanceStatus
+	(*PeerStatus)(nil),               // 12: vrrpkit.v1.PeerStatus
+	(*TrackedStatus)(nil),            // 13: vrrpkit.v1.TrackedStatus
+	(*HealthRequest)(nil),            // 14: vrrpkit.v1.HealthRequest
+	(*HealthEvent)(nil),              // 15: vrrpkit.v1.HealthEvent
+	(*HealthSnapshot)(nil),           // 16: vrrpkit.v1.HealthSnapshot
+	(*TrackerResult)(nil),            // 17: vrrpkit.v1.TrackerResult
+	(*RunScriptRequest)(nil),         // 18: vrrpkit.v1.RunScriptRequest
+	(*RunScriptResponse)(nil),        // 19: vrrpkit.v1.RunScriptResponse
+	(*InstanceCounters)(nil),         // 20: vrrpkit.v1.InstanceCounters
+	(*DropCount)(nil),                // 21: vrrpkit.v1.DropCount
+	(*EventsRequest)(nil),            // 22: vrrpkit.v1.EventsRequest
+	(*VrrpEvent)(nil),                // 23: vrrpkit.v1.VrrpEvent
+	(*LowerPriorityMaster)(nil),      // 24: vrrpkit.v1.LowerPriorityMaster
+	(*EventSnapshot)(nil),            // 25: vrrpkit.v1.EventSnapshot
+	(*InstanceState)(nil),            // 26: vrrpkit.v1.InstanceState
+	(*StateTransition)(nil),          // 27: vrrpkit.v1.StateTransition
+	(*AddressChange)(nil),            // 28: vrrpkit.v1.AddressChange
+	(*SupervisorStatusRequest)(nil),  // 29: vrrpkit.v1.SupervisorStatusRequest
+	(*SupervisorStatusResponse)(nil), // 30: vrrpkit.v1.SupervisorStatusResponse
+	(*ReloadFailure)(nil),            // 31: vrrpkit.v1.ReloadFailure
+	(*ChildStatus)(nil),              // 32: vrrpkit.v1.ChildStatus
+	(*ReloadRequest)(nil),            // 33: vrrpkit.v1.ReloadRequest
+	(*ReloadResponse)(nil),           // 34: vrrpkit.v1.ReloadResponse
+	(*ReloadPlan)(nil),               // 35: vrrpkit.v1.ReloadPlan
+	(*PlanItem)(nil),                 // 36: vrrpkit.v1.PlanItem
+	(*WatchRequest)(nil),             // 37: vrrpkit.v1.WatchRequest
+	(*WatchEvent)(nil),               // 38: vrrpkit.v1.WatchEvent
+	(*LvsService)(nil),               // 39: vrrpkit.v1.LvsService
+	(LvsMethod)(0),                   // 40: vrrpkit.v1.LvsMethod
+	(*timestamppb.Timestamp)(nil),    // 41: google.protobuf.Timestamp
+	(VrrpState)(0),                   // 42: vrrpkit.v1.VrrpState
+	(*durationpb.Duration)(nil),      // 43: google.protobuf.Duration
+	(*ConfigSnapshot)(nil),           // 44: vrrpkit.v1.ConfigSnapshot
 }
 var file_vrrpkit_v1_control_proto_depIdxs = []int32{
-	5,  // 0: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	26, // 1: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
-	13, // 2: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
-	27, // 3: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
-	6,  // 4: vrrpkit.v1.InstanceStatus.tracking:type_name -> vrrpkit.v1.TrackedStatus
-	0,  // 5: vrrpkit.v1.TrackedStatus.kind:type_name -> vrrpkit.v1.TrackerKind
-	27, // 6: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
-	9,  // 7: vrrpkit.v1.HealthEvent.snapshot:type_name -> vrrpkit.v1.HealthSnapshot
-	10, // 8: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
-	10, // 9: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
-	0,  // 10: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
-	27, // 11: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
-	27, // 12: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
-	1,  // 13: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
-	28, // 14: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
-	14, // 15: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
-	27, // 16: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
-	18, // 17: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
-	20, // 18: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
-	21, // 19: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
-	17, // 20: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
-	19, // 21: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
-	26, // 22: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
-	26, // 23: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
-	26, // 24: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
-	27, // 25: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
-	24, // 26: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
-	25, // 27: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
-	5,  // 28: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
-	27, // 29: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	27, // 30: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
-	27, // 31: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
-	29, // 32: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	3,  // 33: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
-	15, // 34: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
-	29, // 35: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
-	7,  // 36: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
-	11, // 37: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
-	22, // 38: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
-	2,  // 39: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	4,  // 40: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
-	16, // 41: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
-	2,  // 42: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
-	8,  // 43: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
-	12, // 44: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
-	23, // 45: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
-	39, // [39:46] is the sub-list for method output_type
-	32, // [32:39] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	11, // 0: vrrpkit.v1.StatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
+	5,  // 1: vrrpkit.v1.StatusResponse.virtual_servers:type_name -> vrrpkit.v1.VirtualServerStatus
+	39, // 2: vrrpkit.v1.VirtualServerStatus.services:type_name -> vrrpkit.v1.LvsService
+	40, // 3: vrrpkit.v1.VirtualServerStatus.lb_kind:type_name -> vrrpkit.v1.LvsMethod
+	6,  // 4: vrrpkit.v1.VirtualServerStatus.real_servers:type_name -> vrrpkit.v1.RealServerStatus
+	6,  // 5: vrrpkit.v1.VirtualServerStatus.sorry_server:type_name -> vrrpkit.v1.RealServerStatus
+	41, // 6: vrrpkit.v1.RealServerStatus.since:type_name -> google.protobuf.Timestamp
+	41, // 7: vrrpkit.v1.RealServerStatus.last_check:type_name -> google.protobuf.Timestamp
+	40, // 8: vrrpkit.v1.RealServerStatus.forward:type_name -> vrrpkit.v1.LvsMethod
+	9,  // 9: vrrpkit.v1.IpvsResponse.services:type_name -> vrrpkit.v1.IpvsService
+	39, // 10: vrrpkit.v1.IpvsService.key:type_name -> vrrpkit.v1.LvsService
+	10, // 11: vrrpkit.v1.IpvsService.destinations:type_name -> vrrpkit.v1.IpvsDestination
+	6,  // 12: vrrpkit.v1.IpvsDestination.server:type_name -> vrrpkit.v1.RealServerStatus
+	42, // 13: vrrpkit.v1.InstanceStatus.state:type_name -> vrrpkit.v1.VrrpState
+	20, // 14: vrrpkit.v1.InstanceStatus.counters:type_name -> vrrpkit.v1.InstanceCounters
+	41, // 15: vrrpkit.v1.InstanceStatus.state_since:type_name -> google.protobuf.Timestamp
+	13, // 16: vrrpkit.v1.InstanceStatus.tracking:type_name -> vrrpkit.v1.TrackedStatus
+	12, // 17: vrrpkit.v1.InstanceStatus.peers:type_name -> vrrpkit.v1.PeerStatus
+	43, // 18: vrrpkit.v1.PeerStatus.advert_interval:type_name -> google.protobuf.Duration
+	41, // 19: vrrpkit.v1.PeerStatus.first_heard:type_name -> google.protobuf.Timestamp
+	41, // 20: vrrpkit.v1.PeerStatus.last_heard:type_name -> google.protobuf.Timestamp
+	21, // 21: vrrpkit.v1.PeerStatus.drops:type_name -> vrrpkit.v1.DropCount
+	0,  // 22: vrrpkit.v1.TrackedStatus.kind:type_name -> vrrpkit.v1.TrackerKind
+	41, // 23: vrrpkit.v1.HealthEvent.at:type_name -> google.protobuf.Timestamp
+	16, // 24: vrrpkit.v1.HealthEvent.snapshot:type_name -> vrrpkit.v1.HealthSnapshot
+	17, // 25: vrrpkit.v1.HealthEvent.result:type_name -> vrrpkit.v1.TrackerResult
+	17, // 26: vrrpkit.v1.HealthSnapshot.results:type_name -> vrrpkit.v1.TrackerResult
+	0,  // 27: vrrpkit.v1.TrackerResult.kind:type_name -> vrrpkit.v1.TrackerKind
+	41, // 28: vrrpkit.v1.TrackerResult.since:type_name -> google.protobuf.Timestamp
+	41, // 29: vrrpkit.v1.TrackerResult.last_check:type_name -> google.protobuf.Timestamp
+	1,  // 30: vrrpkit.v1.RunScriptRequest.kind:type_name -> vrrpkit.v1.ScriptKind
+	43, // 31: vrrpkit.v1.RunScriptResponse.duration:type_name -> google.protobuf.Duration
+	21, // 32: vrrpkit.v1.InstanceCounters.drops:type_name -> vrrpkit.v1.DropCount
+	41, // 33: vrrpkit.v1.VrrpEvent.at:type_name -> google.protobuf.Timestamp
+	25, // 34: vrrpkit.v1.VrrpEvent.snapshot:type_name -> vrrpkit.v1.EventSnapshot
+	27, // 35: vrrpkit.v1.VrrpEvent.transition:type_name -> vrrpkit.v1.StateTransition
+	28, // 36: vrrpkit.v1.VrrpEvent.address:type_name -> vrrpkit.v1.AddressChange
+	24, // 37: vrrpkit.v1.VrrpEvent.lower_priority_master:type_name -> vrrpkit.v1.LowerPriorityMaster
+	26, // 38: vrrpkit.v1.EventSnapshot.instances:type_name -> vrrpkit.v1.InstanceState
+	42, // 39: vrrpkit.v1.InstanceState.state:type_name -> vrrpkit.v1.VrrpState
+	42, // 40: vrrpkit.v1.StateTransition.from:type_name -> vrrpkit.v1.VrrpState
+	42, // 41: vrrpkit.v1.StateTransition.to:type_name -> vrrpkit.v1.VrrpState
+	41, // 42: vrrpkit.v1.SupervisorStatusResponse.config_loaded_at:type_name -> google.protobuf.Timestamp
+	31, // 43: vrrpkit.v1.SupervisorStatusResponse.last_reload_failure:type_name -> vrrpkit.v1.ReloadFailure
+	32, // 44: vrrpkit.v1.SupervisorStatusResponse.children:type_name -> vrrpkit.v1.ChildStatus
+	11, // 45: vrrpkit.v1.SupervisorStatusResponse.instances:type_name -> vrrpkit.v1.InstanceStatus
+	41, // 46: vrrpkit.v1.SupervisorStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	5,  // 47: vrrpkit.v1.SupervisorStatusResponse.virtual_servers:type_name -> vrrpkit.v1.VirtualServerStatus
+	41, // 48: vrrpkit.v1.ReloadFailure.at:type_name -> google.protobuf.Timestamp
+	41, // 49: vrrpkit.v1.ChildStatus.started_at:type_name -> google.protobuf.Timestamp
+	35, // 50: vrrpkit.v1.ReloadResponse.plan:type_name -> vrrpkit.v1.ReloadPlan
+	36, // 51: vrrpkit.v1.ReloadPlan.items:type_name -> vrrpkit.v1.PlanItem
+	41, // 52: vrrpkit.v1.WatchEvent.at:type_name -> google.protobuf.Timestamp
+	23, // 53: vrrpkit.v1.WatchEvent.vrrp:type_name -> vrrpkit.v1.VrrpEvent
+	15, // 54: vrrpkit.v1.WatchEvent.health:type_name -> vrrpkit.v1.HealthEvent
+	34, // 55: vrrpkit.v1.WatchEvent.reload:type_name -> vrrpkit.v1.ReloadResponse
+	44, // 56: vrrpkit.v1.Vrrpd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	3,  // 57: vrrpkit.v1.Vrrpd.Status:input_type -> vrrpkit.v1.StatusRequest
+	22, // 58: vrrpkit.v1.Vrrpd.Events:input_type -> vrrpkit.v1.EventsRequest
+	7,  // 59: vrrpkit.v1.Vrrpd.Ipvs:input_type -> vrrpkit.v1.IpvsRequest
+	44, // 60: vrrpkit.v1.Checkerd.ApplyConfig:input_type -> vrrpkit.v1.ConfigSnapshot
+	14, // 61: vrrpkit.v1.Checkerd.Health:input_type -> vrrpkit.v1.HealthRequest
+	18, // 62: vrrpkit.v1.ScriptRunner.RunScript:input_type -> vrrpkit.v1.RunScriptRequest
+	29, // 63: vrrpkit.v1.Supervisor.Status:input_type -> vrrpkit.v1.SupervisorStatusRequest
+	33, // 64: vrrpkit.v1.Supervisor.Reload:input_type -> vrrpkit.v1.ReloadRequest
+	37, // 65: vrrpkit.v1.Supervisor.Watch:input_type -> vrrpkit.v1.WatchRequest
+	7,  // 66: vrrpkit.v1.Supervisor.Ipvs:input_type -> vrrpkit.v1.IpvsRequest
+	2,  // 67: vrrpkit.v1.Vrrpd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	4,  // 68: vrrpkit.v1.Vrrpd.Status:output_type -> vrrpkit.v1.StatusResponse
+	23, // 69: vrrpkit.v1.Vrrpd.Events:output_type -> vrrpkit.v1.VrrpEvent
+	8,  // 70: vrrpkit.v1.Vrrpd.Ipvs:output_type -> vrrpkit.v1.IpvsResponse
+	2,  // 71: vrrpkit.v1.Checkerd.ApplyConfig:output_type -> vrrpkit.v1.ApplyConfigResponse
+	15, // 72: vrrpkit.v1.Checkerd.Health:output_type -> vrrpkit.v1.HealthEvent
+	19, // 73: vrrpkit.v1.ScriptRunner.RunScript:output_type -> vrrpkit.v1.RunScriptResponse
+	30, // 74: vrrpkit.v1.Supervisor.Status:output_type -> vrrpkit.v1.SupervisorStatusResponse
+	34, // 75: vrrpkit.v1.Supervisor.Reload:output_type -> vrrpkit.v1.ReloadResponse
+	38, // 76: vrrpkit.v1.Supervisor.Watch:output_type -> vrrpkit.v1.WatchEvent
+	8,  // 77: vrrpkit.v1.Supervisor.Ipvs:output_type -> vrrpkit.v1.IpvsResponse
+	67, // [67:78] is the sub-list for method output_type
+	56, // [56:67] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_control_proto_init() }
@@ -2321,16 +3604,22 @@ func file_vrrpkit_v1_control_proto_init() {
 		return
 	}
 	file_vrrpkit_v1_config_proto_init()
-	file_vrrpkit_v1_control_proto_msgTypes[6].OneofWrappers = []any{
+	file_vrrpkit_v1_lvs_proto_init()
+	file_vrrpkit_v1_control_proto_msgTypes[13].OneofWrappers = []any{
 		(*HealthEvent_Snapshot)(nil),
 		(*HealthEvent_Result)(nil),
 	}
-	file_vrrpkit_v1_control_proto_msgTypes[8].OneofWrappers = []any{}
-	file_vrrpkit_v1_control_proto_msgTypes[14].OneofWrappers = []any{
+	file_vrrpkit_v1_control_proto_msgTypes[15].OneofWrappers = []any{}
+	file_vrrpkit_v1_control_proto_msgTypes[21].OneofWrappers = []any{
 		(*VrrpEvent_Snapshot)(nil),
 		(*VrrpEvent_Transition)(nil),
 		(*VrrpEvent_Address)(nil),
 		(*VrrpEvent_LowerPriorityMaster)(nil),
+	}
+	file_vrrpkit_v1_control_proto_msgTypes[36].OneofWrappers = []any{
+		(*WatchEvent_Vrrp)(nil),
+		(*WatchEvent_Health)(nil),
+		(*WatchEvent_Reload)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2338,7 +3627,7 @@ func file_vrrpkit_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_control_proto_rawDesc), len(file_vrrpkit_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -22,6 +22,7 @@ const (
 	Vrrpd_ApplyConfig_FullMethodName = "/vrrpkit.v1.Vrrpd/ApplyConfig"
 	Vrrpd_Status_FullMethodName      = "/vrrpkit.v1.Vrrpd/Status"
 	Vrrpd_Events_FullMethodName      = "/vrrpkit.v1.Vrrpd/Events"
+	Vrrpd_Ipvs_FullMethodName        = "/vrrpkit.v1.Vrrpd/Ipvs"
 )
 
 // VrrpdClient is the client API for Vrrpd service.
@@ -45,6 +46,12 @@ type VrrpdClient interface {
 	// needs to replay. The supervisor follows it to keep the resume record;
 	// notify scripts, `vrrpctl watch`, metrics and sync groups hang off it.
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VrrpEvent], error)
+	// Ipvs reads the kernel's IPVS table (every service, vrrpkit's or not)
+	// with the health of each destination that is a configured real or
+	// sorry server. A separate call, not part of Status: it costs a netlink
+	// dump per service, so status (polled by scripts and metrics) stays
+	// cheap and answers when IPVS is absent. UNAVAILABLE: no IPVS here.
+	Ipvs(ctx context.Context, in *IpvsRequest, opts ...grpc.CallOption) (*IpvsResponse, error)
 }
 
 type vrrpdClient struct {
@@ -94,6 +101,16 @@ func (c *vrrpdClient) Events(ctx context.Context, in *EventsRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Vrrpd_EventsClient = grpc.ServerStreamingClient[VrrpEvent]
 
+func (c *vrrpdClient) Ipvs(ctx context.Context, in *IpvsRequest, opts ...grpc.CallOption) (*IpvsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IpvsResponse)
+	err := c.cc.Invoke(ctx, Vrrpd_Ipvs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VrrpdServer is the server API for Vrrpd service.
 // All implementations must embed UnimplementedVrrpdServer
 // for forward compatibility.
@@ -115,6 +132,12 @@ type VrrpdServer interface {
 	// needs to replay. The supervisor follows it to keep the resume record;
 	// notify scripts, `vrrpctl watch`, metrics and sync groups hang off it.
 	Events(*EventsRequest, grpc.ServerStreamingServer[VrrpEvent]) error
+	// Ipvs reads the kernel's IPVS table (every service, vrrpkit's or not)
+	// with the health of each destination that is a configured real or
+	// sorry server. A separate call, not part of Status: it costs a netlink
+	// dump per service, so status (polled by scripts and metrics) stays
+	// cheap and answers when IPVS is absent. UNAVAILABLE: no IPVS here.
+	Ipvs(context.Context, *IpvsRequest) (*IpvsResponse, error)
 	mustEmbedUnimplementedVrrpdServer()
 }
 
@@ -133,6 +156,9 @@ func (UnimplementedVrrpdServer) Status(context.Context, *StatusRequest) (*Status
 }
 func (UnimplementedVrrpdServer) Events(*EventsRequest, grpc.ServerStreamingServer[VrrpEvent]) error {
 	return status.Error(codes.Unimplemented, "method Events not implemented")
+}
+func (UnimplementedVrrpdServer) Ipvs(context.Context, *IpvsRequest) (*IpvsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Ipvs not implemented")
 }
 func (UnimplementedVrrpdServer) mustEmbedUnimplementedVrrpdServer() {}
 func (UnimplementedVrrpdServer) testEmbeddedByValue()               {}
@@ -202,6 +228,24 @@ func _Vrrpd_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Vrrpd_EventsServer = grpc.ServerStreamingServer[VrrpEvent]
 
+func _Vrrpd_Ipvs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IpvsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VrrpdServer).Ipvs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Vrrpd_Ipvs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VrrpdServer).Ipvs(ctx, req.(*IpvsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Vrrpd_ServiceDesc is the grpc.ServiceDesc for Vrrpd service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -216,6 +260,10 @@ var Vrrpd_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Vrrpd_Status_Handler,
+		},
+		{
+			MethodName: "Ipvs",
+			Handler:    _Vrrpd_Ipvs_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -516,6 +564,9 @@ var ScriptRunner_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Supervisor_Status_FullMethodName = "/vrrpkit.v1.Supervisor/Status"
+	Supervisor_Reload_FullMethodName = "/vrrpkit.v1.Supervisor/Reload"
+	Supervisor_Watch_FullMethodName  = "/vrrpkit.v1.Supervisor/Watch"
+	Supervisor_Ipvs_FullMethodName   = "/vrrpkit.v1.Supervisor/Ipvs"
 )
 
 // SupervisorClient is the client API for Supervisor service.
@@ -527,6 +578,20 @@ type SupervisorClient interface {
 	// Status reports the supervisor, its children and (through vrrpd) the
 	// instances. Open to the configured status group.
 	Status(ctx context.Context, in *SupervisorStatusRequest, opts ...grpc.CallOption) (*SupervisorStatusResponse, error)
+	// Reload re-reads the configuration file, as SIGHUP does, and applies it
+	// as the next generation; with dry_run it only reports what applying it
+	// would do (pkg/plan) and changes nothing. Reloads never overlap: one
+	// waits for the one before it. Root only.
+	Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResponse, error)
+	// Watch streams what happens from now on, in order: vrrpd's transitions,
+	// addresses taken and released and lower-priority masters; checkerd's
+	// tracker and real-server results that changed; reloads, accepted or
+	// refused. A watcher that falls behind by more than 1024 events is cut
+	// off (RESOURCE_EXHAUSTED) rather than slowing the supervisor. Open to the
+	// status group.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
+	// Ipvs relays Vrrpd.Ipvs (vrrpctl ipvs).
+	Ipvs(ctx context.Context, in *IpvsRequest, opts ...grpc.CallOption) (*IpvsResponse, error)
 }
 
 type supervisorClient struct {
@@ -547,6 +612,45 @@ func (c *supervisorClient) Status(ctx context.Context, in *SupervisorStatusReque
 	return out, nil
 }
 
+func (c *supervisorClient) Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReloadResponse)
+	err := c.cc.Invoke(ctx, Supervisor_Reload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *supervisorClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Supervisor_ServiceDesc.Streams[0], Supervisor_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Supervisor_WatchClient = grpc.ServerStreamingClient[WatchEvent]
+
+func (c *supervisorClient) Ipvs(ctx context.Context, in *IpvsRequest, opts ...grpc.CallOption) (*IpvsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IpvsResponse)
+	err := c.cc.Invoke(ctx, Supervisor_Ipvs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SupervisorServer is the server API for Supervisor service.
 // All implementations must embed UnimplementedSupervisorServer
 // for forward compatibility.
@@ -556,6 +660,20 @@ type SupervisorServer interface {
 	// Status reports the supervisor, its children and (through vrrpd) the
 	// instances. Open to the configured status group.
 	Status(context.Context, *SupervisorStatusRequest) (*SupervisorStatusResponse, error)
+	// Reload re-reads the configuration file, as SIGHUP does, and applies it
+	// as the next generation; with dry_run it only reports what applying it
+	// would do (pkg/plan) and changes nothing. Reloads never overlap: one
+	// waits for the one before it. Root only.
+	Reload(context.Context, *ReloadRequest) (*ReloadResponse, error)
+	// Watch streams what happens from now on, in order: vrrpd's transitions,
+	// addresses taken and released and lower-priority masters; checkerd's
+	// tracker and real-server results that changed; reloads, accepted or
+	// refused. A watcher that falls behind by more than 1024 events is cut
+	// off (RESOURCE_EXHAUSTED) rather than slowing the supervisor. Open to the
+	// status group.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
+	// Ipvs relays Vrrpd.Ipvs (vrrpctl ipvs).
+	Ipvs(context.Context, *IpvsRequest) (*IpvsResponse, error)
 	mustEmbedUnimplementedSupervisorServer()
 }
 
@@ -568,6 +686,15 @@ type UnimplementedSupervisorServer struct{}
 
 func (UnimplementedSupervisorServer) Status(context.Context, *SupervisorStatusRequest) (*SupervisorStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedSupervisorServer) Reload(context.Context, *ReloadRequest) (*ReloadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
+}
+func (UnimplementedSupervisorServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedSupervisorServer) Ipvs(context.Context, *IpvsRequest) (*IpvsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Ipvs not implemented")
 }
 func (UnimplementedSupervisorServer) mustEmbedUnimplementedSupervisorServer() {}
 func (UnimplementedSupervisorServer) testEmbeddedByValue()                    {}
@@ -608,6 +735,53 @@ func _Supervisor_Status_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Supervisor_Reload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReloadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupervisorServer).Reload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Supervisor_Reload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupervisorServer).Reload(ctx, req.(*ReloadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Supervisor_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SupervisorServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Supervisor_WatchServer = grpc.ServerStreamingServer[WatchEvent]
+
+func _Supervisor_Ipvs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IpvsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupervisorServer).Ipvs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Supervisor_Ipvs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupervisorServer).Ipvs(ctx, req.(*IpvsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Supervisor_ServiceDesc is the grpc.ServiceDesc for Supervisor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -619,7 +793,21 @@ var Supervisor_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Status",
 			Handler:    _Supervisor_Status_Handler,
 		},
+		{
+			MethodName: "Reload",
+			Handler:    _Supervisor_Reload_Handler,
+		},
+		{
+			MethodName: "Ipvs",
+			Handler:    _Supervisor_Ipvs_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _Supervisor_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "vrrpkit/v1/control.proto",
 }

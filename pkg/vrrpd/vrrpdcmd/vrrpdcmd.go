@@ -58,6 +58,11 @@ func Main(args []string, stdout, stderr io.Writer, version string) int {
 	// SIGTERM and steps down; a log line written meanwhile must not kill it
 	// with SIGPIPE before its VIPs are removed.
 	signal.Ignore(syscall.SIGPIPE)
+	// Reloads are the supervisor's: it parses and pushes. keepalived's users
+	// send SIGHUP to every keepalived process (killall -HUP keepalived); the
+	// same habit here (pkill -HUP supervisor matches the children, which run
+	// the same binary) must not kill a child with SIGHUP's default action.
+	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if *rtPrio < 0 || *rtPrio > 99 {
@@ -87,7 +92,13 @@ const defaultRTPriority = 10
 // serve runs the engine and its control socket until ctx ends, following
 // checkerd's health stream on the socket health ("" none).
 func serve(ctx context.Context, dir rundir.Dir, health string, rtPrio int, version string, log *slog.Logger) error {
-	e := vrrpd.New(vrrpd.Options{Log: log, Clock: vrrpd.SystemClock{RTPriority: rtPrio, Log: log}})
+	o := vrrpd.Options{Log: log, Clock: vrrpd.SystemClock{RTPriority: rtPrio, Log: log}}
+	if health != "" {
+		// A restarted vrrpd must not re-add, for a moment, a real server
+		// checkerd knows is down: IPVS waits for checkerd's health first.
+		o.LVSHealthWait = vrrpd.DefaultLVSHealthWait
+	}
+	e := vrrpd.New(o)
 	// Only root (the supervisor) may push configuration or read status.
 	ln, err := ipc.ListenConfig{Mode: 0o600, Allow: ipc.AllowUIDs(0, uint32(os.Getuid())), Logger: log}.Listen(dir.Vrrpd())
 	if err != nil {

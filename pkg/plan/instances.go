@@ -1,4 +1,4 @@
-package vrrpd
+package plan
 
 import (
 	"google.golang.org/protobuf/proto"
@@ -7,10 +7,11 @@ import (
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
-// Plan is what applying a snapshot does to the running instances, matched
-// by name. It is a pure value: MakePlan computes it without touching
-// anything, so it is table-tested and can be shown before it is applied.
-type Plan struct {
+// InstancePlan is what applying a snapshot does to the running instances,
+// matched by name. It is a pure value: Instances computes it without
+// touching anything, so it is table-tested and can be shown before it is
+// applied (vrrpctl reload --dry-run) and then applied as shown (vrrpd).
+type InstancePlan struct {
 	Added     []string // in the snapshot's order
 	Removed   []string // in the running order
 	Changed   []Change // in the snapshot's order
@@ -56,12 +57,31 @@ var inPlaceFields = map[protoreflect.Name]bool{
 	"dont_track_primary":      true,
 	"sync_group":              true, // groups are rebuilt on every apply
 	"notify_priority_changes": true, // read at each change
+	// The state machine takes these without leaving its state
+	// (vrrp.Machine.Reconfigure); keepalived restarts the instance.
+	"advert_int":              true,
+	"nopreempt":               true,
+	"preempt_delay":           true,
+	"lower_prio_no_advert":    true,
+	"higher_prio_send_advert": true,
 }
 
-// MakePlan compares the running instances (in their order) with a
+// inPlaceIf are fields that change in place only between some values.
+var inPlaceIf = map[protoreflect.Name]func(a, b *pb.VrrpInstance) bool{
+	// Becoming or ceasing to be the address owner changes how the
+	// instance starts and preempts (RFC 5798 §6.4.1): a restart.
+	"priority": func(a, b *pb.VrrpInstance) bool { return (a.GetPriority() == 255) == (b.GetPriority() == 255) },
+	// A new peer list keeps the unicast socket; multicast <-> unicast needs
+	// another socket.
+	"unicast_peer": func(a, b *pb.VrrpInstance) bool {
+		return len(a.GetUnicastPeer()) > 0 && len(b.GetUnicastPeer()) > 0
+	},
+}
+
+// Instances compares the running instances (in their order) with a
 // snapshot's.
-func MakePlan(running, next []*pb.VrrpInstance) Plan {
-	var p Plan
+func Instances(running, next []*pb.VrrpInstance) InstancePlan {
+	var p InstancePlan
 	old := make(map[string]*pb.VrrpInstance, len(running))
 	for _, c := range running {
 		old[c.GetName()] = c
@@ -98,6 +118,9 @@ func diff(a, b *pb.VrrpInstance) Change {
 			continue
 		}
 		in := inPlaceFields[fd.Name()]
+		if f := inPlaceIf[fd.Name()]; f != nil {
+			in = f(a, b)
+		}
 		ch.Fields = append(ch.Fields, FieldChange{Field: string(fd.Name()), InPlace: in})
 		if !in {
 			ch.Restart = true
