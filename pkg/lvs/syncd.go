@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/mdlayher/genetlink"
@@ -164,11 +165,12 @@ type genlGlobals struct {
 	family uint16
 }
 
-// globalsTimeout bounds one request. The kernel answers a daemon's stop
-// once its threads have ended; under qemu TCG a backup's stop was answered
-// only after 10 s in about one run of four (once not for minutes), though
-// the daemon was gone from GET_DAEMON within milliseconds. vrrpd must go on
-// and be able to exit; its worker reads the daemons back at the next pass.
+// globalsTimeout bounds one request, so that vrrpd can always go on and
+// exit. The kernel answers a daemon's stop once its threads have ended:
+// under qemu TCG a backup's stop was answered only after more than 10 s in
+// about one run of four (once not for minutes), though GET_DAEMON no longer
+// listed it after milliseconds; StopSyncDaemon therefore waits
+// stopAnswerWait and then asks GET_DAEMON.
 const globalsTimeout = 10 * time.Second
 
 // OpenGlobals connects to the kernel's IPVS generic netlink family (needs
@@ -203,12 +205,16 @@ func (g *genlGlobals) Close() error {
 }
 
 func (g *genlGlobals) do(what string, cmd uint8, data []byte, flags netlink.HeaderFlags) ([]genetlink.Message, error) {
+	return g.doWithin(globalsTimeout, what, cmd, data, flags)
+}
+
+func (g *genlGlobals) doWithin(d time.Duration, what string, cmd uint8, data []byte, flags netlink.HeaderFlags) ([]genetlink.Message, error) {
 	if g.c == nil {
 		if err := g.dial(); err != nil {
 			return nil, err
 		}
 	}
-	if err := g.c.SetDeadline(time.Now().Add(globalsTimeout)); err != nil {
+	if err := g.c.SetDeadline(time.Now().Add(d)); err != nil {
 		return nil, fmt.Errorf("lvs: %s: %w", what, err)
 	}
 	msgs, err := g.c.Execute(genetlink.Message{
@@ -251,12 +257,25 @@ func (g *genlGlobals) StartSyncDaemon(d SyncDaemon) error {
 	return err
 }
 
+// stopAnswerWait is how long a daemon's stop is waited for before asking
+// GET_DAEMON whether it is gone (see globalsTimeout).
+const stopAnswerWait = 2 * time.Second
+
 func (g *genlGlobals) StopSyncDaemon(s SyncState) error {
 	b, err := encodeDelDaemon(s)
 	if err != nil {
 		return err
 	}
-	_, err = g.do("stopping the "+s.String()+" sync daemon", cmdDelDaemon, b, netlink.Request|netlink.Acknowledge)
+	_, err = g.doWithin(stopAnswerWait, "stopping the "+s.String()+" sync daemon", cmdDelDaemon, b, netlink.Request|netlink.Acknowledge)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	// The kernel clears the daemon at once and answers when its thread
+	// has ended, which can take long: gone is stopped.
+	ds, lerr := g.SyncDaemons()
+	if lerr == nil && !slices.ContainsFunc(ds, func(d SyncDaemon) bool { return d.State == s }) {
+		return nil
+	}
 	return err
 }
 
