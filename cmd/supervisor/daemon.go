@@ -571,6 +571,11 @@ func (d *daemon) push(ctx context.Context) {
 		snap.ResumeMaster = slices.Clone(d.resumeSet)
 	}
 	run := d.run
+	if run > 1 && snap.GetGlobal() != nil {
+		// lvs_flush is for the first vrrpd only: a restarted one keeps the
+		// kernel's IPVS table (proto GlobalDefs.lvs_flush).
+		snap.Global.LvsFlush = false
+	}
 	// Follow the new vrrpd's events before it gets its configuration, so
 	// that its first transitions (INIT -> BACKUP: notify_backup) are seen.
 	if d.stopFollow == nil && d.children[childVrrpd].running {

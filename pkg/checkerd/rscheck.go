@@ -50,6 +50,7 @@ type realServers struct {
 	refreshedAt time.Time // the last checks the last refresh covered
 	subs        map[*rsSub]struct{}
 	warned      map[string]bool // checker keys whose failure to build was logged
+	ha          haSuspend       // hasuspend.go
 }
 
 type rsServer struct {
@@ -163,6 +164,7 @@ func rsKey(id string) track.Key {
 // "real_server <health_id>".
 func (r *realServers) apply(gen uint64, snap *pb.ConfigSnapshot) (added, removed, changed, unchanged []string) {
 	want := check.FromSnapshot(snap, r.opts)
+	r.haApply(snap) // hasuspend.go: ha_suspend, before any checker starts
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -232,6 +234,7 @@ func (r *realServers) apply(gen uint64, snap *pb.ConfigSnapshot) (added, removed
 	for _, l := range []*[]string{&added, &removed, &changed, &unchanged} {
 		slices.Sort(*l)
 	}
+	r.haFollow() // hasuspend.go: a reload may have changed ha_suspend alone
 	return added, removed, changed, unchanged
 }
 
@@ -248,6 +251,9 @@ func (r *realServers) startLocked(s *rsServer, sc check.SnapshotCheck) *rsCheck 
 			}
 			r.log.Log(r.ctx, lvl, "real server checker not run", "real_server", s.id, "err", sc.Err)
 		}
+		return c
+	}
+	if r.haSuspendedLocked(s.id) { // hasuspend.go: not while no address of its VS is here
 		return c
 	}
 	ctx, cancel := context.WithCancel(r.ctx)

@@ -64,8 +64,9 @@ var globalDefsTable = table[*GlobalDefs]{
 	"default_interface":        func(dc *decoder, n *Node, g *GlobalDefs) { g.DefaultInterface = dc.str(n) },
 	"checker_log_all_failures": func(dc *decoder, n *Node, g *GlobalDefs) { g.CheckerLogAllFailures = dc.boolean(n) },
 	"lvs_flush":                func(dc *decoder, n *Node, g *GlobalDefs) { g.LVSFlush = dc.boolean(n) },
-	"lvs_flush_on_stop":        deprecated("lvs_flush_onstop", lvsFlushOnStop),
-	"lvs_flush_onstop":         lvsFlushOnStop,
+	"lvs_flush_on_stop":        lvsFlushOnStop,
+	"lvs_flush_onstop":         deprecated("lvs_flush_on_stop", lvsFlushOnStop), // core/global_parser.c: deprecated after v2.1.5
+	"lvs_sync_daemon":          lvsSyncDaemon,
 	"lvs_timeouts": func(dc *decoder, n *Node, g *GlobalDefs) {
 		a := n.Args()
 		if len(a)%2 != 0 || len(a) == 0 {
@@ -197,16 +198,160 @@ func isHostname(s string) bool {
 	return true
 }
 
+// lvsFlushOnStop is "lvs_flush_on_stop [VS]" as core/global_parser.c
+// lvs_flush_on_stop_handler reads it: alone, "full" (flush the whole IPVS
+// table at stop); VS, "VS" (remove each virtual server, without removing
+// its real servers one by one first); nothing else. Unset (""), each real
+// server and then each virtual server is removed (check/ipwrapper.c
+// clear_services).
 func lvsFlushOnStop(dc *decoder, n *Node, g *GlobalDefs) {
-	g.LVSFlushOnStop = "true"
-	if len(n.Words) > 1 {
-		switch n.Words[1] {
-		case "VS", "RS", "true", "on", "yes", "false", "off", "no":
-			g.LVSFlushOnStop = n.Words[1]
-		default:
-			dc.d.errorf(n.Pos, "lvs_flush_onstop: %q is not VS, RS or a boolean", n.Words[1])
+	dc.maxArgs(n, 1)
+	if len(n.Words) == 1 {
+		g.LVSFlushOnStop = "full"
+		return
+	}
+	if n.Words[1] != "VS" {
+		dc.d.errorf(n.Pos, "%s: unknown type %q (want nothing, for a full flush, or VS)", n.Keyword(), n.Words[1])
+		return
+	}
+	g.LVSFlushOnStop = "VS"
+}
+
+// validateLVSSyncDaemon resolves lvs_sync_daemon's instance and sync id as
+// vrrp/vrrp.c vrrp_complete_init does: the sync id defaults to the
+// instance's virtual_router_id. keepalived logs a missing instance as a
+// config error at start ("Unable to find vrrp instance %s for lvs_syncd -
+// clearing lvs_syncd config") and runs without the daemon; its -t never
+// gets that far and passes. vrrpkit refuses the file, in -t too, rather
+// than run without the daemon the file asks for.
+func (dc *decoder) validateLVSSyncDaemon() {
+	s := dc.cfg.GlobalDefs.LVSSyncDaemon
+	if s == nil {
+		return
+	}
+	// The kernel refuses a daemon on a missing interface (ip_vs_sync.c
+	// start_sync_thread: ENODEV).
+	dc.checkInterface(s.Pos, s.Interface, "lvs_sync_daemon interface")
+	if s.Instance == "" {
+		return
+	}
+	for _, v := range dc.cfg.VRRPInstances {
+		if v.Name == s.Instance {
+			if !s.SyncIDSet {
+				s.SyncID = v.VirtualRouterID
+			}
+			return
 		}
 	}
+	dc.d.errorf(s.Pos, "lvs_sync_daemon: unable to find vrrp instance %s for lvs_syncd", s.Instance)
+}
+
+// ifnameMax is the kernel's IP_VS_IFNAME_MAXLEN, counting the NUL.
+const ifnameMax = 16
+
+// lvsSyncDaemon is "lvs_sync_daemon INTERFACE [[inst] VRRP_INSTANCE] [id
+// SYNC_ID] [maxlen LEN] [port PORT] [ttl TTL] [group IP]" as
+// core/global_parser.c lvs_syncd_handler reads it, with its ranges and its
+// old positional form (INTERFACE VRRP_INSTANCE [SYNC_ID]). keepalived
+// ignores a bad value with a config error; so does vrrpkit, which refuses
+// the file. Whether the instance exists is checked in validate.
+func lvsSyncDaemon(dc *decoder, n *Node, g *GlobalDefs) {
+	if s := g.LVSSyncDaemon; s != nil {
+		// keepalived runs with the first; so do real configurations that
+		// repeat it (one per instance, in the hope all are used).
+		dc.d.warnf(n.Pos, "lvs_sync_daemon has already been specified as %s %s at %s; ignored", s.Interface, s.Instance, s.Pos)
+		return
+	}
+	if len(n.Words) < 2 {
+		dc.d.errorf(n.Pos, "lvs_sync_daemon requires interface")
+		return
+	}
+	if len(n.Words[1]) >= ifnameMax {
+		dc.d.errorf(n.Pos, "lvs_sync_daemon interface name '%s' too long (at most %d bytes)", n.Words[1], ifnameMax-1)
+		return
+	}
+	s := &LVSSyncDaemon{Interface: n.Words[1], Pos: n.Pos}
+	w := n.Words
+	value := func(i int, what string, lo, hi uint64) (uint64, bool) {
+		if i+1 >= len(w) {
+			dc.d.errorf(n.Pos, "No value specified for lvs_sync_daemon %s", what)
+			return 0, false
+		}
+		v, err := strconv.ParseUint(w[i+1], 10, 64)
+		if err != nil || v < lo || v > hi {
+			dc.d.errorf(n.Pos, "Invalid lvs_sync_daemon %s (%s): want a whole number in [%d, %d]", what, w[i+1], lo, hi)
+			return 0, false
+		}
+		return v, true
+	}
+	for i := 2; i < len(w); i++ {
+		switch w[i] {
+		case "inst":
+			if i+1 >= len(w) {
+				dc.d.errorf(n.Pos, "No value specified for lvs_sync_daemon inst")
+				continue
+			}
+			if s.Instance != "" {
+				dc.d.errorf(n.Pos, "lvs_sync_daemon vrrp instance has already been specified as %s", s.Instance)
+			} else {
+				s.Instance = w[i+1]
+			}
+			i++
+		case "id":
+			if v, ok := value(i, "id", 0, 255); ok {
+				s.SyncID, s.SyncIDSet = uint8(v), true
+			}
+			i++
+		case "maxlen":
+			// A UDP payload within an IPv4 datagram: 65535 - 20 - 8.
+			if v, ok := value(i, "maxlen", 1, 65535-20-8); ok {
+				s.MaxLen = uint16(v)
+			}
+			i++
+		case "port":
+			if v, ok := value(i, "port", 1, 65535); ok {
+				s.Port = uint16(v)
+			}
+			i++
+		case "ttl":
+			if v, ok := value(i, "ttl", 1, 255); ok {
+				s.TTL = uint8(v)
+			}
+			i++
+		case "group":
+			i++
+			if i >= len(w) {
+				dc.d.errorf(n.Pos, "No value specified for lvs_sync_daemon group")
+				continue
+			}
+			a, err := netip.ParseAddr(w[i])
+			switch {
+			case err != nil:
+				dc.d.errorf(n.Pos, "Invalid lvs_sync_daemon group (%s)", w[i])
+			case !a.Unmap().IsMulticast():
+				dc.d.errorf(n.Pos, "lvs_sync_daemon group address %s is not multicast", w[i])
+			default:
+				s.Group = a.Unmap()
+			}
+		default:
+			// The old form: INTERFACE VRRP_INSTANCE [SYNC_ID].
+			switch {
+			case i == 2:
+				s.Instance = w[i]
+			case i == 3:
+				v, err := strconv.ParseUint(w[i], 10, 8)
+				if err != nil {
+					dc.d.errorf(n.Pos, "Invalid syncid (%s): want a whole number in [0, 255]", w[i])
+					continue
+				}
+				dc.d.warnf(n.Pos, "Please use keyword \"id\" before lvs_sync_daemon SYNCID")
+				s.SyncID, s.SyncIDSet = uint8(v), true
+			default:
+				dc.d.errorf(n.Pos, "Unknown option %s specified for lvs_sync_daemon", w[i])
+			}
+		}
+	}
+	g.LVSSyncDaemon = s
 }
 
 // nftTableMaxName is the kernel's NFT_TABLE_MAXNAMELEN, counting the NUL.
@@ -268,7 +413,7 @@ func init() {
 			"nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark",
 		},
 		"not supported by vrrpkit": {
-			"linkbeat_use_polling", "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets", "lvs_sync_daemon",
+			"linkbeat_use_polling", "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets",
 			"disable_local_igmp", "vrrp_no_swap", "rs_init_notifies", "no_checker_emails", "log_unknown_vrids",
 			"random_seed", "reload_check_config", "reload_time_file", "reload_repeat", "reload_file", "include_check",
 			"config_save_dir", "tmp_config_directory", "data_use_instance", "fifo_write_vrrp_states_on_reload",
@@ -738,9 +883,24 @@ var instanceTable = func() table[*VRRPInstance] {
 				v.KernelRxBufSize = uint32(x)
 			}
 		},
+		// vrrp/vrrp_parser.c vrrp_lvs_syncd_handler: the sync daemon on
+		// INTERFACE following this instance, deprecated since v1.2.19.
 		"lvs_sync_daemon_interface": func(dc *decoder, n *Node, v *VRRPInstance) {
-			v.Ignored = append(v.Ignored, Ignored{Keyword: n.Keyword(), Args: n.Args(), Pos: n.Pos})
-			dc.d.warnf(n.Pos, "lvs_sync_daemon_interface is deprecated and not acted on by vrrpkit (the IPVS sync daemon is not supported)")
+			dc.d.warnf(n.Pos, "(%s) Specifying lvs_sync_daemon_interface against a vrrp is deprecated; use global_defs lvs_sync_daemon %s %s", v.Name, strings.Join(n.Args(), " "), v.Name)
+			g := &dc.cfg.GlobalDefs
+			if s := g.LVSSyncDaemon; s != nil {
+				dc.d.warnf(n.Pos, "(%s) lvs_sync_daemon_interface has already been specified as %s at %s; ignored", v.Name, s.Interface, s.Pos)
+				return
+			}
+			ifname := dc.str(n)
+			if ifname == "" {
+				return
+			}
+			if len(ifname) >= ifnameMax {
+				dc.d.errorf(n.Pos, "lvs_sync_daemon_interface name '%s' too long (at most %d bytes)", ifname, ifnameMax-1)
+				return
+			}
+			g.LVSSyncDaemon = &LVSSyncDaemon{Interface: ifname, Instance: v.Name, Pos: n.Pos}
 		},
 		"linkbeat_use_polling": func(dc *decoder, n *Node, v *VRRPInstance) {
 			v.Ignored = append(v.Ignored, Ignored{Keyword: n.Keyword(), Args: n.Args(), Pos: n.Pos})

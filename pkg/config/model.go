@@ -113,8 +113,9 @@ type GlobalDefs struct {
 	DefaultInterface            string              `json:"default_interface,omitempty"`
 	CheckerLogAllFailures       bool                `json:"checker_log_all_failures,omitempty"`
 	LVSFlush                    bool                `json:"lvs_flush,omitempty"`
-	LVSFlushOnStop              string              `json:"lvs_flush_onstop,omitempty"`
+	LVSFlushOnStop              string              `json:"lvs_flush_on_stop,omitempty"` // "", "full" or "VS": lvsFlushOnStop
 	LVSTimeouts                 map[string]Duration `json:"lvs_timeouts,omitempty"`
+	LVSSyncDaemon               *LVSSyncDaemon      `json:"lvs_sync_daemon,omitempty"`
 	VRRPMcastGroup4             netip.Addr          `json:"vrrp_mcast_group4,omitzero"`
 	VRRPMcastGroup6             netip.Addr          `json:"vrrp_mcast_group6,omitzero"`
 	VRRPGarpMasterDelay         *Duration           `json:"vrrp_garp_master_delay,omitempty"`
@@ -153,6 +154,30 @@ type GlobalDefs struct {
 	NFTablesIfindex  bool      `json:"nftables_ifindex,omitempty"`
 	NFTablesCounters bool      `json:"nftables_counters,omitempty"`
 	Ignored          []Ignored `json:"ignored,omitempty"`
+}
+
+// LVSSyncDaemon is global_defs lvs_sync_daemon INTERFACE [[inst]
+// VRRP_INSTANCE] [id SYNC_ID] [maxlen LEN] [port PORT] [ttl TTL] [group IP]
+// (or a vrrp_instance's deprecated lvs_sync_daemon_interface): the kernel's
+// IPVS connection-sync daemon, master while Instance is MASTER, backup
+// otherwise. Zero MaxLen, Port, TTL and an invalid Group leave the kernel's
+// defaults.
+type LVSSyncDaemon struct {
+	Interface string `json:"interface"`
+	// Instance is the vrrp_instance the daemon follows; "" runs a master
+	// and a backup daemon at once, as keepalived's checker then does
+	// (check/check_daemon.c: IPVS_MASTER_BACKUP).
+	Instance string `json:"instance,omitempty"`
+	// SyncID is the effective sync id after validation: id SYNC_ID, else
+	// the instance's virtual_router_id, else 0 (vrrp/vrrp.c
+	// vrrp_complete_init).
+	SyncID    uint8      `json:"sync_id"`
+	SyncIDSet bool       `json:"-"`
+	MaxLen    uint16     `json:"maxlen,omitempty"`
+	Port      uint16     `json:"port,omitempty"`
+	TTL       uint8      `json:"ttl,omitempty"`
+	Group     netip.Addr `json:"group,omitzero"`
+	Pos       Pos        `json:"-"`
 }
 
 // FIFO is a notify FIFO and the optional script keepalived starts to read it.

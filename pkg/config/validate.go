@@ -100,6 +100,7 @@ func (dc *decoder) validate() {
 	dc.validateInstances()
 	dc.validateSyncGroups()
 	dc.validateVirtualServers()
+	dc.validateLVSSyncDaemon() // decode_vrrp.go
 }
 
 func (dc *decoder) validateTrackers() {

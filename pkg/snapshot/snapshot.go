@@ -49,6 +49,7 @@ func Build(cfg *config.Config, path string, generation uint64) *pb.ConfigSnapsho
 		s.Global.VrrpMcastGroup6 = g.VRRPMcastGroup6.String()
 	}
 	nftGlobals(g, s.Global)
+	lvsGlobals(g, s.Global) // lvsglobals.go
 	gd := effectiveGlobals(g)
 	tr := indexTrackers(cfg)
 	groups := map[string]*config.SyncGroup{}

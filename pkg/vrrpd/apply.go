@@ -117,6 +117,7 @@ func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyC
 	e.generation = snap.GetGeneration()
 	e.applyNoAcceptLocked(snap) // noaccept.go
 	e.rebuildTrackingLocked(snap)
+	e.applyLVSSyncLocked(snap)   // lvs_sync.go: lvs_flush before the first service
 	e.applyLVSLocked(snap)       // lvs.go
 	e.lvsStatusApplyLocked(snap) // lvs_status.go
 	var starting []*instance

@@ -67,6 +67,9 @@ type Options struct {
 	// checkerd. vrrpdcmd uses DefaultLVSHealthWait.
 	LVSHealthWait time.Duration
 	Scripts       ScriptRunner // quorum_up / quorum_down via the supervisor; nil: not run (quorum.go)
+	// LVSGlobals: the IPVS sync daemon, timeouts and flushes; nil:
+	// lvs.OpenGlobals, none with substitute LVS or Addresses (lvs_sync.go).
+	LVSGlobals LVSGlobalsOpener
 }
 
 // Engine runs the VRRP instances. All instance state is guarded by mu:
@@ -123,7 +126,8 @@ type Engine struct {
 	// (lvs_status.go).
 	rsResults map[string]*pb.TrackerResult
 
-	quorum *quorumRun // quorum.go: quorum_up / quorum_down
+	quorum  *quorumRun // quorum.go: quorum_up / quorum_down
+	lvsSync lvsSyncRun // lvs_sync.go: IPVS sync daemon, timeouts, flushes
 }
 
 type sockKey struct {
@@ -195,6 +199,7 @@ func New(o Options) *Engine {
 	e.initNoAccept(o)   // noaccept.go
 	e.initLVS(o)        // lvs.go
 	e.initQuorum(o)     // quorum.go
+	e.initLVSSync(o)    // lvs_sync.go
 	return e
 }
 
@@ -485,6 +490,7 @@ func (e *Engine) transition(in *instance, a vrrp.Action, now time.Time) {
 		reason = transitionReason(a, in)
 	}
 	in.reason = ""
+	e.lvsSyncTransitionLocked(in, a.To) // lvs_sync.go: the sync daemon follows its instance
 	e.log.Info("state change", "instance", in.name(), "from", a.From.String(), "to", a.To.String(),
 		"priority", in.m.Priority(), "reason", reason)
 	e.publishLocked(now, &pb.VrrpEvent{Event: &pb.VrrpEvent_Transition{Transition: &pb.StateTransition{
@@ -910,7 +916,8 @@ func (e *Engine) shutdown() {
 		sub.closeLocked()
 	}
 	stop := e.watchStop
-	stopLVS := e.stopLVSLocked() // lvs.go: its worker removes what vrrpkit owns
+	stopLVS := e.stopLVSLocked()      // lvs.go: its worker removes what vrrpkit owns
+	stopSync := e.stopLVSSyncLocked() // lvs_sync.go: stops the sync daemon, restores timeouts
 	e.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -919,5 +926,9 @@ func (e *Engine) shutdown() {
 		stopLVS()
 	}
 	e.stopQuorum() // quorum.go: omega's quorum_down, then the queues end
+	if stopSync != nil {
+		stopSync()
+	}
 	e.wg.Wait()
+	e.flushLVSAtStop() // lvs_sync.go: lvs_flush_on_stop, after lvs.go's worker ended
 }

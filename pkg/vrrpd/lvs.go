@@ -270,7 +270,9 @@ func (e *Engine) lvsWorker(ctx context.Context, interval time.Duration) {
 		select {
 		case <-ctx.Done():
 			e.refreshLVSMirror()
-			e.reconcileLVS(context.WithoutCancel(ctx), lvs.Table{})
+			if !e.lvsFlushAllAtStop() { // lvs_sync.go: lvs_flush_on_stop flushes instead
+				e.reconcileLVS(context.WithoutCancel(ctx), lvs.Table{})
+			}
 			return
 		case <-e.lvs.kick:
 		case <-tick.C:

@@ -317,8 +317,16 @@ type GlobalDefs struct {
 	NftablesPriority int32  `protobuf:"varint,9,opt,name=nftables_priority,json=nftablesPriority,proto3" json:"nftables_priority,omitempty"`
 	NftablesCounters bool   `protobuf:"varint,10,opt,name=nftables_counters,json=nftablesCounters,proto3" json:"nftables_counters,omitempty"`
 	NftablesIfindex  bool   `protobuf:"varint,11,opt,name=nftables_ifindex,json=nftablesIfindex,proto3" json:"nftables_ifindex,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// IPVS globals (lvs.proto). lvs_flush empties the IPVS table before the
+	// first virtual servers are programmed; the supervisor sets it only for
+	// the first vrrpd it starts, so that a restarted vrrpd keeps the kernel's
+	// table (a vrrpd crash changes no IPVS entry).
+	LvsSyncDaemon  *LvsSyncDaemon `protobuf:"bytes,20,opt,name=lvs_sync_daemon,json=lvsSyncDaemon,proto3" json:"lvs_sync_daemon,omitempty"`
+	LvsTimeouts    *LvsTimeouts   `protobuf:"bytes,21,opt,name=lvs_timeouts,json=lvsTimeouts,proto3" json:"lvs_timeouts,omitempty"`
+	LvsFlush       bool           `protobuf:"varint,22,opt,name=lvs_flush,json=lvsFlush,proto3" json:"lvs_flush,omitempty"`
+	LvsFlushOnStop LvsFlushOnStop `protobuf:"varint,23,opt,name=lvs_flush_on_stop,json=lvsFlushOnStop,proto3,enum=vrrpkit.v1.LvsFlushOnStop" json:"lvs_flush_on_stop,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GlobalDefs) Reset() {
@@ -426,6 +434,34 @@ func (x *GlobalDefs) GetNftablesIfindex() bool {
 		return x.NftablesIfindex
 	}
 	return false
+}
+
+func (x *GlobalDefs) GetLvsSyncDaemon() *LvsSyncDaemon {
+	if x != nil {
+		return x.LvsSyncDaemon
+	}
+	return nil
+}
+
+func (x *GlobalDefs) GetLvsTimeouts() *LvsTimeouts {
+	if x != nil {
+		return x.LvsTimeouts
+	}
+	return nil
+}
+
+func (x *GlobalDefs) GetLvsFlush() bool {
+	if x != nil {
+		return x.LvsFlush
+	}
+	return false
+}
+
+func (x *GlobalDefs) GetLvsFlushOnStop() LvsFlushOnStop {
+	if x != nil {
+		return x.LvsFlushOnStop
+	}
+	return LvsFlushOnStop_LVS_FLUSH_ON_STOP_UNSPECIFIED
 }
 
 // VrrpInstance is one vrrp_instance block.
@@ -2026,7 +2062,7 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x10static_ipaddress\x18\v \x03(\v2\x1a.vrrpkit.v1.VirtualAddressR\x0fstaticIpaddress\x126\n" +
 	"\rstatic_routes\x18\f \x03(\v2\x11.vrrpkit.v1.RouteR\fstaticRoutes\x123\n" +
 	"\fstatic_rules\x18\r \x03(\v2\x10.vrrpkit.v1.RuleR\vstaticRules\x12B\n" +
-	"\x0fvirtual_servers\x18\x0e \x03(\v2\x19.vrrpkit.v1.VirtualServerR\x0evirtualServers\"\xc8\x03\n" +
+	"\x0fvirtual_servers\x18\x0e \x03(\v2\x19.vrrpkit.v1.VirtualServerR\x0evirtualServers\"\xab\x05\n" +
 	"\n" +
 	"GlobalDefs\x12\x1b\n" +
 	"\trouter_id\x18\x01 \x01(\tR\brouterId\x12\x1f\n" +
@@ -2042,7 +2078,11 @@ const file_vrrpkit_v1_config_proto_rawDesc = "" +
 	"\x11nftables_priority\x18\t \x01(\x05R\x10nftablesPriority\x12+\n" +
 	"\x11nftables_counters\x18\n" +
 	" \x01(\bR\x10nftablesCounters\x12)\n" +
-	"\x10nftables_ifindex\x18\v \x01(\bR\x0fnftablesIfindex\"\xd6\r\n" +
+	"\x10nftables_ifindex\x18\v \x01(\bR\x0fnftablesIfindex\x12A\n" +
+	"\x0flvs_sync_daemon\x18\x14 \x01(\v2\x19.vrrpkit.v1.LvsSyncDaemonR\rlvsSyncDaemon\x12:\n" +
+	"\flvs_timeouts\x18\x15 \x01(\v2\x17.vrrpkit.v1.LvsTimeoutsR\vlvsTimeouts\x12\x1b\n" +
+	"\tlvs_flush\x18\x16 \x01(\bR\blvsFlush\x12E\n" +
+	"\x11lvs_flush_on_stop\x18\x17 \x01(\x0e2\x1a.vrrpkit.v1.LvsFlushOnStopR\x0elvsFlushOnStop\"\xd6\r\n" +
 	"\fVrrpInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -2255,7 +2295,10 @@ var file_vrrpkit_v1_config_proto_goTypes = []any{
 	(*Notify)(nil),              // 14: vrrpkit.v1.Notify
 	(*VrrpSyncGroup)(nil),       // 15: vrrpkit.v1.VrrpSyncGroup
 	(*VirtualServer)(nil),       // 16: vrrpkit.v1.VirtualServer
-	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
+	(*LvsSyncDaemon)(nil),       // 17: vrrpkit.v1.LvsSyncDaemon
+	(*LvsTimeouts)(nil),         // 18: vrrpkit.v1.LvsTimeouts
+	(LvsFlushOnStop)(0),         // 19: vrrpkit.v1.LvsFlushOnStop
+	(*durationpb.Duration)(nil), // 20: google.protobuf.Duration
 }
 var file_vrrpkit_v1_config_proto_depIdxs = []int32{
 	3,  // 0: vrrpkit.v1.ConfigSnapshot.global:type_name -> vrrpkit.v1.GlobalDefs
@@ -2268,40 +2311,43 @@ var file_vrrpkit_v1_config_proto_depIdxs = []int32{
 	5,  // 7: vrrpkit.v1.ConfigSnapshot.static_routes:type_name -> vrrpkit.v1.Route
 	6,  // 8: vrrpkit.v1.ConfigSnapshot.static_rules:type_name -> vrrpkit.v1.Rule
 	16, // 9: vrrpkit.v1.ConfigSnapshot.virtual_servers:type_name -> vrrpkit.v1.VirtualServer
-	17, // 10: vrrpkit.v1.VrrpInstance.advert_int:type_name -> google.protobuf.Duration
-	7,  // 11: vrrpkit.v1.VrrpInstance.virtual_ipaddress:type_name -> vrrpkit.v1.VirtualAddress
-	7,  // 12: vrrpkit.v1.VrrpInstance.virtual_ipaddress_excluded:type_name -> vrrpkit.v1.VirtualAddress
-	17, // 13: vrrpkit.v1.VrrpInstance.preempt_delay:type_name -> google.protobuf.Duration
-	1,  // 14: vrrpkit.v1.VrrpInstance.auth_type:type_name -> vrrpkit.v1.AuthType
-	0,  // 15: vrrpkit.v1.VrrpInstance.state_hint:type_name -> vrrpkit.v1.VrrpState
-	8,  // 16: vrrpkit.v1.VrrpInstance.garp:type_name -> vrrpkit.v1.GarpSettings
-	9,  // 17: vrrpkit.v1.VrrpInstance.track_interface:type_name -> vrrpkit.v1.TrackInterface
-	10, // 18: vrrpkit.v1.VrrpInstance.track_script:type_name -> vrrpkit.v1.TrackScript
-	14, // 19: vrrpkit.v1.VrrpInstance.notify:type_name -> vrrpkit.v1.Notify
-	17, // 20: vrrpkit.v1.VrrpInstance.startup_delay:type_name -> google.protobuf.Duration
-	10, // 21: vrrpkit.v1.VrrpInstance.track_file:type_name -> vrrpkit.v1.TrackScript
-	10, // 22: vrrpkit.v1.VrrpInstance.track_process:type_name -> vrrpkit.v1.TrackScript
-	5,  // 23: vrrpkit.v1.VrrpInstance.virtual_routes:type_name -> vrrpkit.v1.Route
-	6,  // 24: vrrpkit.v1.VrrpInstance.virtual_rules:type_name -> vrrpkit.v1.Rule
-	17, // 25: vrrpkit.v1.GarpSettings.master_delay:type_name -> google.protobuf.Duration
-	17, // 26: vrrpkit.v1.GarpSettings.master_refresh:type_name -> google.protobuf.Duration
-	17, // 27: vrrpkit.v1.GarpSettings.lower_prio_delay:type_name -> google.protobuf.Duration
-	17, // 28: vrrpkit.v1.GarpSettings.interval:type_name -> google.protobuf.Duration
-	17, // 29: vrrpkit.v1.GarpSettings.na_interval:type_name -> google.protobuf.Duration
-	17, // 30: vrrpkit.v1.VrrpScript.interval:type_name -> google.protobuf.Duration
-	17, // 31: vrrpkit.v1.VrrpScript.timeout:type_name -> google.protobuf.Duration
-	17, // 32: vrrpkit.v1.VrrpTrackProcess.delay_down:type_name -> google.protobuf.Duration
-	17, // 33: vrrpkit.v1.VrrpTrackProcess.delay_up:type_name -> google.protobuf.Duration
-	14, // 34: vrrpkit.v1.VrrpSyncGroup.notify:type_name -> vrrpkit.v1.Notify
-	9,  // 35: vrrpkit.v1.VrrpSyncGroup.track_interface:type_name -> vrrpkit.v1.TrackInterface
-	10, // 36: vrrpkit.v1.VrrpSyncGroup.track_script:type_name -> vrrpkit.v1.TrackScript
-	10, // 37: vrrpkit.v1.VrrpSyncGroup.track_file:type_name -> vrrpkit.v1.TrackScript
-	10, // 38: vrrpkit.v1.VrrpSyncGroup.track_process:type_name -> vrrpkit.v1.TrackScript
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	17, // 10: vrrpkit.v1.GlobalDefs.lvs_sync_daemon:type_name -> vrrpkit.v1.LvsSyncDaemon
+	18, // 11: vrrpkit.v1.GlobalDefs.lvs_timeouts:type_name -> vrrpkit.v1.LvsTimeouts
+	19, // 12: vrrpkit.v1.GlobalDefs.lvs_flush_on_stop:type_name -> vrrpkit.v1.LvsFlushOnStop
+	20, // 13: vrrpkit.v1.VrrpInstance.advert_int:type_name -> google.protobuf.Duration
+	7,  // 14: vrrpkit.v1.VrrpInstance.virtual_ipaddress:type_name -> vrrpkit.v1.VirtualAddress
+	7,  // 15: vrrpkit.v1.VrrpInstance.virtual_ipaddress_excluded:type_name -> vrrpkit.v1.VirtualAddress
+	20, // 16: vrrpkit.v1.VrrpInstance.preempt_delay:type_name -> google.protobuf.Duration
+	1,  // 17: vrrpkit.v1.VrrpInstance.auth_type:type_name -> vrrpkit.v1.AuthType
+	0,  // 18: vrrpkit.v1.VrrpInstance.state_hint:type_name -> vrrpkit.v1.VrrpState
+	8,  // 19: vrrpkit.v1.VrrpInstance.garp:type_name -> vrrpkit.v1.GarpSettings
+	9,  // 20: vrrpkit.v1.VrrpInstance.track_interface:type_name -> vrrpkit.v1.TrackInterface
+	10, // 21: vrrpkit.v1.VrrpInstance.track_script:type_name -> vrrpkit.v1.TrackScript
+	14, // 22: vrrpkit.v1.VrrpInstance.notify:type_name -> vrrpkit.v1.Notify
+	20, // 23: vrrpkit.v1.VrrpInstance.startup_delay:type_name -> google.protobuf.Duration
+	10, // 24: vrrpkit.v1.VrrpInstance.track_file:type_name -> vrrpkit.v1.TrackScript
+	10, // 25: vrrpkit.v1.VrrpInstance.track_process:type_name -> vrrpkit.v1.TrackScript
+	5,  // 26: vrrpkit.v1.VrrpInstance.virtual_routes:type_name -> vrrpkit.v1.Route
+	6,  // 27: vrrpkit.v1.VrrpInstance.virtual_rules:type_name -> vrrpkit.v1.Rule
+	20, // 28: vrrpkit.v1.GarpSettings.master_delay:type_name -> google.protobuf.Duration
+	20, // 29: vrrpkit.v1.GarpSettings.master_refresh:type_name -> google.protobuf.Duration
+	20, // 30: vrrpkit.v1.GarpSettings.lower_prio_delay:type_name -> google.protobuf.Duration
+	20, // 31: vrrpkit.v1.GarpSettings.interval:type_name -> google.protobuf.Duration
+	20, // 32: vrrpkit.v1.GarpSettings.na_interval:type_name -> google.protobuf.Duration
+	20, // 33: vrrpkit.v1.VrrpScript.interval:type_name -> google.protobuf.Duration
+	20, // 34: vrrpkit.v1.VrrpScript.timeout:type_name -> google.protobuf.Duration
+	20, // 35: vrrpkit.v1.VrrpTrackProcess.delay_down:type_name -> google.protobuf.Duration
+	20, // 36: vrrpkit.v1.VrrpTrackProcess.delay_up:type_name -> google.protobuf.Duration
+	14, // 37: vrrpkit.v1.VrrpSyncGroup.notify:type_name -> vrrpkit.v1.Notify
+	9,  // 38: vrrpkit.v1.VrrpSyncGroup.track_interface:type_name -> vrrpkit.v1.TrackInterface
+	10, // 39: vrrpkit.v1.VrrpSyncGroup.track_script:type_name -> vrrpkit.v1.TrackScript
+	10, // 40: vrrpkit.v1.VrrpSyncGroup.track_file:type_name -> vrrpkit.v1.TrackScript
+	10, // 41: vrrpkit.v1.VrrpSyncGroup.track_process:type_name -> vrrpkit.v1.TrackScript
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_config_proto_init() }

@@ -245,6 +245,60 @@ func (LvsCheckerType) EnumDescriptor() ([]byte, []int) {
 	return file_vrrpkit_v1_lvs_proto_rawDescGZIP(), []int{3}
 }
 
+// LvsFlushOnStop is what vrrpd removes from IPVS at stop
+// (check/ipwrapper.c clear_services).
+type LvsFlushOnStop int32
+
+const (
+	// Its own services: each real server, then each virtual server.
+	LvsFlushOnStop_LVS_FLUSH_ON_STOP_UNSPECIFIED LvsFlushOnStop = 0
+	// lvs_flush_on_stop: the whole IPVS table, vrrpkit's or not.
+	LvsFlushOnStop_LVS_FLUSH_ON_STOP_FULL LvsFlushOnStop = 1
+	// lvs_flush_on_stop VS: its own virtual servers, each with its real servers.
+	LvsFlushOnStop_LVS_FLUSH_ON_STOP_VS LvsFlushOnStop = 2
+)
+
+// Enum value maps for LvsFlushOnStop.
+var (
+	LvsFlushOnStop_name = map[int32]string{
+		0: "LVS_FLUSH_ON_STOP_UNSPECIFIED",
+		1: "LVS_FLUSH_ON_STOP_FULL",
+		2: "LVS_FLUSH_ON_STOP_VS",
+	}
+	LvsFlushOnStop_value = map[string]int32{
+		"LVS_FLUSH_ON_STOP_UNSPECIFIED": 0,
+		"LVS_FLUSH_ON_STOP_FULL":        1,
+		"LVS_FLUSH_ON_STOP_VS":          2,
+	}
+)
+
+func (x LvsFlushOnStop) Enum() *LvsFlushOnStop {
+	p := new(LvsFlushOnStop)
+	*p = x
+	return p
+}
+
+func (x LvsFlushOnStop) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LvsFlushOnStop) Descriptor() protoreflect.EnumDescriptor {
+	return file_vrrpkit_v1_lvs_proto_enumTypes[4].Descriptor()
+}
+
+func (LvsFlushOnStop) Type() protoreflect.EnumType {
+	return &file_vrrpkit_v1_lvs_proto_enumTypes[4]
+}
+
+func (x LvsFlushOnStop) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LvsFlushOnStop.Descriptor instead.
+func (LvsFlushOnStop) EnumDescriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_lvs_proto_rawDescGZIP(), []int{4}
+}
+
 // LvsForwarding is how IPVS reaches a real or sorry server.
 type LvsForwarding struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1088,6 +1142,174 @@ func (x *VirtualServer) GetOmega() bool {
 	return false
 }
 
+// LvsSyncDaemon is global_defs lvs_sync_daemon: the kernel's IPVS
+// connection-sync daemon, which vrrpd runs as master while `instance` is
+// MASTER and as backup otherwise (keepalived's vrrp/vrrp.c), or as both when
+// no instance is named. Zero max_len, port, ttl and an empty group leave the
+// kernel's defaults (payload from the MTU, 8848, 1, 224.0.0.81).
+type LvsSyncDaemon struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	DefinedAt string                 `protobuf:"bytes,1,opt,name=defined_at,json=definedAt,proto3" json:"defined_at,omitempty"`
+	Interface string                 `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	Instance  string                 `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
+	// Effective: id SYNC_ID, else the instance's virtual_router_id, else 0.
+	SyncId        uint32 `protobuf:"varint,4,opt,name=sync_id,json=syncId,proto3" json:"sync_id,omitempty"`
+	MaxLen        uint32 `protobuf:"varint,5,opt,name=max_len,json=maxLen,proto3" json:"max_len,omitempty"`
+	Port          uint32 `protobuf:"varint,6,opt,name=port,proto3" json:"port,omitempty"`
+	Ttl           uint32 `protobuf:"varint,7,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	Group         string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LvsSyncDaemon) Reset() {
+	*x = LvsSyncDaemon{}
+	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LvsSyncDaemon) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LvsSyncDaemon) ProtoMessage() {}
+
+func (x *LvsSyncDaemon) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LvsSyncDaemon.ProtoReflect.Descriptor instead.
+func (*LvsSyncDaemon) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_lvs_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LvsSyncDaemon) GetDefinedAt() string {
+	if x != nil {
+		return x.DefinedAt
+	}
+	return ""
+}
+
+func (x *LvsSyncDaemon) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *LvsSyncDaemon) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *LvsSyncDaemon) GetSyncId() uint32 {
+	if x != nil {
+		return x.SyncId
+	}
+	return 0
+}
+
+func (x *LvsSyncDaemon) GetMaxLen() uint32 {
+	if x != nil {
+		return x.MaxLen
+	}
+	return 0
+}
+
+func (x *LvsSyncDaemon) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *LvsSyncDaemon) GetTtl() uint32 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
+}
+
+func (x *LvsSyncDaemon) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+// LvsTimeouts is lvs_timeouts (whole seconds); an unset one is left as the
+// kernel had it when vrrpd started.
+type LvsTimeouts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tcp           *durationpb.Duration   `protobuf:"bytes,1,opt,name=tcp,proto3" json:"tcp,omitempty"`
+	Tcpfin        *durationpb.Duration   `protobuf:"bytes,2,opt,name=tcpfin,proto3" json:"tcpfin,omitempty"`
+	Udp           *durationpb.Duration   `protobuf:"bytes,3,opt,name=udp,proto3" json:"udp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LvsTimeouts) Reset() {
+	*x = LvsTimeouts{}
+	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LvsTimeouts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LvsTimeouts) ProtoMessage() {}
+
+func (x *LvsTimeouts) ProtoReflect() protoreflect.Message {
+	mi := &file_vrrpkit_v1_lvs_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LvsTimeouts.ProtoReflect.Descriptor instead.
+func (*LvsTimeouts) Descriptor() ([]byte, []int) {
+	return file_vrrpkit_v1_lvs_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LvsTimeouts) GetTcp() *durationpb.Duration {
+	if x != nil {
+		return x.Tcp
+	}
+	return nil
+}
+
+func (x *LvsTimeouts) GetTcpfin() *durationpb.Duration {
+	if x != nil {
+		return x.Tcpfin
+	}
+	return nil
+}
+
+func (x *LvsTimeouts) GetUdp() *durationpb.Duration {
+	if x != nil {
+		return x.Udp
+	}
+	return nil
+}
+
 var File_vrrpkit_v1_lvs_proto protoreflect.FileDescriptor
 
 const file_vrrpkit_v1_lvs_proto_rawDesc = "" +
@@ -1196,7 +1418,21 @@ const file_vrrpkit_v1_lvs_proto_rawDesc = "" +
 	"\n" +
 	"ha_suspend\x18\r \x01(\bR\thaSuspend\x12\x14\n" +
 	"\x05alpha\x18\x0e \x01(\bR\x05alpha\x12\x14\n" +
-	"\x05omega\x18\x0f \x01(\bR\x05omega*o\n" +
+	"\x05omega\x18\x0f \x01(\bR\x05omega\"\xd6\x01\n" +
+	"\rLvsSyncDaemon\x12\x1d\n" +
+	"\n" +
+	"defined_at\x18\x01 \x01(\tR\tdefinedAt\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x1a\n" +
+	"\binstance\x18\x03 \x01(\tR\binstance\x12\x17\n" +
+	"\async_id\x18\x04 \x01(\rR\x06syncId\x12\x17\n" +
+	"\amax_len\x18\x05 \x01(\rR\x06maxLen\x12\x12\n" +
+	"\x04port\x18\x06 \x01(\rR\x04port\x12\x10\n" +
+	"\x03ttl\x18\a \x01(\rR\x03ttl\x12\x14\n" +
+	"\x05group\x18\b \x01(\tR\x05group\"\x9a\x01\n" +
+	"\vLvsTimeouts\x12+\n" +
+	"\x03tcp\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03tcp\x121\n" +
+	"\x06tcpfin\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06tcpfin\x12+\n" +
+	"\x03udp\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03udp*o\n" +
 	"\vLvsProtocol\x12\x1c\n" +
 	"\x18LVS_PROTOCOL_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10LVS_PROTOCOL_TCP\x10\x06\x12\x14\n" +
@@ -1222,7 +1458,11 @@ const file_vrrpkit_v1_lvs_proto_rawDesc = "" +
 	"\x10LVS_CHECKER_FILE\x10\b\x12\x14\n" +
 	"\x10LVS_CHECKER_MISC\x10\t\x12\x13\n" +
 	"\x0fLVS_CHECKER_BFD\x10\n" +
-	"B6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
+	"*i\n" +
+	"\x0eLvsFlushOnStop\x12!\n" +
+	"\x1dLVS_FLUSH_ON_STOP_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16LVS_FLUSH_ON_STOP_FULL\x10\x01\x12\x18\n" +
+	"\x14LVS_FLUSH_ON_STOP_VS\x10\x02B6Z4github.com/vrrpkit/vrrpkit/proto/vrrpkitv1;vrrpkitv1b\x06proto3"
 
 var (
 	file_vrrpkit_v1_lvs_proto_rawDescOnce sync.Once
@@ -1236,43 +1476,49 @@ func file_vrrpkit_v1_lvs_proto_rawDescGZIP() []byte {
 	return file_vrrpkit_v1_lvs_proto_rawDescData
 }
 
-var file_vrrpkit_v1_lvs_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_vrrpkit_v1_lvs_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_vrrpkit_v1_lvs_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_vrrpkit_v1_lvs_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_vrrpkit_v1_lvs_proto_goTypes = []any{
 	(LvsProtocol)(0),            // 0: vrrpkit.v1.LvsProtocol
 	(LvsMethod)(0),              // 1: vrrpkit.v1.LvsMethod
 	(LvsTunnelType)(0),          // 2: vrrpkit.v1.LvsTunnelType
 	(LvsCheckerType)(0),         // 3: vrrpkit.v1.LvsCheckerType
-	(*LvsForwarding)(nil),       // 4: vrrpkit.v1.LvsForwarding
-	(*LvsService)(nil),          // 5: vrrpkit.v1.LvsService
-	(*LvsRealServer)(nil),       // 6: vrrpkit.v1.LvsRealServer
-	(*LvsCheckerUrl)(nil),       // 7: vrrpkit.v1.LvsCheckerUrl
-	(*LvsChecker)(nil),          // 8: vrrpkit.v1.LvsChecker
-	(*VirtualServer)(nil),       // 9: vrrpkit.v1.VirtualServer
-	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
+	(LvsFlushOnStop)(0),         // 4: vrrpkit.v1.LvsFlushOnStop
+	(*LvsForwarding)(nil),       // 5: vrrpkit.v1.LvsForwarding
+	(*LvsService)(nil),          // 6: vrrpkit.v1.LvsService
+	(*LvsRealServer)(nil),       // 7: vrrpkit.v1.LvsRealServer
+	(*LvsCheckerUrl)(nil),       // 8: vrrpkit.v1.LvsCheckerUrl
+	(*LvsChecker)(nil),          // 9: vrrpkit.v1.LvsChecker
+	(*VirtualServer)(nil),       // 10: vrrpkit.v1.VirtualServer
+	(*LvsSyncDaemon)(nil),       // 11: vrrpkit.v1.LvsSyncDaemon
+	(*LvsTimeouts)(nil),         // 12: vrrpkit.v1.LvsTimeouts
+	(*durationpb.Duration)(nil), // 13: google.protobuf.Duration
 }
 var file_vrrpkit_v1_lvs_proto_depIdxs = []int32{
 	1,  // 0: vrrpkit.v1.LvsForwarding.method:type_name -> vrrpkit.v1.LvsMethod
 	2,  // 1: vrrpkit.v1.LvsForwarding.tunnel_type:type_name -> vrrpkit.v1.LvsTunnelType
 	0,  // 2: vrrpkit.v1.LvsService.protocol:type_name -> vrrpkit.v1.LvsProtocol
-	4,  // 3: vrrpkit.v1.LvsRealServer.forwarding:type_name -> vrrpkit.v1.LvsForwarding
-	8,  // 4: vrrpkit.v1.LvsRealServer.checkers:type_name -> vrrpkit.v1.LvsChecker
+	5,  // 3: vrrpkit.v1.LvsRealServer.forwarding:type_name -> vrrpkit.v1.LvsForwarding
+	9,  // 4: vrrpkit.v1.LvsRealServer.checkers:type_name -> vrrpkit.v1.LvsChecker
 	3,  // 5: vrrpkit.v1.LvsChecker.type:type_name -> vrrpkit.v1.LvsCheckerType
-	10, // 6: vrrpkit.v1.LvsChecker.connect_timeout:type_name -> google.protobuf.Duration
-	10, // 7: vrrpkit.v1.LvsChecker.delay_loop:type_name -> google.protobuf.Duration
-	10, // 8: vrrpkit.v1.LvsChecker.delay_before_retry:type_name -> google.protobuf.Duration
-	10, // 9: vrrpkit.v1.LvsChecker.warmup:type_name -> google.protobuf.Duration
-	7,  // 10: vrrpkit.v1.LvsChecker.urls:type_name -> vrrpkit.v1.LvsCheckerUrl
-	10, // 11: vrrpkit.v1.LvsChecker.misc_timeout:type_name -> google.protobuf.Duration
-	5,  // 12: vrrpkit.v1.VirtualServer.services:type_name -> vrrpkit.v1.LvsService
-	10, // 13: vrrpkit.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
-	6,  // 14: vrrpkit.v1.VirtualServer.sorry_server:type_name -> vrrpkit.v1.LvsRealServer
-	6,  // 15: vrrpkit.v1.VirtualServer.real_servers:type_name -> vrrpkit.v1.LvsRealServer
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	13, // 6: vrrpkit.v1.LvsChecker.connect_timeout:type_name -> google.protobuf.Duration
+	13, // 7: vrrpkit.v1.LvsChecker.delay_loop:type_name -> google.protobuf.Duration
+	13, // 8: vrrpkit.v1.LvsChecker.delay_before_retry:type_name -> google.protobuf.Duration
+	13, // 9: vrrpkit.v1.LvsChecker.warmup:type_name -> google.protobuf.Duration
+	8,  // 10: vrrpkit.v1.LvsChecker.urls:type_name -> vrrpkit.v1.LvsCheckerUrl
+	13, // 11: vrrpkit.v1.LvsChecker.misc_timeout:type_name -> google.protobuf.Duration
+	6,  // 12: vrrpkit.v1.VirtualServer.services:type_name -> vrrpkit.v1.LvsService
+	13, // 13: vrrpkit.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
+	7,  // 14: vrrpkit.v1.VirtualServer.sorry_server:type_name -> vrrpkit.v1.LvsRealServer
+	7,  // 15: vrrpkit.v1.VirtualServer.real_servers:type_name -> vrrpkit.v1.LvsRealServer
+	13, // 16: vrrpkit.v1.LvsTimeouts.tcp:type_name -> google.protobuf.Duration
+	13, // 17: vrrpkit.v1.LvsTimeouts.tcpfin:type_name -> google.protobuf.Duration
+	13, // 18: vrrpkit.v1.LvsTimeouts.udp:type_name -> google.protobuf.Duration
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_vrrpkit_v1_lvs_proto_init() }
@@ -1285,8 +1531,8 @@ func file_vrrpkit_v1_lvs_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrrpkit_v1_lvs_proto_rawDesc), len(file_vrrpkit_v1_lvs_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   6,
+			NumEnums:      5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
