@@ -653,7 +653,10 @@ func (d *daemon) pushOnce(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.App
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	// vrrpd carries an apply out whole even when this call gives up
+	// (Engine.Apply); the bound is for a vrrpd that does not answer, and
+	// thousands of instances take a while to start on a loaded machine.
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := ipc.Dial(dctx, path, fastRedial)
 	if err != nil {

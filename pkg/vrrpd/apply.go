@@ -22,6 +22,11 @@ import (
 // (InvalidSnapshotError) before anything changes; an older generation is
 // refused with ErrOldGeneration.
 func (e *Engine) Apply(ctx context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyConfigResponse, error) {
+	// Once begun, an apply is carried out whole: a caller that stops
+	// waiting (the supervisor's deadline on a loaded machine) must not
+	// leave instances half-started, their sockets opened with a cancelled
+	// context and the instances in FAULT.
+	ctx = context.WithoutCancel(ctx)
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	e.mu.Lock()
