@@ -389,17 +389,46 @@ func (r *vrrpkitRouter) State(instance string) (string, error) {
 // vrrpd's Pdeathsig SIGTERM (a graceful step-down) can happen.
 func (r *vrrpkitRouter) Crash(t *testing.T) {
 	t.Helper()
-	pids, err := netnsPids(r.h)
-	if err != nil {
-		t.Fatal(err)
+	var pids []int
+	hasVrrpd := func() bool {
+		for _, pid := range pids {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(b)) == "vrrpd" {
+				return true
+			}
+		}
+		return false
 	}
-	if len(pids) < 2 {
-		t.Fatalf("%s: want the supervisor and vrrpd in the namespace, found pids %v", r.h, pids)
+	if err := eventually(5*time.Second, func() (bool, string) {
+		var err error
+		if pids, err = netnsPids(r.h); err != nil {
+			return false, err.Error()
+		}
+		return len(pids) >= 2 && hasVrrpd(), fmt.Sprintf("want the supervisor and vrrpd in the namespace, found pids %v", pids)
+	}); err != nil {
+		t.Fatalf("%s: %v", r.h, err)
 	}
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	var err error
+	// Freeze everything first, then kill: a vrrpd left running would see
+	// its supervisor die and step down with priority 0, which is not a
+	// crash. List again until no new process turns up (one listed while it
+	// was being started would otherwise be missed).
+	stopped := map[int]bool{}
+	for round := 0; round < 5; round++ {
+		fresh := false
+		for _, pid := range pids {
+			if !stopped[pid] {
+				_ = syscall.Kill(pid, syscall.SIGSTOP)
+				stopped[pid], fresh = true, true
+			}
+		}
+		if !fresh {
+			break
+		}
+		if pids, err = netnsPids(r.h); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, pid := range pids {
+	for pid := range stopped {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	select {
