@@ -144,7 +144,12 @@ var virtualServerTable = merge(table[*VirtualServer]{
 	"mh-port":            func(dc *decoder, n *Node, vs *VirtualServer) { vs.MHPort = true; dc.maxArgs(n, 0) },
 	"lb_kind":            func(dc *decoder, n *Node, vs *VirtualServer) { vs.LBKind, vs.Tunnel = lbMethod(dc, n) },
 	"lvs_method":         func(dc *decoder, n *Node, vs *VirtualServer) { vs.LBKind, vs.Tunnel = lbMethod(dc, n) },
-	"persistence_engine": func(dc *decoder, n *Node, vs *VirtualServer) { vs.PersistenceEngine = dc.str(n) },
+	"persistence_engine": func(dc *decoder, n *Node, vs *VirtualServer) {
+		vs.PersistenceEngine = dc.str(n)
+		// cloudflare/ipvs v0.12.0 has no IPVS_SVC_ATTR_PE_NAME: the service
+		// is programmed without the engine, which IPVS then does not use.
+		dc.d.warnf(n.Pos, "persistence_engine %s is not acted on by vrrpkit: its IPVS library cannot set a persistence engine, so persistence is by source address only", vs.PersistenceEngine)
+	},
 	"persistence_timeout": func(dc *decoder, n *Node, vs *VirtualServer) {
 		v := uint64(360) // keepalived's default when the value is omitted
 		if len(n.Words) > 1 {
