@@ -838,6 +838,12 @@ func (e *Engine) restartWatchLocked(ctx context.Context) {
 		list = append(list, n)
 	}
 	sort.Strings(list)
+	if len(list) == 0 {
+		// No instance and no track_interface (an LVS-only configuration):
+		// nothing to watch.
+		e.watchStop, e.watchDone = nil, nil
+		return
+	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	e.watchStop, e.watchDone = cancel, done
