@@ -40,6 +40,9 @@ type realServers struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// conn makes every TCP_CHECK's connects in one epoll set
+	// (check.Connector); nil when it could not start (net.Dialer then).
+	conn *check.Connector
 
 	mu      sync.Mutex
 	closed  bool
@@ -79,6 +82,12 @@ type timedChecker struct {
 	now   func() time.Time
 }
 
+// Bounded forwards the inner checker's (check.Bounded).
+func (t *timedChecker) Bounded() bool {
+	b, ok := t.inner.(check.Bounded)
+	return ok && b.Bounded()
+}
+
 func (t *timedChecker) Check(ctx context.Context) check.Result {
 	res := t.inner.Check(ctx)
 	t.c.lastCheck.Store(t.now().UnixNano())
@@ -96,6 +105,13 @@ func newRealServers(log *slog.Logger, opts check.SnapshotOptions, refresh time.D
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &realServers{log: log, opts: opts, now: time.Now, refresh: refresh, ctx: ctx, cancel: cancel,
 		servers: map[string]*rsServer{}, subs: map[*rsSub]struct{}{}, warned: map[string]bool{}, refreshed: make(chan struct{})}
+	if r.opts.Connector == nil {
+		conn, err := check.NewConnector()
+		if err != nil {
+			log.Warn("TCP_CHECK connects go through net.Dialer", "err", err)
+		}
+		r.conn, r.opts.Connector = conn, conn
+	}
 	r.wg.Add(1)
 	go r.refreshLoop()
 	return r
@@ -451,4 +467,7 @@ func (r *realServers) close() {
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
+	if r.conn != nil {
+		r.conn.Close()
+	}
 }

@@ -1,0 +1,348 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Connector makes the connects of TCP_CHECK the way keepalived does
+// (check_tcp.c tcp_connect_thread, layer4.c tcp_bind_connect and
+// tcp_socket_state): a non-blocking socket, connect(2), one epoll set for
+// every connect in progress, SO_ERROR when the socket is writable, close.
+// A connect costs five system calls (socket, connect, epoll_ctl, getsockopt,
+// close) and no allocation in the steady state, against about ten calls
+// (TCP_NODELAY and keep-alive options, getpeername, getsockname, epoll_ctl
+// twice) and thirty allocations through net.Dialer.
+//
+// It also decides a race the way keepalived does: keepalived's thread loop
+// (scheduler.c thread_fetch_next_queue) handles the ready sockets that
+// epoll_wait returned before it expires timers, so a connect that completed
+// is a success even when its timeout is due by the time the loop runs. Go's
+// net.Dialer fires the deadline timer first when the process runs late,
+// and reports a timeout for a connection that had completed; this
+// Connector, before timing a connect out, asks the socket itself (poll(2),
+// no wait) whether it has completed.
+//
+// One goroutine, started by NewConnector and stopped by Close, runs the
+// epoll loop. Its methods are safe for concurrent use.
+type Connector struct {
+	ep   int
+	wake int // eventfd: a nearer deadline, or Close
+
+	mu      sync.Mutex
+	closed  bool
+	pending map[int32]*connect // by fd
+	heap    []*connect         // by deadline
+	seq     uint32
+	done    chan struct{}
+	pool    sync.Pool
+}
+
+// connect is one connect in progress.
+type connect struct {
+	fd       int32
+	seq      uint32 // tells a reused fd number from the one an event was for
+	deadline int64  // monotonic ns since base; noDeadline: none
+	idx      int    // in heap; -1 when out
+	res      chan error
+}
+
+const noDeadline = int64(1<<63 - 1)
+
+// base is the origin of the Connector's monotonic clock.
+var base = time.Now()
+
+func mono() int64 { return int64(time.Since(base)) }
+
+// NewConnector starts the epoll loop.
+func NewConnector() (*Connector, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("TCP_CHECK connector: epoll_create1: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("TCP_CHECK connector: eventfd: %w", err)
+	}
+	// Fd -1 never names a socket: the event of the eventfd.
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}); err != nil {
+		unix.Close(ep)
+		unix.Close(wake)
+		return nil, fmt.Errorf("TCP_CHECK connector: epoll_ctl: %w", err)
+	}
+	c := &Connector{ep: ep, wake: wake, pending: map[int32]*connect{}, done: make(chan struct{})}
+	c.pool.New = func() any { return &connect{res: make(chan error, 1), idx: -1} }
+	go c.loop()
+	return c, nil
+}
+
+// Close ends every connect in progress (as canceled) and stops the loop.
+func (c *Connector) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	for _, p := range c.pending {
+		c.finishLocked(p, context.Canceled)
+	}
+	c.mu.Unlock()
+	c.poke()
+	<-c.done
+	unix.Close(c.ep)
+	unix.Close(c.wake)
+}
+
+var one = [8]byte{1}
+
+func (c *Connector) poke() { unix.Write(c.wake, one[:]) }
+
+var errClosed = errors.New("checker stopping")
+
+// dial connects to sa (a *unix.RawSockaddrInet4 or 6, len bytes) by
+// deadline (mono ns; noDeadline: none) unless ctx is canceled first. A
+// deadline that passes is not ctx's error: only cancellation ends the
+// wait early, and the loop bounds the rest.
+func (c *Connector) dial(ctx context.Context, family int, sa unsafe.Pointer, salen uintptr, deadline int64) error {
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(sa), salen)
+	switch e {
+	case 0:
+		unix.Close(fd)
+		return nil
+	case unix.EINPROGRESS:
+	default:
+		unix.Close(fd)
+		return e
+	}
+	p := c.pool.Get().(*connect)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		unix.Close(fd)
+		c.pool.Put(p)
+		return errClosed
+	}
+	c.seq++
+	p.fd, p.seq, p.deadline = int32(fd), c.seq, deadline
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd), Pad: int32(p.seq)}
+	if err := unix.EpollCtl(c.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		c.mu.Unlock()
+		unix.Close(fd)
+		c.pool.Put(p)
+		return err
+	}
+	c.pending[p.fd] = p
+	c.push(p)
+	first := p.idx == 0
+	c.mu.Unlock()
+	if first {
+		c.poke() // the loop sleeps until a later deadline, or for ever
+	}
+	select {
+	case err = <-p.res:
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The loop decides by its own deadline, no later than ctx's.
+			err = <-p.res
+			break
+		}
+		c.mu.Lock()
+		if c.pending[p.fd] == p {
+			c.finishLocked(p, ctx.Err())
+		}
+		c.mu.Unlock()
+		err = <-p.res
+	}
+	c.pool.Put(p)
+	return err
+}
+
+// finishLocked ends p with err: out of the set, the socket closed, the
+// result to its waiter. c.mu is held.
+func (c *Connector) finishLocked(p *connect, err error) {
+	delete(c.pending, p.fd)
+	c.remove(p)
+	unix.Close(int(p.fd)) // also leaves the epoll set
+	p.res <- err
+}
+
+// soError is the socket's pending error, the outcome of its connect.
+func soError(fd int32) error {
+	v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if v != 0 {
+		return syscall.Errno(v)
+	}
+	return nil
+}
+
+// errTimeout is a connect that did not complete by its deadline.
+var errTimeout = timeoutError{}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "timed out" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+func (c *Connector) loop() {
+	defer close(c.done)
+	evs := make([]unix.EpollEvent, 256)
+	var buf [8]byte
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		wait := -1
+		if len(c.heap) > 0 && c.heap[0].deadline != noDeadline {
+			// Rounded up: waking early would only loop again.
+			wait = int(max(0, (c.heap[0].deadline-mono()+int64(time.Millisecond)-1)/int64(time.Millisecond)))
+		}
+		c.mu.Unlock()
+		n, err := unix.EpollWait(c.ep, evs, wait)
+		if err != nil {
+			n = 0 // EINTR
+		}
+		c.mu.Lock()
+		// Ready sockets first, then timeouts (see the type's comment).
+		for _, ev := range evs[:n] {
+			if ev.Fd == -1 {
+				unix.Read(c.wake, buf[:])
+				continue
+			}
+			p := c.pending[ev.Fd]
+			if p == nil || p.seq != uint32(ev.Pad) {
+				continue // canceled meanwhile; the fd number may be another's now
+			}
+			err := soError(p.fd)
+			if err == nil && ev.Events&unix.EPOLLOUT == 0 {
+				err = syscall.ECONNRESET
+			}
+			c.finishLocked(p, err)
+		}
+		now := mono()
+		for len(c.heap) > 0 && c.heap[0].deadline <= now {
+			p := c.heap[0]
+			err := error(errTimeout)
+			// Completed since epoll_wait returned, or while the loop ran late.
+			pfd := []unix.PollFd{{Fd: p.fd, Events: unix.POLLOUT}}
+			if k, perr := unix.Poll(pfd, 0); perr == nil && k == 1 {
+				err = soError(p.fd)
+				if err == nil && pfd[0].Revents&unix.POLLOUT == 0 {
+					err = syscall.ECONNRESET
+				}
+			}
+			c.finishLocked(p, err)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// The deadline heap (container/heap without its interface boxing).
+
+func (c *Connector) push(p *connect) {
+	p.idx = len(c.heap)
+	c.heap = append(c.heap, p)
+	c.up(p.idx)
+}
+
+func (c *Connector) remove(p *connect) {
+	i := p.idx
+	if i < 0 {
+		return
+	}
+	last := len(c.heap) - 1
+	if i != last {
+		c.swap(i, last)
+	}
+	c.heap[last] = nil
+	c.heap = c.heap[:last]
+	p.idx = -1
+	if i != last {
+		c.down(i)
+		c.up(i)
+	}
+}
+
+func (c *Connector) swap(i, j int) {
+	c.heap[i], c.heap[j] = c.heap[j], c.heap[i]
+	c.heap[i].idx, c.heap[j].idx = i, j
+}
+
+func (c *Connector) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if c.heap[parent].deadline <= c.heap[i].deadline {
+			return
+		}
+		c.swap(i, parent)
+		i = parent
+	}
+}
+
+func (c *Connector) down(i int) {
+	n := len(c.heap)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && c.heap[r].deadline < c.heap[l].deadline {
+			m = r
+		}
+		if c.heap[i].deadline <= c.heap[m].deadline {
+			return
+		}
+		c.swap(i, m)
+		i = m
+	}
+}
+
+// connectTo connects to a (no zone) within deadline (mono ns).
+func (c *Connector) connectTo(ctx context.Context, a netip.AddrPort, deadline int64) error {
+	ip := a.Addr().Unmap()
+	port := a.Port()
+	if ip.Is4() {
+		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.As4()}
+		pb := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		pb[0], pb[1] = byte(port>>8), byte(port)
+		return c.dial(ctx, unix.AF_INET, unsafe.Pointer(&sa), unsafe.Sizeof(sa), deadline)
+	}
+	sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
+	pb := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	pb[0], pb[1] = byte(port>>8), byte(port)
+	return c.dial(ctx, unix.AF_INET6, unsafe.Pointer(&sa), unsafe.Sizeof(sa), deadline)
+}
+
+// monoDeadline is the earlier of ctx's deadline and now+timeout (0: none)
+// on the Connector's clock.
+func monoDeadline(ctx context.Context, timeout time.Duration) int64 {
+	now := mono()
+	d := noDeadline
+	if timeout > 0 {
+		d = now + int64(timeout)
+	}
+	if t, ok := ctx.Deadline(); ok {
+		d = min(d, now+int64(time.Until(t)))
+	}
+	return d
+}
