@@ -102,11 +102,13 @@ func (c counting) Check(ctx context.Context) Result {
 // checks, plus the listener's accepts). Run it with a fixed count, e.g.
 // -benchtime=20000x: each run waits the 1 s BootstrapDelay first.
 func BenchmarkSchedulerTCP(b *testing.B) {
-	b.Run("dialer", func(b *testing.B) { benchScheduler(b, nil) })
-	b.Run("connector", func(b *testing.B) { benchScheduler(b, newConnector(b)) })
+	b.Run("dialer", func(b *testing.B) { benchScheduler(b, nil, false) })
+	b.Run("connector", func(b *testing.B) { benchScheduler(b, newConnector(b), false) })
+	b.Run("pool", func(b *testing.B) { benchScheduler(b, newConnector(b), true) })
 }
 
-func benchScheduler(b *testing.B, conn *Connector) {
+// benchScheduler: with pool, the jobs run on a Pool rather than a Scheduler.
+func benchScheduler(b *testing.B, conn *Connector, pool bool) {
 	const jobs = 1000
 	port := rawListener(b)
 	var n atomic.Int64
@@ -118,14 +120,38 @@ func benchScheduler(b *testing.B, conn *Connector) {
 		js = append(js, Job{ID: "j" + string(rune('a'+i%26)) + string(rune('0'+i/26%10)) + string(rune('0'+i/260)), Checker: counting{c, &n}, Params: p})
 	}
 	var downs atomic.Int64
-	s := &Scheduler{OnTransition: func(t Transition) {
+	onT := func(t Transition) {
 		if !t.Up {
 			downs.Add(1)
 		}
-	}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx, js) }()
+	}
+	var stop func()
+	if pool {
+		// The Pool's Hooks count, not a wrapper: a wrapper would hide the TCP.
+		for i := range js {
+			js[i].Checker = js[i].Checker.(counting).inner
+		}
+		p := &Pool{}
+		var tasks []*Task
+		for _, j := range js {
+			tasks = append(tasks, p.Start(j, Hooks{OnTransition: onT, OnAttempt: func(Result) { n.Add(1) }}))
+		}
+		stop = func() {
+			for _, t := range tasks {
+				t.Cancel()
+			}
+			for _, t := range tasks {
+				t.Wait()
+			}
+			p.Close()
+		}
+	} else {
+		s := &Scheduler{OnTransition: onT}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.Run(ctx, js) }()
+		stop = func() { cancel(); <-done }
+	}
 	// Wait for the first round so that start-up is not measured.
 	for n.Load() < jobs {
 		time.Sleep(10 * time.Millisecond)
@@ -141,8 +167,7 @@ func benchScheduler(b *testing.B, conn *Connector) {
 	b.StopTimer()
 	unix.Getrusage(unix.RUSAGE_SELF, &ru1)
 	got := n.Load() - start
-	cancel()
-	<-done
+	stop()
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 	b.ReportMetric(float64(cpu.Microseconds())/float64(got), "cpu-µs/check")
 	if d := downs.Load(); d > 0 {

@@ -53,6 +53,8 @@ type connect struct {
 	deadline int64  // monotonic ns since base; noDeadline: none
 	idx      int    // in heap; -1 when out
 	res      chan error
+	cb       func(error) // instead of res (Pool's attempts)
+	err      error       // for cb
 }
 
 const noDeadline = int64(1<<63 - 1)
@@ -93,10 +95,16 @@ func (c *Connector) Close() {
 		return
 	}
 	c.closed = true
+	var cbs []*connect
 	for _, p := range c.pending {
-		c.finishLocked(p, context.Canceled)
+		if c.finishLocked(p, context.Canceled) {
+			cbs = append(cbs, p)
+		}
 	}
 	c.mu.Unlock()
+	for _, p := range cbs {
+		c.callback(p)
+	}
 	c.poke()
 	<-c.done
 	unix.Close(c.ep)
@@ -109,62 +117,91 @@ func (c *Connector) poke() { unix.Write(c.wake, one[:]) }
 
 var errClosed = errors.New("checker stopping")
 
-// dial connects to sa (a *unix.RawSockaddrInet4 or 6, len bytes) by
-// deadline (mono ns; noDeadline: none) unless ctx is canceled first. A
-// deadline that passes is not ctx's error: only cancellation ends the
-// wait early, and the loop bounds the rest.
-func (c *Connector) dial(ctx context.Context, family int, sa unsafe.Pointer, salen uintptr, deadline int64) error {
+// start begins a connect to sa (a *unix.RawSockaddrInet4 or 6, salen
+// bytes) by deadline (mono ns; noDeadline: none). pending false: it ended
+// at once with err. Else the outcome goes to cb (called from the loop, or
+// from abort or Close, never with c.mu held) or, with cb nil, to p.res.
+func (c *Connector) start(family int, sa unsafe.Pointer, salen uintptr, deadline int64, cb func(error)) (p *connect, seq uint32, err error, pending bool) {
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return nil, 0, err, false
 	}
 	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(sa), salen)
 	switch e {
 	case 0:
 		unix.Close(fd)
-		return nil
+		return nil, 0, nil, false
 	case unix.EINPROGRESS:
 	default:
 		unix.Close(fd)
-		return e
+		return nil, 0, e, false
 	}
-	p := c.pool.Get().(*connect)
+	p = c.pool.Get().(*connect)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		unix.Close(fd)
 		c.pool.Put(p)
-		return errClosed
+		return nil, 0, errClosed, false
 	}
 	c.seq++
-	p.fd, p.seq, p.deadline = int32(fd), c.seq, deadline
+	p.fd, p.seq, p.deadline, p.cb = int32(fd), c.seq, deadline, cb
 	ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd), Pad: int32(p.seq)}
 	if err := unix.EpollCtl(c.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		c.mu.Unlock()
 		unix.Close(fd)
+		p.cb = nil
 		c.pool.Put(p)
-		return err
+		return nil, 0, err, false
 	}
 	c.pending[p.fd] = p
 	c.push(p)
 	first := p.idx == 0
+	seq = p.seq
 	c.mu.Unlock()
 	if first {
 		c.poke() // the loop sleeps until a later deadline, or for ever
 	}
+	return p, seq, nil, true
+}
+
+// abort ends connect p (if it is still the seq'th: p is reused) as
+// canceled.
+func (c *Connector) abort(p *connect, seq uint32) {
+	c.mu.Lock()
+	cb := false
+	if c.pending[p.fd] == p && p.seq == seq {
+		cb = c.finishLocked(p, context.Canceled)
+	}
+	c.mu.Unlock()
+	if cb {
+		c.callback(p)
+	}
+}
+
+// callback hands a finished connect's outcome to its cb; p goes back to
+// the pool first (it may be reused at once).
+func (c *Connector) callback(p *connect) {
+	cb, err := p.cb, p.err
+	p.cb, p.err = nil, nil
+	c.pool.Put(p)
+	cb(err)
+}
+
+// dial is start, waiting for the outcome unless ctx is canceled first.
+// A deadline of ctx that passes is not the outcome: the loop decides by
+// its own deadline, no later than ctx's (see monoDeadline).
+func (c *Connector) dial(ctx context.Context, family int, sa unsafe.Pointer, salen uintptr, deadline int64) error {
+	p, seq, err, pending := c.start(family, sa, salen, deadline, nil)
+	if !pending {
+		return err
+	}
 	select {
 	case err = <-p.res:
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			// The loop decides by its own deadline, no later than ctx's.
-			err = <-p.res
-			break
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			c.abort(p, seq)
 		}
-		c.mu.Lock()
-		if c.pending[p.fd] == p {
-			c.finishLocked(p, ctx.Err())
-		}
-		c.mu.Unlock()
 		err = <-p.res
 	}
 	c.pool.Put(p)
@@ -172,12 +209,18 @@ func (c *Connector) dial(ctx context.Context, family int, sa unsafe.Pointer, sal
 }
 
 // finishLocked ends p with err: out of the set, the socket closed, the
-// result to its waiter. c.mu is held.
-func (c *Connector) finishLocked(p *connect, err error) {
+// result to its waiter; true: to its cb, which the caller calls (callback)
+// once c.mu is released. c.mu is held.
+func (c *Connector) finishLocked(p *connect, err error) (cb bool) {
 	delete(c.pending, p.fd)
 	c.remove(p)
 	unix.Close(int(p.fd)) // also leaves the epoll set
+	if p.cb != nil {
+		p.err = err
+		return true
+	}
 	p.res <- err
+	return false
 }
 
 // soError is the socket's pending error, the outcome of its connect.
@@ -205,7 +248,13 @@ func (c *Connector) loop() {
 	defer close(c.done)
 	evs := make([]unix.EpollEvent, 256)
 	var buf [8]byte
+	var cbs []*connect
 	for {
+		for i, p := range cbs {
+			c.callback(p)
+			cbs[i] = nil
+		}
+		cbs = cbs[:0]
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
@@ -236,7 +285,9 @@ func (c *Connector) loop() {
 			if err == nil && ev.Events&unix.EPOLLOUT == 0 {
 				err = syscall.ECONNRESET
 			}
-			c.finishLocked(p, err)
+			if c.finishLocked(p, err) {
+				cbs = append(cbs, p)
+			}
 		}
 		now := mono()
 		for len(c.heap) > 0 && c.heap[0].deadline <= now {
@@ -250,7 +301,9 @@ func (c *Connector) loop() {
 					err = syscall.ECONNRESET
 				}
 			}
-			c.finishLocked(p, err)
+			if c.finishLocked(p, err) {
+				cbs = append(cbs, p)
+			}
 		}
 		c.mu.Unlock()
 	}
@@ -317,20 +370,42 @@ func (c *Connector) down(i int) {
 	}
 }
 
-// connectTo connects to a (no zone) within deadline (mono ns).
-func (c *Connector) connectTo(ctx context.Context, a netip.AddrPort, deadline int64) error {
+// sockaddr is a's raw address for connect(2) (no zone).
+type sockaddr struct {
+	family int
+	raw    [unsafe.Sizeof(unix.RawSockaddrInet6{})]byte
+	len    uintptr
+}
+
+func sockaddrOf(a netip.AddrPort) (sa sockaddr) {
 	ip := a.Addr().Unmap()
 	port := a.Port()
 	if ip.Is4() {
-		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.As4()}
-		pb := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		r := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa.raw))
+		r.Family, r.Addr = unix.AF_INET, ip.As4()
+		pb := (*[2]byte)(unsafe.Pointer(&r.Port))
 		pb[0], pb[1] = byte(port>>8), byte(port)
-		return c.dial(ctx, unix.AF_INET, unsafe.Pointer(&sa), unsafe.Sizeof(sa), deadline)
+		sa.family, sa.len = unix.AF_INET, unsafe.Sizeof(*r)
+		return sa
 	}
-	sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
-	pb := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	r := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa.raw))
+	r.Family, r.Addr = unix.AF_INET6, ip.As16()
+	pb := (*[2]byte)(unsafe.Pointer(&r.Port))
 	pb[0], pb[1] = byte(port>>8), byte(port)
-	return c.dial(ctx, unix.AF_INET6, unsafe.Pointer(&sa), unsafe.Sizeof(sa), deadline)
+	sa.family, sa.len = unix.AF_INET6, unsafe.Sizeof(*r)
+	return sa
+}
+
+// connectTo connects to a (no zone) within deadline (mono ns).
+func (c *Connector) connectTo(ctx context.Context, a netip.AddrPort, deadline int64) error {
+	sa := sockaddrOf(a)
+	return c.dial(ctx, sa.family, unsafe.Pointer(&sa.raw), sa.len, deadline)
+}
+
+// startTo is start for a.
+func (c *Connector) startTo(a netip.AddrPort, deadline int64, cb func(error)) (*connect, uint32, error, bool) {
+	sa := sockaddrOf(a)
+	return c.start(sa.family, unsafe.Pointer(&sa.raw), sa.len, deadline, cb)
 }
 
 // monoDeadline is the earlier of ctx's deadline and now+timeout (0: none)

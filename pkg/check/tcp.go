@@ -17,10 +17,15 @@ type TCP struct {
 // Scheduler need not add a deadline of its own (see Bounded).
 func (t TCP) Bounded() bool { return t.Timeout > 0 }
 
+// async says the connects go through the Connector.
+func (t TCP) async() bool {
+	return t.Connector != nil && !t.BindTo.IsValid() && t.BindPort == 0 && t.BindIf == "" && t.Target.Addr().Zone() == ""
+}
+
 // Check connects and closes.
 func (t TCP) Check(ctx context.Context) Result {
 	var err error
-	if t.Connector != nil && !t.BindTo.IsValid() && t.BindPort == 0 && t.BindIf == "" && t.Target.Addr().Zone() == "" {
+	if t.async() {
 		err = t.Connector.connectTo(ctx, t.Target, monoDeadline(ctx, t.Timeout))
 	} else {
 		c, derr := t.dial(ctx, "tcp")
@@ -28,6 +33,11 @@ func (t TCP) Check(ctx context.Context) Result {
 			c.Close()
 		}
 	}
+	return t.result(err)
+}
+
+// result is the Result of a connect that ended with err.
+func (t TCP) result(err error) Result {
 	if err != nil {
 		return Result{Reason: "TCP connect to " + t.addr() + " failed: " + explain(err)}
 	}
