@@ -161,7 +161,11 @@ func (p *Pool) fire() {
 func (t *Task) begin() {
 	if t.tcp != nil {
 		c := t.tcp.Connector
-		probe, seq, err, pending := c.startTo(t.tcp.Target, monoDeadline(t.ctx, t.tcp.Timeout), t.tcpDone)
+		timeout := t.tcp.Timeout
+		if timeout <= 0 {
+			timeout = t.job.Params.Timeout // as the Scheduler bounds it
+		}
+		probe, seq, err, pending := c.startTo(t.tcp.Target, monoDeadline(t.ctx, timeout), t.tcpDone)
 		if !pending {
 			t.endTCP(err)
 			return
