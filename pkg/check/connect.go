@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -32,18 +33,24 @@ import (
 // no wait) whether it has completed.
 //
 // One goroutine, started by NewConnector and stopped by Close, runs the
-// epoll loop. Its methods are safe for concurrent use.
+// epoll loop. It waits in Go's own poller, the epoll set being a pollable
+// file (os.File, SyscallConn), with the file's read deadline as its
+// timer: no thread blocked in epoll_wait (which the runtime would hand
+// its P away from, and wake again, at every wait), and no system call to
+// wake it for a nearer deadline. Its methods are safe for concurrent use.
 type Connector struct {
 	ep   int
-	wake int // eventfd: a nearer deadline, or Close
+	file *os.File // ep in Go's poller
+	raw  syscall.RawConn
 
-	mu      sync.Mutex
-	closed  bool
-	pending map[int32]*connect // by fd
-	heap    []*connect         // by deadline
-	seq     uint32
-	done    chan struct{}
-	pool    sync.Pool
+	mu         sync.Mutex
+	closed     bool
+	sleepUntil int64              // the loop's read deadline (mono ns); noDeadline: none
+	pending    map[int32]*connect // by fd
+	heap       []*connect         // by deadline
+	seq        uint32
+	done       chan struct{}
+	pool       sync.Pool
 }
 
 // connect is one connect in progress.
@@ -70,18 +77,18 @@ func NewConnector() (*Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TCP_CHECK connector: epoll_create1: %w", err)
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	// Non-blocking, so that os.NewFile puts it in Go's poller.
+	if err := unix.SetNonblock(ep, true); err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("TCP_CHECK connector: epoll fd O_NONBLOCK: %w", err)
+	}
+	f := os.NewFile(uintptr(ep), "TCP_CHECK epoll")
+	raw, err := f.SyscallConn()
 	if err != nil {
-		unix.Close(ep)
-		return nil, fmt.Errorf("TCP_CHECK connector: eventfd: %w", err)
+		f.Close()
+		return nil, fmt.Errorf("TCP_CHECK connector: %w", err)
 	}
-	// Fd -1 never names a socket: the event of the eventfd.
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}); err != nil {
-		unix.Close(ep)
-		unix.Close(wake)
-		return nil, fmt.Errorf("TCP_CHECK connector: epoll_ctl: %w", err)
-	}
-	c := &Connector{ep: ep, wake: wake, pending: map[int32]*connect{}, done: make(chan struct{})}
+	c := &Connector{ep: ep, file: f, raw: raw, pending: map[int32]*connect{}, done: make(chan struct{}), sleepUntil: noDeadline}
 	c.pool.New = func() any { return &connect{res: make(chan error, 1), idx: -1} }
 	go c.loop()
 	return c, nil
@@ -101,19 +108,23 @@ func (c *Connector) Close() {
 			cbs = append(cbs, p)
 		}
 	}
+	c.file.SetReadDeadline(time.Unix(1, 0)) // past: wakes the loop
 	c.mu.Unlock()
 	for _, p := range cbs {
 		c.callback(p)
 	}
-	c.poke()
 	<-c.done
-	unix.Close(c.ep)
-	unix.Close(c.wake)
+	c.file.Close()
 }
 
-var one = [8]byte{1}
-
-func (c *Connector) poke() { unix.Write(c.wake, one[:]) }
+// wakeLocked makes the loop wake by deadline (mono ns). c.mu is held.
+func (c *Connector) wakeLocked(deadline int64) {
+	if deadline >= c.sleepUntil {
+		return
+	}
+	c.sleepUntil = deadline
+	c.file.SetReadDeadline(base.Add(time.Duration(deadline)))
+}
 
 var errClosed = errors.New("checker stopping")
 
@@ -156,12 +167,9 @@ func (c *Connector) start(family int, sa unsafe.Pointer, salen uintptr, deadline
 	}
 	c.pending[p.fd] = p
 	c.push(p)
-	first := p.idx == 0
+	c.wakeLocked(deadline) // the loop may sleep until a later deadline, or for ever
 	seq = p.seq
 	c.mu.Unlock()
-	if first {
-		c.poke() // the loop sleeps until a later deadline, or for ever
-	}
 	return p, seq, nil, true
 }
 
@@ -247,8 +255,16 @@ func (timeoutError) Temporary() bool { return true }
 func (c *Connector) loop() {
 	defer close(c.done)
 	evs := make([]unix.EpollEvent, 256)
-	var buf [8]byte
 	var cbs []*connect
+	var n int
+	wait := func(fd uintptr) bool {
+		var err error
+		n, err = unix.EpollWait(int(fd), evs, 0)
+		if err != nil {
+			n = 0 // EINTR
+		}
+		return n > 0 // false: Go's poller waits for the set to be readable
+	}
 	for {
 		for i, p := range cbs {
 			c.callback(p)
@@ -260,23 +276,25 @@ func (c *Connector) loop() {
 			c.mu.Unlock()
 			return
 		}
-		wait := -1
-		if len(c.heap) > 0 && c.heap[0].deadline != noDeadline {
-			// Rounded up: waking early would only loop again.
-			wait = int(max(0, (c.heap[0].deadline-mono()+int64(time.Millisecond)-1)/int64(time.Millisecond)))
+		next := noDeadline
+		if len(c.heap) > 0 {
+			next = c.heap[0].deadline
+		}
+		if next != c.sleepUntil {
+			c.sleepUntil = next
+			d := time.Time{}
+			if next != noDeadline {
+				d = base.Add(time.Duration(next))
+			}
+			c.file.SetReadDeadline(d)
 		}
 		c.mu.Unlock()
-		n, err := unix.EpollWait(c.ep, evs, wait)
-		if err != nil {
-			n = 0 // EINTR
-		}
+		// Returns with events, or at the deadline (an error, n 0).
+		n = 0
+		c.raw.Read(wait)
 		c.mu.Lock()
 		// Ready sockets first, then timeouts (see the type's comment).
 		for _, ev := range evs[:n] {
-			if ev.Fd == -1 {
-				unix.Read(c.wake, buf[:])
-				continue
-			}
 			p := c.pending[ev.Fd]
 			if p == nil || p.seq != uint32(ev.Pad) {
 				continue // canceled meanwhile; the fd number may be another's now
