@@ -257,7 +257,18 @@ func (c *Connector) loop() {
 	evs := make([]unix.EpollEvent, 256)
 	var cbs []*connect
 	var n int
+	// drained: the last epoll_wait left nothing behind (fewer events than
+	// evs holds), so the next wait may park at once: Go's poller has the
+	// set edge-triggered, and an event the set gets after that epoll_wait
+	// is an edge it records for the next wait. Saves an epoll_wait per
+	// wake-up; were an edge missed, the connect would be decided at its
+	// deadline, by the socket's own state (poll), as completed.
+	drained := false
 	wait := func(fd uintptr) bool {
+		if drained {
+			drained = false
+			return false
+		}
 		var err error
 		n, err = unix.EpollWait(int(fd), evs, 0)
 		if err != nil {
@@ -292,6 +303,7 @@ func (c *Connector) loop() {
 		// Returns with events, or at the deadline (an error, n 0).
 		n = 0
 		c.raw.Read(wait)
+		drained = n > 0 && n < len(evs)
 		c.mu.Lock()
 		// Ready sockets first, then timeouts (see the type's comment).
 		for _, ev := range evs[:n] {
@@ -299,9 +311,13 @@ func (c *Connector) loop() {
 			if p == nil || p.seq != uint32(ev.Pad) {
 				continue // canceled meanwhile; the fd number may be another's now
 			}
-			err := soError(p.fd)
-			if err == nil && ev.Events&unix.EPOLLOUT == 0 {
-				err = syscall.ECONNRESET
+			// Writable with no error or hang-up: connected (connect(2),
+			// EINPROGRESS), without asking SO_ERROR.
+			var err error
+			if ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 || ev.Events&unix.EPOLLOUT == 0 {
+				if err = soError(p.fd); err == nil {
+					err = syscall.ECONNRESET
+				}
 			}
 			if c.finishLocked(p, err) {
 				cbs = append(cbs, p)
