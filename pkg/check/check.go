@@ -109,7 +109,10 @@ func (c Conn) local(network string) net.Addr {
 }
 
 func (c Conn) dialer(network string) *net.Dialer {
-	return &net.Dialer{LocalAddr: c.local(network)}
+	// KeepAlive -1: a check's connection lives for one exchange, and
+	// keep-alive costs four setsockopt calls per connect (Go's default
+	// turns it on); keepalived sets none (layer4.c tcp_bind_connect).
+	return &net.Dialer{LocalAddr: c.local(network), KeepAlive: -1}
 }
 
 // addr is the target as host:port, with the zone (bind_if) for a

@@ -154,6 +154,15 @@ type wallClock struct{}
 func (wallClock) Now() time.Time                         { return time.Now() }
 func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
+// Bounded is a Checker whose Check returns by its Params.Timeout of
+// itself (TCP: connect_timeout bounds the connect). The Scheduler then
+// adds no deadline of its own to the attempt: no context and timer per
+// attempt, and no deadline that could fire before the checker's own and
+// turn a completed attempt into a failure.
+type Bounded interface {
+	Bounded() bool
+}
+
 // Job is one check of one real server.
 type Job struct {
 	// ID names the check in transitions ("vs/rs/HTTP_GET#0").
@@ -271,6 +280,13 @@ func (s *Scheduler) Run(ctx context.Context, jobs []Job) {
 	}
 	s.mu.Unlock()
 
+	if len(order) == 1 && (s.OnSnapshot == nil || s.SnapshotEvery <= 0) {
+		// One job (checkerd runs a Scheduler per checker): no goroutine
+		// beside the caller's.
+		s.runJob(ctx, groups[order[0]])
+		s.omega()
+		return
+	}
 	var wg sync.WaitGroup
 	for _, k := range order {
 		g := groups[k]
@@ -300,6 +316,11 @@ func (s *Scheduler) Run(ctx context.Context, jobs []Job) {
 		}()
 	}
 	wg.Wait()
+	s.omega()
+}
+
+// omega sends the Shutdown transitions (see Scheduler.Omega).
+func (s *Scheduler) omega() {
 	if s.Omega {
 		for _, t := range s.Snapshot().Checks {
 			if t.Up {
@@ -314,20 +335,39 @@ func (s *Scheduler) runJob(ctx context.Context, g []Job) {
 	j := g[0]
 	m := newMachine(j.Params)
 	wait := BootstrapDelay + s.draw(j.Params.Warmup)
+	// With the wall clock, one timer reset for each wait rather than a
+	// new one (time.After) per attempt.
+	var timer *time.Timer
+	if s.Clock == nil {
+		timer = time.NewTimer(wait)
+		defer timer.Stop()
+	}
+	bounded := false
+	if b, ok := j.Checker.(Bounded); ok {
+		bounded = b.Bounded()
+	}
 	for {
+		var fire <-chan time.Time
+		if timer != nil {
+			timer.Reset(wait)
+			fire = timer.C
+		} else {
+			fire = s.clock().After(wait)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.clock().After(wait):
-		}
-		actx := ctx
-		cancel := context.CancelFunc(func() {})
-		if j.Params.Timeout > 0 {
-			actx, cancel = context.WithTimeout(ctx, j.Params.Timeout)
+		case <-fire:
 		}
 		began := s.clock().Now()
-		r := j.Checker.Check(actx)
-		cancel()
+		var r Result
+		if j.Params.Timeout > 0 && !bounded {
+			actx, cancel := context.WithTimeout(ctx, j.Params.Timeout)
+			r = j.Checker.Check(actx)
+			cancel()
+		} else {
+			r = j.Checker.Check(ctx)
+		}
 		if ctx.Err() != nil {
 			return
 		}

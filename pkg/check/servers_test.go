@@ -25,12 +25,22 @@ import (
 func freePort(t *testing.T, network string) uint16 {
 	t.Helper()
 	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+		// A port free for TCP as well: dnsmasq listens on both, and the
+		// other tests leave TCP ports in use (TIME_WAIT).
+		for range 100 {
+			c, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := c.LocalAddr().(*net.UDPAddr).Port
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			c.Close()
+			if err == nil {
+				l.Close()
+				return uint16(port)
+			}
 		}
-		defer c.Close()
-		return uint16(c.LocalAddr().(*net.UDPAddr).Port)
+		t.Fatal("no port free for both UDP and TCP")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -20,6 +20,8 @@ type SnapshotOptions struct {
 	// Runner runs MISC_CHECK scripts (through the supervisor); nil:
 	// MISC_CHECK is ErrUnsupported.
 	Runner ScriptRunner
+	// Connector makes TCP_CHECK's connects; nil: net.Dialer (see TCP).
+	Connector *Connector
 }
 
 // ServerChecks are the checks of one real server of a snapshot.
@@ -150,7 +152,7 @@ func fromProto(c *pb.LvsChecker, o SnapshotOptions, miscName string) (Checker, P
 	}
 	switch c.GetType() {
 	case pb.LvsCheckerType_LVS_CHECKER_TCP:
-		return TCP{Conn: conn}, p, nil
+		return TCP{Conn: conn, Connector: o.Connector}, p, nil
 	case pb.LvsCheckerType_LVS_CHECKER_HTTP, pb.LvsCheckerType_LVS_CHECKER_SSL:
 		h := HTTP{Conn: conn, TLS: c.GetType() == pb.LvsCheckerType_LVS_CHECKER_SSL, Virtualhost: c.GetVirtualhost(), EnableSNI: c.GetEnableSni()}
 		if h.Protocol, err = ParseHTTPProtocol(c.GetHttpProtocol()); err != nil {

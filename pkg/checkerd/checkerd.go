@@ -79,6 +79,8 @@ func Main(args []string, stdout, stderr io.Writer, version string) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	// A smaller heap target than Go's default: procmem.Daemon has the figures.
 	log.Debug("gc", "settings", procmem.Apply(procmem.Daemon(), os.LookupEnv).String())
+	// One P: procmem.CheckerProcs has the figures.
+	log.Debug("gomaxprocs", "procs", procmem.ApplyProcs(procmem.CheckerProcs(), os.LookupEnv))
 	// stderr is a pipe to the supervisor; a log line written after it died
 	// must not kill checkerd with SIGPIPE.
 	signal.Ignore(syscall.SIGPIPE)

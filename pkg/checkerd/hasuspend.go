@@ -24,7 +24,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/vrrpkit/vrrpkit/pkg/check"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
@@ -216,12 +215,12 @@ func (r *realServers) haFollowLocked() {
 			if c.sc.Err != nil {
 				continue
 			}
-			running := c.done != nil
+			running := c.task != nil
 			switch {
 			case suspend && running:
-				// The stopped scheduler's late reports go to the old
-				// rsCheck, which report ignores: the result stands.
-				c.cancel()
+				// The stopped task's late reports go to the old rsCheck,
+				// which report ignores: the result stands.
+				c.task.Cancel()
 				nc := &rsCheck{sc: c.sc, ran: c.ran, last: c.last}
 				nc.lastCheck.Store(c.lastCheck.Load())
 				s.checks[i] = nc
@@ -245,19 +244,7 @@ func (r *realServers) haFollow() {
 }
 
 // haRunLocked starts a suspended checker, as startLocked starts one.
-func (r *realServers) haRunLocked(s *rsServer, c *rsCheck) {
-	ctx, cancel := context.WithCancel(r.ctx)
-	c.cancel, c.done = cancel, make(chan struct{})
-	sched := &check.Scheduler{Clock: r.clock, OnTransition: func(t check.Transition) { r.report(s, c, t) }}
-	job := c.sc.Job
-	job.Checker = &timedChecker{inner: c.sc.Job.Checker, c: c, now: r.now}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer close(c.done)
-		sched.Run(ctx, []check.Job{job})
-	}()
-}
+func (r *realServers) haRunLocked(s *rsServer, c *rsCheck) { r.runLocked(s, c) }
 
 // netlinkAddrs is the host's addresses over rtnetlink.
 type netlinkAddrs struct{ log *slog.Logger }

@@ -19,17 +19,17 @@ import (
 )
 
 // realServers runs the real-server health checks of the snapshot's virtual
-// servers (pkg/check), one check.Scheduler per checker so that a reload
-// adds and removes checkers without touching the others. Each real server
+// servers (pkg/check), one check.Task per checker on one check.Pool (no
+// goroutine per checker) so that a reload adds and removes checkers
+// without touching the others. Each real server
 // is one tracker of kind TRACKER_KIND_REAL_SERVER named by its health_id:
 // up while every checker is up (keepalived check_api.c: a real server is
 // alive while num_failed_checkers is 0). Its methods are safe for
 // concurrent use.
 type realServers struct {
-	log   *slog.Logger
-	opts  check.SnapshotOptions
-	clock check.Clock // nil: the wall clock
-	now   func() time.Time
+	log  *slog.Logger
+	opts check.SnapshotOptions
+	now  func() time.Time
 	// refresh is how often Health streams send a full snapshot when some
 	// check ran since the last one, so that vrrpd's status shows a live
 	// last_check without a message per check: one message per refresh for
@@ -40,6 +40,10 @@ type realServers struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// conn makes every TCP_CHECK's connects in one epoll set
+	// (check.Connector); nil when it could not start (net.Dialer then).
+	conn *check.Connector
+	pool *check.Pool
 
 	mu      sync.Mutex
 	closed  bool
@@ -64,28 +68,14 @@ type rsServer struct {
 }
 
 type rsCheck struct {
-	sc     check.SnapshotCheck
-	cancel context.CancelFunc
-	done   chan struct{} // nil for a checker that does not run
-	ran    bool
-	last   check.Transition
+	sc   check.SnapshotCheck
+	task *check.Task // nil for a checker that does not run
+	ran  bool
+	last check.Transition
 	// lastCheck is when its last attempt ended (Unix ns; 0: none yet),
-	// written by the checker's own goroutine without r.mu: an attempt
+	// written by the Pool's Hooks.OnAttempt without r.mu: an attempt
 	// costs one atomic store and no allocation.
 	lastCheck atomic.Int64
-}
-
-// timedChecker records when each attempt of c ends.
-type timedChecker struct {
-	inner check.Checker
-	c     *rsCheck
-	now   func() time.Time
-}
-
-func (t *timedChecker) Check(ctx context.Context) check.Result {
-	res := t.inner.Check(ctx)
-	t.c.lastCheck.Store(t.now().UnixNano())
-	return res
 }
 
 // defaultRefresh: see realServers.refresh.
@@ -98,7 +88,15 @@ func newRealServers(log *slog.Logger, opts check.SnapshotOptions, refresh time.D
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &realServers{log: log, opts: opts, now: time.Now, refresh: refresh, ctx: ctx, cancel: cancel,
-		servers: map[string]*rsServer{}, subs: map[*rsSub]struct{}{}, warned: map[string]bool{}, refreshed: make(chan struct{})}
+		servers: map[string]*rsServer{}, subs: map[*rsSub]struct{}{}, warned: map[string]bool{}, refreshed: make(chan struct{}),
+		pool: &check.Pool{}}
+	if r.opts.Connector == nil {
+		conn, err := check.NewConnector()
+		if err != nil {
+			log.Warn("TCP_CHECK connects go through net.Dialer", "err", err)
+		}
+		r.conn, r.opts.Connector = conn, conn
+	}
 	r.wg.Add(1)
 	go r.refreshLoop()
 	return r
@@ -221,16 +219,7 @@ func (r *realServers) apply(gen uint64, snap *pb.ConfigSnapshot) (added, removed
 	}
 	r.servers = next
 	r.mu.Unlock()
-	for _, c := range stopped {
-		if c.cancel != nil {
-			c.cancel()
-		}
-	}
-	for _, c := range stopped {
-		if c.done != nil {
-			<-c.done
-		}
-	}
+	stopChecks(stopped)
 	for _, l := range []*[]string{&added, &removed, &changed, &unchanged} {
 		slices.Sort(*l)
 	}
@@ -256,18 +245,35 @@ func (r *realServers) startLocked(s *rsServer, sc check.SnapshotCheck) *rsCheck 
 	if r.haSuspendedLocked(s.id) { // hasuspend.go: not while no address of its VS is here
 		return c
 	}
-	ctx, cancel := context.WithCancel(r.ctx)
-	c.cancel, c.done = cancel, make(chan struct{})
-	sched := &check.Scheduler{Clock: r.clock, OnTransition: func(t check.Transition) { r.report(s, c, t) }}
-	job := sc.Job
-	job.Checker = &timedChecker{inner: sc.Job.Checker, c: c, now: r.now}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer close(c.done)
-		sched.Run(ctx, []check.Job{job})
-	}()
+	r.runLocked(s, c)
 	return c
+}
+
+// runLocked starts c's attempts on the pool. r.mu is held.
+func (r *realServers) runLocked(s *rsServer, c *rsCheck) {
+	c.task = r.pool.Start(c.sc.Job, check.Hooks{
+		OnAttempt:    func(check.Result) { c.recordAttempt(r.now()) },
+		OnTransition: func(t check.Transition) { r.report(s, c, t) },
+	})
+}
+
+// recordAttempt notes that an attempt ended at now.
+func (c *rsCheck) recordAttempt(now time.Time) { c.lastCheck.Store(now.UnixNano()) }
+
+// stopChecks cancels every check of cs, then waits for them: an attempt
+// in flight is canceled, not waited for (a hung connect would otherwise
+// hold a reload or the exit for its connect_timeout, one after another).
+func stopChecks(cs []*rsCheck) {
+	for _, c := range cs {
+		if c.task != nil {
+			c.task.Cancel()
+		}
+	}
+	for _, c := range cs {
+		if c.task != nil {
+			c.task.Wait()
+		}
+	}
 }
 
 // report folds checker c's transition into its server's result.
@@ -462,7 +468,16 @@ func (r *realServers) close() {
 		sub.end(false)
 	}
 	r.subs = map[*rsSub]struct{}{}
+	var all []*rsCheck
+	for _, s := range r.servers {
+		all = append(all, s.checks...)
+	}
 	r.mu.Unlock()
 	r.cancel()
+	stopChecks(all)
 	r.wg.Wait()
+	r.pool.Close()
+	if r.conn != nil {
+		r.conn.Close()
+	}
 }
