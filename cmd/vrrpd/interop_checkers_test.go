@@ -94,6 +94,7 @@ http {
 	}
 	httpConf := nginxConf("nginx-http", rsIP.String()+":80")
 	sslConf := nginxConf("nginx-ssl", rsIP.String()+":443 ssl")
+	netlab.LockMachine(t, "smtpd") // one smtpd at a time on the machine (its control socket)
 	smtpConf := filepath.Join(dir, "smtpd.conf")
 	if err := os.WriteFile(smtpConf, []byte(fmt.Sprintf("listen on %s port 25\naction \"l\" mbox\nmatch from any for any action \"l\"\n", rsIP)), 0o600); err != nil {
 		t.Fatal(err)

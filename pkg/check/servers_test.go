@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vrrpkit/vrrpkit/pkg/netlab"
 )
 
 // freePort asks the kernel for a free port on 127.0.0.1.
@@ -262,6 +264,7 @@ func TestSMTPAgainstOpenSMTPD(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("OpenSMTPD needs root")
 	}
+	netlab.LockMachine(t, "smtpd") // one smtpd at a time on the machine
 	dir := t.TempDir()
 	port := freePort(t, "tcp")
 	cf := filepath.Join(dir, "smtpd.conf")
