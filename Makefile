@@ -84,8 +84,14 @@ test: vet unit
 vet:
 	$(GO) vet ./...
 
+# One package at a time (-p 1): the VM tests (pkg/lvs, pkg/vmlab, the LVS
+# ones in cmd/vrrpd) each keep a CPU busy emulating a machine, and run
+# beside cmd/vrrpd's timing tests they starve the peers' daemons: FRR's
+# vrrpd, its loop late, took over before reading an advert already
+# queued (CI, 2 CPUs). Inside cmd/vrrpd the VM tests run before the
+# parallel labs (they are not parallel tests).
 unit: vet
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -p 1 ./...
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
