@@ -236,6 +236,37 @@ func next(prev Table, vss []*pb.VirtualServer, health Health) Table {
 	return t
 }
 
+// LiveWeight is the weight of vs's live real servers, which its quorum is
+// decided on (ipwrapper.c weigh_live_realservers).
+func LiveWeight(vs *pb.VirtualServer, health Health) uint64 {
+	var live uint64
+	for _, rs := range vs.GetRealServers() {
+		if alive, w := isAlive(rs, health); alive {
+			live += uint64(w)
+		}
+	}
+	return live
+}
+
+// StepQuorum decides vs's quorum state after its real servers' health
+// changed, as Next would, and records it in t, so that a later Next with
+// the same health keeps it. It lets the caller act on every quorum
+// transition at once, in order, as keepalived does (each checker result
+// runs update_quorum_state), while the table itself is computed once for
+// many changes. It reports the state before (known: t had one) and after.
+func (t *Table) StepQuorum(vs *pb.VirtualServer, health Health) (was, known, up bool, live uint64) {
+	name := vs.GetName()
+	live = LiveWeight(vs, health)
+	was, known = t.QuorumUp[name]
+	up = quorumUp(*t, vs, live)
+	if t.QuorumUp == nil {
+		t.QuorumUp, t.Live, t.quorumOf = map[string]bool{}, map[string]uint64{}, map[string][2]uint32{}
+	}
+	t.QuorumUp[name], t.Live[name] = up, live
+	t.quorumOf[name] = [2]uint32{vs.GetQuorum(), vs.GetHysteresis()}
+	return was, known, up, live
+}
+
 func isRealServer(vs *pb.VirtualServer, s *pb.LvsRealServer) bool {
 	for _, rs := range vs.GetRealServers() {
 		if rs.GetAddress() == s.GetAddress() && rs.GetPort() == s.GetPort() {

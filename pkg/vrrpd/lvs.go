@@ -23,7 +23,6 @@ package vrrpd
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,8 +69,16 @@ type lvsRun struct {
 
 	kick chan struct{} // cap 1: a new table is pending
 
-	pendMu  sync.Mutex
-	pending lvs.Table // the latest table; guarded by pendMu
+	// A health change decides its virtual server's quorum at once (and
+	// runs its script), as keepalived does per checker result, but only
+	// marks the table dirty: the worker computes it once per pass
+	// (lvsTableLocked). 5,000 real servers reporting at start would
+	// otherwise cost 5,000 computations of a 5,000-server table under mu
+	// (1.4 ms and 1.6 MB each). needFull: the configuration changed, so
+	// the next update computes the table and its start rules in full.
+	dirty, needFull bool
+	changed         map[string]bool                // health_ids changed since the last step
+	vsByID          map[string][]*pb.VirtualServer // health_id -> its virtual servers
 
 	// Used only by the worker. kernel is mirror over the real one: a
 	// health change costs its own netlink calls, not a dump of the whole
@@ -97,10 +104,13 @@ func (e *Engine) initLVS(o Options) {
 func (e *Engine) applyLVSLocked(snap *pb.ConfigSnapshot) {
 	l := &e.lvs
 	l.vss = snap.GetVirtualServers()
+	l.needFull = true
+	l.vsByID = map[string][]*pb.VirtualServer{}
 	keep := map[string]bool{}
 	for _, vs := range l.vss {
 		for _, rs := range vs.GetRealServers() {
 			keep[rs.GetHealthId()] = true
+			l.vsByID[rs.GetHealthId()] = append(l.vsByID[rs.GetHealthId()], vs)
 		}
 		if s := vs.GetSorryServer(); s != nil {
 			keep[s.GetHealthId()] = true
@@ -123,6 +133,10 @@ func (e *Engine) lvsHealthLocked(r *pb.TrackerResult) bool {
 		return false
 	}
 	e.lvs.health[r.GetName()] = h
+	if e.lvs.changed == nil {
+		e.lvs.changed = map[string]bool{}
+	}
+	e.lvs.changed[r.GetName()] = true
 	return true
 }
 
@@ -224,21 +238,12 @@ func (e *Engine) updateLVSLocked() {
 	if e.holdLVSLocked() {
 		return
 	}
-	health := func(id string) (lvs.ServerHealth, bool) {
-		h, ok := l.health[id]
-		return h, ok
-	}
-	var t lvs.Table
-	if l.havePrev {
-		t = l.prev.Next(l.vss, health)
+	if l.needFull || !l.havePrev {
+		e.computeLVSLocked()
 	} else {
-		t = lvs.Desired(l.vss, health)
+		e.stepQuorumLocked()
+		l.dirty = true
 	}
-	e.quorumChangesLocked(l.prev, l.havePrev, t) // quorum.go: quorum_up / quorum_down
-	l.prev, l.havePrev = t, true
-	l.pendMu.Lock()
-	l.pending = t
-	l.pendMu.Unlock()
 	if !l.started {
 		l.started = true
 		ctx, cancel := context.WithCancel(context.Background())
@@ -250,6 +255,65 @@ func (e *Engine) updateLVSLocked() {
 	case l.kick <- struct{}{}:
 	default:
 	}
+}
+
+func (e *Engine) lvsHealthFunc() lvs.Health {
+	l := &e.lvs
+	return func(id string) (lvs.ServerHealth, bool) {
+		h, ok := l.health[id]
+		return h, ok
+	}
+}
+
+// computeLVSLocked computes the table in full, with keepalived's start
+// rules for the virtual servers the last table did not know, and queues
+// the quorum scripts that calls for.
+func (e *Engine) computeLVSLocked() {
+	l := &e.lvs
+	var t lvs.Table
+	if l.havePrev {
+		t = l.prev.Next(l.vss, e.lvsHealthFunc())
+	} else {
+		t = lvs.Desired(l.vss, e.lvsHealthFunc())
+	}
+	e.quorumChangesLocked(l.prev, l.havePrev, t) // quorum.go: quorum_up / quorum_down
+	l.prev, l.havePrev = t, true
+	l.dirty, l.needFull = false, false
+	clear(l.changed)
+}
+
+// stepQuorumLocked decides the quorum of each virtual server a changed
+// real server belongs to, in configuration order, and queues its script.
+func (e *Engine) stepQuorumLocked() {
+	l := &e.lvs
+	if len(l.changed) == 0 {
+		return
+	}
+	touched := map[*pb.VirtualServer]bool{}
+	for id := range l.changed {
+		for _, vs := range l.vsByID[id] {
+			touched[vs] = true
+		}
+	}
+	clear(l.changed)
+	health := e.lvsHealthFunc()
+	for _, vs := range l.vss {
+		if touched[vs] {
+			was, known, up, live := l.prev.StepQuorum(vs, health)
+			e.quorumTransitionLocked(vs, was, known, up, live) // quorum.go
+		}
+	}
+}
+
+// lvsTableLocked is the desired table for the current health: the last
+// one, recomputed if health changed since (the quorum states it reads were
+// decided by stepQuorumLocked, so it agrees with them).
+func (e *Engine) lvsTableLocked() lvs.Table {
+	l := &e.lvs
+	if l.dirty {
+		l.prev, l.dirty = l.prev.Next(l.vss, e.lvsHealthFunc()), false
+	}
+	return l.prev
 }
 
 // stopLVSLocked returns what stops the worker (which then removes what
@@ -279,9 +343,9 @@ func (e *Engine) lvsWorker(ctx context.Context, interval time.Duration) {
 			// What someone else did (ipvsadm -D) shows only in a dump.
 			e.refreshLVSMirror()
 		}
-		e.lvs.pendMu.Lock()
-		t := e.lvs.pending
-		e.lvs.pendMu.Unlock()
+		e.mu.Lock()
+		t := e.lvsTableLocked()
+		e.mu.Unlock()
 		e.reconcileLVS(ctx, t)
 	}
 }

@@ -54,6 +54,7 @@ func (e *Engine) lvsStatusApplyLocked(snap *pb.ConfigSnapshot) {
 // configuration with its real servers. e.mu is held.
 func (e *Engine) virtualServersStatusLocked() []*pb.VirtualServerStatus {
 	l := &e.lvs
+	e.lvsTableLocked() // current: computed lazily (lvs.go)
 	out := make([]*pb.VirtualServerStatus, 0, len(l.vss))
 	for _, vs := range l.vss {
 		st := &pb.VirtualServerStatus{Name: vs.GetName(), Scheduler: vs.GetScheduler(), QuorumUp: l.prev.QuorumUp[vs.GetName()]}

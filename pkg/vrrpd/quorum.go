@@ -110,24 +110,7 @@ func (e *Engine) quorumChangesLocked(prev lvs.Table, havePrev bool, t lvs.Table)
 		if !havePrev {
 			known = false
 		}
-		q, h, live := vs.GetQuorum(), vs.GetHysteresis(), t.Live[name]
-		switch {
-		case known && was == up:
-			continue
-		case known && up:
-			// keepalived's wording (update_quorum_state).
-			e.log.Info("Gained quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
-			e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_UP, name: name, timeout: quorumCallTimeout})
-		case known:
-			e.log.Info("Lost quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
-			e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, name: name, timeout: quorumCallTimeout})
-		case up:
-			e.log.Info("Gained quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
-			e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_UP, name: name, timeout: quorumCallTimeout})
-		case vs.GetSorryServer() != nil:
-			e.log.Info("Starting with quorum down", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
-			e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, name: name, timeout: quorumCallTimeout})
-		}
+		e.quorumTransitionLocked(vs, was, known, up, t.Live[name])
 	}
 	if havePrev {
 		var removed []string
@@ -143,6 +126,31 @@ func (e *Engine) quorumChangesLocked(prev lvs.Table, havePrev bool, t lvs.Table)
 		}
 	}
 	e.quorum.gen = e.generation
+}
+
+// quorumTransitionLocked queues the script of one virtual server's quorum
+// decision: a change from was (known: there was a state) to up, or the
+// start state. e.mu is held.
+func (e *Engine) quorumTransitionLocked(vs *pb.VirtualServer, was, known, up bool, live uint64) {
+	name := vs.GetName()
+	q, h := vs.GetQuorum(), vs.GetHysteresis()
+	switch {
+	case known && was == up:
+		return
+	case known && up:
+		// keepalived's wording (update_quorum_state).
+		e.log.Info("Gained quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
+		e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_UP, name: name, timeout: quorumCallTimeout})
+	case known:
+		e.log.Info("Lost quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
+		e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, name: name, timeout: quorumCallTimeout})
+	case up:
+		e.log.Info("Gained quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
+		e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_UP, name: name, timeout: quorumCallTimeout})
+	case vs.GetSorryServer() != nil:
+		e.log.Info("Starting with quorum down", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
+		e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, name: name, timeout: quorumCallTimeout})
+	}
 }
 
 // stopQuorum runs the omega virtual servers' quorum_down (keepalived at
