@@ -70,7 +70,7 @@ func TestDemoLVS(t *testing.T) {
 		sup = vmlab.BuildGo(t, "github.com/vrrpkit/vrrpkit/cmd/supervisor")
 	}
 
-	say("LVS: booting a qemu VM with the real IPVS (the host kernel's own, ip_vs loaded in the VM only)")
+	say("LVS: booting a qemu VM with the real IPVS (Debian's kernel with its ip_vs modules; this host's kernel has no IPVS)")
 	vm := vmlab.Boot(t, vmlab.Options{
 		Modules:      []string{"ip_vs", "ip_vs_rr", "veth"},
 		HostPrograms: []string{"ip", "ipvsadm"},
