@@ -407,6 +407,14 @@ func (r *vrrpkitRouter) Crash(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("%s: %v", r.h, err)
 	}
+	// vrrpd first, with SIGKILL: nothing it can do on the way out (a
+	// priority 0 advert on its supervisor's death) may happen. Then the
+	// rest.
+	for _, pid := range pids {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(b)) == "vrrpd" {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 	var err error
 	// Freeze everything first, then kill: a vrrpd left running would see
 	// its supervisor die and step down with priority 0, which is not a
