@@ -249,6 +249,12 @@ func connOf(c *pb.LvsChecker) (Conn, error) {
 	case pb.LvsCheckerType_LVS_CHECKER_FILE, pb.LvsCheckerType_LVS_CHECKER_MISC, pb.LvsCheckerType_LVS_CHECKER_BFD:
 		return conn, nil // no target
 	}
+	if conn.Timeout <= 0 {
+		// The configuration never gives 0 (keepalived's default is 5 s),
+		// but an attempt without a bound would hang on a server that
+		// accepts and never answers.
+		return conn, fmt.Errorf("connect_timeout %v: want > 0", conn.Timeout)
+	}
 	a, err := netip.ParseAddr(c.GetConnectIp())
 	if err != nil {
 		return conn, fmt.Errorf("connect_ip: %w", err)

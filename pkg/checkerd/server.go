@@ -26,6 +26,11 @@ type Server struct {
 	set *track.Set
 	rs  *realServers
 
+	// applyMu makes each ApplyConfig apply the trackers and the real
+	// servers together: two at once could leave the trackers at one
+	// generation and the real servers at the other.
+	applyMu sync.Mutex
+
 	mu      sync.Mutex
 	applied chan struct{} // closed and replaced by each ApplyConfig that moves the generation
 }
@@ -62,6 +67,8 @@ func (s *Server) appliedChan() <-chan struct{} {
 }
 
 func (s *Server) ApplyConfig(_ context.Context, snap *pb.ConfigSnapshot) (*pb.ApplyConfigResponse, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	before := s.set.Generation()
 	res, err := s.set.Apply(snap)
 	if err != nil {
