@@ -310,7 +310,9 @@ func (e *Engine) stepQuorumLocked() {
 // decided by stepQuorumLocked, so it agrees with them).
 func (e *Engine) lvsTableLocked() lvs.Table {
 	l := &e.lvs
-	if l.dirty {
+	// needFull: a new configuration waits (holdLVSLocked) for its full
+	// computation; until then the last table stands.
+	if l.dirty && !l.needFull {
 		l.prev, l.dirty = l.prev.Next(l.vss, e.lvsHealthFunc()), false
 	}
 	return l.prev

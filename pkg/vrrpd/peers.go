@@ -41,19 +41,21 @@ func (in *instance) peerLocked(src netip.Addr, now time.Time) *peerRecord {
 			return p
 		}
 	}
-	p := &peerRecord{addr: src, first: now}
 	if len(in.peers) < maxPeers {
+		p := &peerRecord{addr: src, first: now}
 		in.peers = append(in.peers, p)
 		return p
 	}
-	oldest := 0
-	for i, q := range in.peers {
-		if q.last.Before(in.peers[oldest].last) {
-			oldest = i
+	// Full: reuse the least recently heard record, so that a flood of
+	// spoofed sources allocates nothing.
+	oldest := in.peers[0]
+	for _, q := range in.peers {
+		if q.last.Before(oldest.last) {
+			oldest = q
 		}
 	}
-	in.peers[oldest] = p
-	return p
+	*oldest = peerRecord{addr: src, first: now}
+	return oldest
 }
 
 // heardLocked records an accepted advert from src (mismatch: a reason it

@@ -137,16 +137,13 @@ func (e *Engine) quorumTransitionLocked(vs *pb.VirtualServer, was, known, up boo
 	switch {
 	case known && was == up:
 		return
-	case known && up:
-		// keepalived's wording (update_quorum_state).
+	case up:
+		// keepalived's wording (update_quorum_state), at start too.
 		e.log.Info("Gained quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
 		e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_UP, name: name, timeout: quorumCallTimeout})
 	case known:
 		e.log.Info("Lost quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
 		e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, name: name, timeout: quorumCallTimeout})
-	case up:
-		e.log.Info("Gained quorum", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
-		e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_UP, name: name, timeout: quorumCallTimeout})
 	case vs.GetSorryServer() != nil:
 		e.log.Info("Starting with quorum down", "virtual_server", name, "quorum", q, "hysteresis", h, "weight", live)
 		e.quorum.enqueue(quorumJob{gen: e.generation, kind: pb.ScriptKind_SCRIPT_KIND_QUORUM_DOWN, name: name, timeout: quorumCallTimeout})
