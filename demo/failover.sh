@@ -105,13 +105,15 @@ echo "r2's MAC: $(ip -n "$p-r2" -br link show eth0 | awk '{print $3}')"
 say "restarting vrrpkit on r1: it preempts (priority 150 > 100)"
 ip -n "$p-r1" addr del 192.0.2.100/24 dev eth0 2>/dev/null || true
 run_in r1 bin/supervisor -f "$dir/r1.conf" --run-dir "$dir/run" >>"$dir/r1.log" 2>&1 &
-wait_vip r1 && echo "r1 is master again: $(ip -n "$p-r1" -br addr show eth0)"
+wait_vip r1 || { echo "demo: r1 did not take the VIP back" >&2; exit 1; }
+echo "r1 is master again: $(ip -n "$p-r1" -br addr show eth0)"
 grep -h 'state change\|Entering' "$dir/r1.log" "$dir/r2.log" | tail -6
 
 say "stopping vrrpkit gracefully (SIGTERM): priority 0, keepalived takes over within its skew time"
 start=$(date +%s%N)
 ip netns pids "$p-r1" | xargs -r kill -TERM
-wait_vip r2 && end=$(date +%s%N) && echo "r2 holds the VIP $(((end - start) / 1000000)) ms after SIGTERM (skew time for priority 100 at 1 s: 0.61 s)"
+wait_vip r2 || { echo "demo: r2 did not take the VIP after SIGTERM" >&2; exit 1; }
+end=$(date +%s%N) && echo "r2 holds the VIP $(((end - start) / 1000000)) ms after SIGTERM (skew time for priority 100 at 1 s: 0.61 s)"
 sleep 0.5
 echo "r1: $(ip -n "$p-r1" -br addr show eth0 2>/dev/null || true)"
 say "failover act done; cleaning up"

@@ -44,8 +44,9 @@ var controlAccess = map[string]ipc.Access{
 	"Status": ipc.GroupRead,
 	"Watch":  ipc.GroupRead,
 	"Ipvs":   ipc.GroupRead,
-	// keepalived's dump files (SIGUSR1 / SIGUSR2 / SIGJSON) over the socket.
-	"Dump":   ipc.GroupRead,
+	// keepalived's dump files over the socket: root only, as keepalived's
+	// own files are 0600 root, for keepalived.data prints auth_pass.
+	"Dump":   ipc.RootOnly,
 	"Reload": ipc.RootOnly,
 }
 

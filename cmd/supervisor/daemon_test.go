@@ -270,9 +270,14 @@ vrrp_instance VI_2 {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rc := make(chan int, 1)
+	served := make(chan struct{})
 	go func() {
+		defer close(served)
 		rc <- serve(ctx, o, cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)), make(chan struct{}))
 	}()
+	// A failure midway must still stop serve (and its vrrpd) before the
+	// test's directory goes and its logger is gone.
+	t.Cleanup(func() { cancel(); <-served })
 
 	waitFor(t, "READY=1", func() bool { _, ok := ns.find("READY=1"); return ok })
 	ready, _ := ns.find("READY=1")

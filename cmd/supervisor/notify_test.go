@@ -83,9 +83,14 @@ func TestDaemonReloadNotify(t *testing.T) {
 	defer cancel()
 	hup := make(chan struct{}, 1)
 	rc := make(chan int, 1)
+	served := make(chan struct{})
 	go func() {
+		defer close(served)
 		rc <- serve(ctx, o, cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)), hup)
 	}()
+	// A failure midway must still stop serve (and its vrrpd) before the
+	// test's directory goes and its logger is gone.
+	t.Cleanup(func() { cancel(); <-served })
 	waitFor(t, "READY=1", func() bool { _, ok := ns.find("READY=1"); return ok })
 
 	// cycle sends SIGHUP's reload and returns the RELOADING=1 and READY=1

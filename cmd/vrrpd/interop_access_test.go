@@ -194,7 +194,7 @@ func TestInteropStatusGroup(t *testing.T) {
 	}
 	wcancel()
 	_ = watch.Wait()
-	wantDenied := fmt.Sprintf("PermissionDenied: Reload needs root; uid %s may use Dump, Ipvs, Status, Watch as a member of group %s", mem.Uid, group)
+	wantDenied := fmt.Sprintf("PermissionDenied: Reload needs root; uid %s may use Ipvs, Status, Watch as a member of group %s", mem.Uid, group)
 	if r := run(mem, "reload"); r.code != 1 || !strings.Contains(r.stderr, wantDenied) || !strings.Contains(r.stderr, "sudo vrrpctl reload") {
 		t.Errorf("member's reload: exit %d, want 1 with %q and the sudo hint:\n%s", r.code, wantDenied, r.stderr)
 	}
@@ -220,7 +220,7 @@ func TestInteropStatusGroup(t *testing.T) {
 	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "refusing this user (neither root nor in its --status-group") {
 		t.Errorf("outsider through a 0666 socket: exit %d, want 1, no status and the refusal hint:\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	wantLog := fmt.Sprintf("uid %s is neither root nor a member of group %s (gid %s), which may use Dump, Ipvs, Status, Watch", out.Uid, group, g.Gid)
+	wantLog := fmt.Sprintf("uid %s is neither root nor a member of group %s (gid %s), which may use Ipvs, Status, Watch", out.Uid, group, g.Gid)
 	if err := p.WaitLog(wantLog, 10*time.Second); err != nil {
 		t.Errorf("no refusal at accept in the supervisor's log: %v", err)
 	}
