@@ -23,6 +23,7 @@ package vrrpd
 import (
 	"context"
 	"errors"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -80,9 +81,9 @@ type lvsRun struct {
 	changed         map[string]bool                // health_ids changed since the last step
 	vsByID          map[string][]*pb.VirtualServer // health_id -> its virtual servers
 
-	// Used only by the worker. kernel is mirror over the real one: a
-	// health change costs its own netlink calls, not a dump of the whole
-	// table; the periodic pass (interval) dumps again (lvs.Mirror).
+	// Used only by the worker. Reconciles go through mirror, over kernel:
+	// a health change costs its own netlink calls, not a dump of the
+	// whole table; the periodic pass (interval) dumps again (lvs.Mirror).
 	kernel      lvs.Kernel
 	mirror      *lvs.Mirror
 	unavailable bool
@@ -339,6 +340,9 @@ func (e *Engine) lvsWorker(ctx context.Context, interval time.Duration) {
 			if !e.lvsFlushAllAtStop() { // lvs_sync.go: lvs_flush_on_stop flushes instead
 				e.reconcileLVS(context.WithoutCancel(ctx), lvs.Table{})
 			}
+			if c, ok := e.lvs.kernel.(io.Closer); ok {
+				c.Close() // its netlink socket
+			}
 			return
 		case <-e.lvs.kick:
 		case <-tick.C:
@@ -381,10 +385,9 @@ func (e *Engine) reconcileLVS(ctx context.Context, t lvs.Table) {
 			e.log.Warn("IPVS not available: virtual servers are not programmed", "err", err)
 			return
 		}
-		l.mirror = lvs.NewMirror(k)
-		l.kernel = l.mirror
+		l.kernel, l.mirror = k, lvs.NewMirror(k)
 	}
-	ch, err := lvs.Reconcile(ctx, l.kernel, l.owned, t)
+	ch, err := lvs.Reconcile(ctx, l.mirror, l.owned, t)
 	for _, c := range ch {
 		e.log.Info("IPVS changed", "change", c.String())
 	}
