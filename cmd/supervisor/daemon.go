@@ -532,17 +532,20 @@ func (d *daemon) reload(ctx context.Context, dryRun bool) *pb.ReloadResponse {
 		defer func() { d.publishWatch(&pb.WatchEvent{Event: &pb.WatchEvent_Reload{Reload: resp}}) }()
 	}
 	next := snapshot.Build(cfg, d.opts.file, gen+1)
+	// Before the plan and before anyone sees next, and outside d.mu (user
+	// lookups, a stat of every script): prepare disables the MISC_CHECKs
+	// that cannot run, so the plan shown is the one applied.
+	loaded := d.scripts.prepare(cfg, next, gen+1)
 	resp.Accepted, resp.Generation = true, gen+1
 	resp.Plan = plan.Make(running, next).Proto()
 	if dryRun {
 		return resp
 	}
+	d.scripts.commit(loaded)
 	d.mu.Lock()
 	d.reloadFailure = nil
 	d.loadedAt = time.Now()
 	d.gen++
-	// Before anyone sees next: load disables MISC_CHECKs that cannot run.
-	d.scripts.load(cfg, next, gen+1)
 	d.current = next
 	d.mu.Unlock()
 	if _, ok := d.children[childCheckerd]; ok {

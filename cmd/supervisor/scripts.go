@@ -38,6 +38,10 @@ type loadedConfig struct {
 	// scripts are named after it (check.MiscScriptNames, VirtualServer.name).
 	snap        *pb.ConfigSnapshot
 	user, group string // script_user / script_group, or keepalived's default
+	// misc is every MISC_CHECK of snap by its check.MiscScriptNames name,
+	// built once at load: a run looks its command up, not the whole
+	// configuration.
+	misc map[string]scriptrun.Command
 }
 
 // withUser gives cmd the generation's default user if it names none.
@@ -53,6 +57,14 @@ func (l loadedConfig) withUser(cmd scriptrun.Command) scriptrun.Command {
 // global_defs script_user / script_group (keepalived's default user when
 // unset).
 func (s *scripts) load(cfg *config.Config, snap *pb.ConfigSnapshot, gen uint64) {
+	s.commit(s.prepare(cfg, snap, gen))
+}
+
+// prepare resolves generation gen's script user and MISC_CHECK commands,
+// and disables in snap the MISC_CHECKs that cannot run (disableMiscChecks).
+// It is the slow part of a load (user lookups, a stat of every script):
+// call it before anyone sees snap, and outside the daemon's lock.
+func (s *scripts) prepare(cfg *config.Config, snap *pb.ConfigSnapshot, gen uint64) loadedConfig {
 	g := &cfg.GlobalDefs
 	user, group := g.ScriptUser, g.ScriptGroup
 	if user == "" {
@@ -65,8 +77,13 @@ func (s *scripts) load(cfg *config.Config, snap *pb.ConfigSnapshot, gen uint64) 
 		}
 		user = u
 	}
-	l := loadedConfig{gen: gen, cfg: cfg, snap: snap, user: user, group: group}
+	l := loadedConfig{gen: gen, cfg: cfg, snap: snap, user: user, group: group, misc: map[string]scriptrun.Command{}}
 	s.disableMiscChecks(l)
+	return l
+}
+
+// commit makes a prepared generation one the runner serves (the last two).
+func (s *scripts) commit(l loadedConfig) {
 	s.mu.Lock()
 	s.gens = append(s.gens, l)
 	if len(s.gens) > 2 {
@@ -132,37 +149,34 @@ func (s *scripts) lookup(gen uint64, kind pb.ScriptKind, name string) (scriptrun
 }
 
 // miscCheck is the MISC_CHECK checkerd names: a checker of the
-// generation's snapshot whose check.MiscScriptNames entry is name. Its
-// command line and timeout are the snapshot's (misc_timeout, else the
-// virtual server's delay_loop: pkg/snapshot), its user the checker block's
-// `user` keyword, else script_user (check_misc.c misc_user_handler,
-// misc_end_handler).
+// generation's snapshot whose check.MiscScriptNames entry is name.
 func (l loadedConfig) miscCheck(name string) (scriptrun.Command, error) {
-	for _, vs := range l.snap.GetVirtualServers() {
-		for _, rs := range vs.GetRealServers() {
-			for i, n := range check.MiscScriptNames(rs) {
-				if n == "" || n != name {
-					continue
-				}
-				c := rs.GetCheckers()[i]
-				if len(c.GetMiscPath()) == 0 {
-					return scriptrun.Command{}, fmt.Errorf("%w: MISC_CHECK at %s has no misc_path", scriptrun.ErrUnknownScript, c.GetDefinedAt())
-				}
-				cmd := scriptrun.Command{
-					Name:      "MISC_CHECK " + rs.GetHealthId(),
-					Args:      c.GetMiscPath(),
-					Timeout:   c.GetMiscTimeout().AsDuration(),
-					KillGrace: check.MiscKillGrace,
-					Security:  l.cfg.GlobalDefs.EnableScriptSecurity,
-				}
-				if cc := l.checkerAt(c.GetDefinedAt()); cc != nil {
-					cmd.User, cmd.Group = cc.User, cc.Group
-				}
-				return l.withUser(cmd), nil
-			}
-		}
+	if cmd, ok := l.misc[name]; ok {
+		return cmd, nil
 	}
 	return scriptrun.Command{}, scriptrun.ErrUnknownScript
+}
+
+// miscCommand is MISC_CHECK c's command: the snapshot's command line and
+// timeout (misc_timeout, else the virtual server's delay_loop:
+// pkg/snapshot), its user the checker block's `user` keyword (byPos: the
+// configuration's checkers by position), else script_user (check_misc.c
+// misc_user_handler, misc_end_handler).
+func (l loadedConfig) miscCommand(rs *pb.LvsRealServer, c *pb.LvsChecker, byPos map[string]*config.Checker) (scriptrun.Command, error) {
+	if len(c.GetMiscPath()) == 0 {
+		return scriptrun.Command{}, fmt.Errorf("%w: MISC_CHECK at %s has no misc_path", scriptrun.ErrUnknownScript, c.GetDefinedAt())
+	}
+	cmd := scriptrun.Command{
+		Name:      "MISC_CHECK " + rs.GetHealthId(),
+		Args:      c.GetMiscPath(),
+		Timeout:   c.GetMiscTimeout().AsDuration(),
+		KillGrace: check.MiscKillGrace,
+		Security:  l.cfg.GlobalDefs.EnableScriptSecurity,
+	}
+	if cc := byPos[c.GetDefinedAt()]; cc != nil {
+		cmd.User, cmd.Group = cc.User, cc.Group
+	}
+	return l.withUser(cmd), nil
 }
 
 // disableMiscChecks removes from l's snapshot, before any child sees it,
@@ -171,15 +185,23 @@ func (l loadedConfig) miscCheck(name string) (scriptrun.Command, error) {
 // keepalived 2.2.7 does when it loads a configuration
 // (check_misc.c check_misc_script_security: "Disabling misc script ...",
 // free_checker): such a checker then holds no real server down. A real
-// server left with no checker is unchecked, and always up.
+// server left with no checker is unchecked, and always up. The ones kept
+// go into l.misc under the names checkerd will give them.
 func (s *scripts) disableMiscChecks(l loadedConfig) {
+	byPos := map[string]*config.Checker{}
+	for _, vs := range l.cfg.VirtualServers {
+		for _, rs := range vs.RealServers {
+			for _, c := range rs.Checkers {
+				byPos[c.Pos.String()] = c
+			}
+		}
+	}
 	for _, vs := range l.snap.GetVirtualServers() {
 		for _, rs := range vs.GetRealServers() {
-			names := check.MiscScriptNames(rs)
 			var keep []*pb.LvsChecker
-			for i, c := range rs.GetCheckers() {
-				if names[i] != "" {
-					cmd, err := l.miscCheck(names[i])
+			for _, c := range rs.GetCheckers() {
+				if c.GetType() == pb.LvsCheckerType_LVS_CHECKER_MISC {
+					cmd, err := l.miscCommand(rs, c, byPos)
 					if err == nil {
 						err = s.runner.Check(cmd)
 					}
@@ -191,32 +213,22 @@ func (s *scripts) disableMiscChecks(l loadedConfig) {
 				}
 				keep = append(keep, c)
 			}
-			if len(keep) == len(rs.GetCheckers()) {
-				continue
+			if len(keep) != len(rs.GetCheckers()) {
+				rs.Checkers = keep
+				rs.Unchecked = len(keep) == 0
+				rs.StartsDown = false
+				for _, c := range keep {
+					rs.StartsDown = rs.StartsDown || c.GetAlpha()
+				}
 			}
-			rs.Checkers = keep
-			rs.Unchecked = len(keep) == 0
-			rs.StartsDown = false
-			for _, c := range keep {
-				rs.StartsDown = rs.StartsDown || c.GetAlpha()
-			}
-		}
-	}
-}
-
-// checkerAt is the configuration's checker block at position at (a
-// snapshot checker's defined_at).
-func (l loadedConfig) checkerAt(at string) *config.Checker {
-	for _, vs := range l.cfg.VirtualServers {
-		for _, rs := range vs.RealServers {
-			for _, c := range rs.Checkers {
-				if c.Pos.String() == at {
-					return c
+			// Named after what is kept: the names checkerd computes.
+			for i, n := range check.MiscScriptNames(rs) {
+				if n != "" {
+					l.misc[n], _ = l.miscCommand(rs, rs.GetCheckers()[i], byPos)
 				}
 			}
 		}
 	}
-	return nil
 }
 
 // quorum is a virtual server's quorum_up or quorum_down, which vrrpd asks
