@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vrrpkit/vrrpkit/pkg/scriptrun"
@@ -57,10 +58,24 @@ type Misc struct {
 }
 
 // MiscLast is a MISC_CHECK's last verdict, shared by the copies of one
-// Misc; only its check goroutine uses it.
+// Misc. A check suspended and resumed (ha_suspend) may have its canceled
+// attempt end while the new one runs, hence the lock.
 type MiscLast struct {
+	mu sync.Mutex
 	r  Result
 	ok bool
+}
+
+func (l *MiscLast) get() (Result, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r, l.ok
+}
+
+func (l *MiscLast) set(r Result) {
+	l.mu.Lock()
+	l.r, l.ok = r, true
+	l.mu.Unlock()
 }
 
 // periodFromStart: keepalived schedules a MISC_CHECK's next run
@@ -75,14 +90,15 @@ func (m Misc) Check(ctx context.Context) Result {
 		return down("MISC_CHECK %q: no script runner", m.Path)
 	}
 	res, err := m.Runner.RunMisc(ctx, m.Name)
-	if err != nil && m.Last != nil && m.Last.ok && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		r := m.Last.r
-		r.Reason = fmt.Sprintf("MISC_CHECK %q not run (%v); as last time: %s", m.Path, err, r.Reason)
-		return r
+	if err != nil && m.Last != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if r, ok := m.Last.get(); ok {
+			r.Reason = fmt.Sprintf("MISC_CHECK %q not run (%v); as last time: %s", m.Path, err, r.Reason)
+			return r
+		}
 	}
 	r := m.verdict(ctx, res, err)
 	if m.Last != nil && err == nil {
-		m.Last.r, m.Last.ok = r, true
+		m.Last.set(r)
 	}
 	return r
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/vrrpkit/vrrpkit/pkg/check"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
@@ -221,6 +222,10 @@ func (r *realServers) haFollowLocked() {
 				// The stopped task's late reports go to the old rsCheck,
 				// which report ignores: the result stands.
 				c.task.Cancel()
+				// Its attempt in flight ends in its own time (bounded by
+				// its timeout); close waits for it with the rest.
+				r.wg.Add(1)
+				go func(t *check.Task) { defer r.wg.Done(); t.Wait() }(c.task)
 				nc := &rsCheck{sc: c.sc, ran: c.ran, last: c.last}
 				nc.lastCheck.Store(c.lastCheck.Load())
 				s.checks[i] = nc
