@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vrrpkit/vrrpkit/pkg/check"
+	"github.com/vrrpkit/vrrpkit/pkg/fanout"
 	"github.com/vrrpkit/vrrpkit/pkg/track"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
@@ -51,10 +52,10 @@ type realServers struct {
 	servers map[string]*rsServer // by health_id
 	// refreshed is closed and replaced when a refresh is due.
 	refreshed   chan struct{}
-	refreshedAt time.Time // the last checks the last refresh covered
-	subs        map[*rsSub]struct{}
-	warned      map[string]bool // checker keys whose failure to build was logged
-	ha          haSuspend       // hasuspend.go
+	refreshedAt time.Time            // the last checks the last refresh covered
+	hub         *fanout.Hub[rsEvent] // changes, to Health streams
+	warned      map[string]bool      // checker keys whose failure to build was logged
+	ha          haSuspend            // hasuspend.go
 }
 
 type rsServer struct {
@@ -88,7 +89,7 @@ func newRealServers(log *slog.Logger, opts check.SnapshotOptions, refresh time.D
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &realServers{log: log, opts: opts, now: time.Now, refresh: refresh, ctx: ctx, cancel: cancel,
-		servers: map[string]*rsServer{}, subs: map[*rsSub]struct{}{}, warned: map[string]bool{}, refreshed: make(chan struct{}),
+		servers: map[string]*rsServer{}, hub: fanout.New[rsEvent](256), warned: map[string]bool{}, refreshed: make(chan struct{}),
 		pool: &check.Pool{}}
 	if r.opts.Connector == nil {
 		conn, err := check.NewConnector()
@@ -308,15 +309,7 @@ func (r *realServers) updateLocked(s *rsServer) {
 	if res.State == track.StateInit {
 		return
 	}
-	ev := rsEvent{Generation: r.gen, At: r.now(), Result: rsProto(s)}
-	for sub := range r.subs {
-		select {
-		case sub.c <- ev:
-		default:
-			sub.end(true)
-			delete(r.subs, sub)
-		}
-	}
+	r.hub.Publish(rsEvent{Generation: r.gen, At: r.now(), Result: rsProto(s)})
 }
 
 // rsEvent is a real server's result as published: the wire's
@@ -410,50 +403,13 @@ func (r *realServers) snapshot() []*pb.TrackerResult {
 	return r.snapshotLocked()
 }
 
-// rsSub is a stream of real-server changes after a snapshot.
-type rsSub struct {
-	C          <-chan rsEvent
-	c          chan rsEvent
-	r          *realServers
-	ended      bool
-	overflowed bool
-}
-
-// subscribe returns the current results and the changes after them.
-func (r *realServers) subscribe() ([]*pb.TrackerResult, *rsSub) {
-	c := make(chan rsEvent, 256)
-	sub := &rsSub{C: c, c: c, r: r}
+// subscribe returns the current results and the changes after them: the
+// subscription is taken under r.mu, as every change is published, so that
+// none falls between the two.
+func (r *realServers) subscribe() ([]*pb.TrackerResult, *fanout.Sub[rsEvent]) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	snap := r.snapshotLocked()
-	if r.closed {
-		sub.end(false)
-		return snap, sub
-	}
-	r.subs[sub] = struct{}{}
-	return snap, sub
-}
-
-// end closes the channel. r.mu is held.
-func (sub *rsSub) end(overflow bool) {
-	if sub.ended {
-		return
-	}
-	sub.ended, sub.overflowed = true, overflow
-	close(sub.c)
-}
-
-func (sub *rsSub) Overflowed() bool {
-	sub.r.mu.Lock()
-	defer sub.r.mu.Unlock()
-	return sub.overflowed
-}
-
-func (sub *rsSub) Close() {
-	sub.r.mu.Lock()
-	defer sub.r.mu.Unlock()
-	delete(sub.r.subs, sub)
-	sub.end(false)
+	return r.snapshotLocked(), r.hub.Subscribe()
 }
 
 // close stops every check and ends every subscription.
@@ -464,10 +420,7 @@ func (r *realServers) close() {
 		return
 	}
 	r.closed = true
-	for sub := range r.subs {
-		sub.end(false)
-	}
-	r.subs = map[*rsSub]struct{}{}
+	r.hub.Close()
 	var all []*rsCheck
 	for _, s := range r.servers {
 		all = append(all, s.checks...)

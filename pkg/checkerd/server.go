@@ -149,7 +149,7 @@ func (s *Server) Health(_ *pb.HealthRequest, stream pb.Checkerd_HealthServer) er
 			}
 		case ev, ok := <-rsSub.C:
 			if !ok {
-				return ended(rsSub.Overflowed())
+				return ended(rsSub.Lagged())
 			}
 			seq++
 			if err := stream.Send(&pb.HealthEvent{Seq: seq, At: timestamppb.New(ev.At), Generation: ev.Generation,
