@@ -132,15 +132,11 @@ func ParamsOf(c *pb.LvsChecker) Params {
 	}
 }
 
-// FromProto builds the checker c describes, and its timing. A checker
+// fromProto builds the checker c describes, and its timing. A checker
 // that cannot run returns an error (ErrUnsupported for BFD_CHECK and for a
 // MISC_CHECK without o.Runner).
-func FromProto(c *pb.LvsChecker, o SnapshotOptions) (Checker, Params, error) {
-	return fromProto(c, o, "")
-}
-
-// fromProto is FromProto with the MISC_CHECK's script name
-// (MiscScriptNames), which only the real server gives.
+// miscName is the MISC_CHECK's script name (MiscScriptNames), which only
+// the real server gives.
 func fromProto(c *pb.LvsChecker, o SnapshotOptions, miscName string) (Checker, Params, error) {
 	p := ParamsOf(c)
 	if p.DelayLoop <= 0 {

@@ -55,7 +55,7 @@ func TestFromProto(t *testing.T) {
 		{"misc", with(pb.LvsCheckerType_LVS_CHECKER_MISC, func(c *pb.LvsChecker) { c.MiscPath = []string{"/bin/true"} }), nil, "unsupported"},
 		{"bfd", with(pb.LvsCheckerType_LVS_CHECKER_BFD, nil), nil, "unsupported"},
 	} {
-		got, p, err := FromProto(tc.c, SnapshotOptions{})
+		got, p, err := fromProto(tc.c, SnapshotOptions{}, "")
 		switch {
 		case tc.err == "unsupported":
 			if !errors.Is(err, ErrUnsupported) {
