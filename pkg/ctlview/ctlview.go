@@ -303,15 +303,19 @@ func virtualIPAddresses(in *pb.InstanceStatus) []string { return strs(in.GetVirt
 func trackers(list []*pb.TrackedStatus) []Tracker {
 	out := []Tracker{}
 	for _, t := range list {
-		out = append(out, Tracker{Kind: trackerKind(t.GetKind()), Name: t.GetName(), Weight: t.GetWeight(),
+		out = append(out, Tracker{Kind: TrackerKind(t.GetKind()), Name: t.GetName(), Weight: t.GetWeight(),
 			Up: t.GetUp(), Delta: t.GetDelta(), Detail: t.GetDetail()})
 	}
 	return out
 }
 
-// trackerKind is the word after keepalived's "track_".
-func trackerKind(k pb.TrackerKind) string {
+// TrackerKind is a tracker's kind as vrrpctl, watch and the metrics name
+// it: the word after keepalived's "track_", and "real_server" for a real
+// server's checks.
+func TrackerKind(k pb.TrackerKind) string {
 	switch k {
+	case pb.TrackerKind_TRACKER_KIND_REAL_SERVER:
+		return "real_server"
 	case pb.TrackerKind_TRACKER_KIND_INTERFACE:
 		return "interface"
 	case pb.TrackerKind_TRACKER_KIND_SCRIPT:

@@ -81,7 +81,7 @@ func WatchFromProto(ev *pb.WatchEvent) *WatchEvent {
 			return nil
 		}
 		out.Type, out.Generation = "health", e.Health.GetGeneration()
-		out.Kind, out.Name, out.Up, out.Detail = healthKind(r.GetKind()), r.GetName(), b(r.GetUp()), r.GetDetail()
+		out.Kind, out.Name, out.Up, out.Detail = TrackerKind(r.GetKind()), r.GetName(), b(r.GetUp()), r.GetDetail()
 		if r.Weight != nil {
 			out.Weight = u32(r.GetWeight())
 		}
@@ -91,13 +91,6 @@ func WatchFromProto(ev *pb.WatchEvent) *WatchEvent {
 		return nil
 	}
 	return out
-}
-
-func healthKind(k pb.TrackerKind) string {
-	if k == pb.TrackerKind_TRACKER_KIND_REAL_SERVER {
-		return "real_server"
-	}
-	return trackerKind(k)
 }
 
 // WriteWatchJSON writes ev as one line of JSON.

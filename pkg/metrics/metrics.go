@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/vrrpkit/vrrpkit/pkg/ctlview"
 	pb "github.com/vrrpkit/vrrpkit/proto/vrrpkitv1"
 )
 
@@ -192,24 +193,6 @@ func keepalivedState(s pb.VrrpState) (v float64, ok bool) {
 	return 0, false
 }
 
-// trackerKind is the word after keepalived's "track_" ("real_server" for a
-// real server's checks).
-func trackerKind(k pb.TrackerKind) string {
-	switch k {
-	case pb.TrackerKind_TRACKER_KIND_SCRIPT:
-		return "script"
-	case pb.TrackerKind_TRACKER_KIND_FILE:
-		return "file"
-	case pb.TrackerKind_TRACKER_KIND_PROCESS:
-		return "process"
-	case pb.TrackerKind_TRACKER_KIND_INTERFACE:
-		return "interface"
-	case pb.TrackerKind_TRACKER_KIND_REAL_SERVER:
-		return "real_server"
-	}
-	return "unknown"
-}
-
 // unixSeconds is t in seconds since the epoch, exact to the microsecond
 // (a float64 of UnixNano/1e9 is not).
 func unixSeconds(t *timestamppb.Timestamp) float64 {
@@ -300,7 +283,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		for _, t := range in.GetTracking() {
-			key := trackerKey{trackerKind(t.GetKind()), t.GetName()}
+			key := trackerKey{ctlview.TrackerKind(t.GetKind()), t.GetName()}
 			if _, seen := trackers[key]; !seen {
 				trackers[key] = t.GetUp()
 				trackerOrder = append(trackerOrder, key)
@@ -491,7 +474,7 @@ func (e *Events) Observe(ev *pb.WatchEvent) {
 		}
 	case *pb.WatchEvent_Health:
 		if r := x.Health.GetResult(); r != nil {
-			e.health[[2]string{trackerKind(r.GetKind()), r.GetName()}]++
+			e.health[[2]string{ctlview.TrackerKind(r.GetKind()), r.GetName()}]++
 		}
 	}
 }
