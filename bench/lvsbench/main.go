@@ -154,6 +154,10 @@ func run(o options) error {
 		return err
 	}
 	if o.netns {
+		// The namespace (and the veth into it) go on every way out: a run
+		// by hand on a host would otherwise leave them, and the next one
+		// fail at "netns add".
+		defer unnetwork(o)
 		if err := network(o); err != nil {
 			return err
 		}
@@ -194,8 +198,13 @@ func run(o options) error {
 	return nil
 }
 
+func unnetwork(o options) {
+	_ = exec.Command(o.ip, "link", "del", "lb0").Run()
+	_ = exec.Command(o.ip, "netns", "del", rsNS).Run()
+}
+
 // network makes the real servers' namespace: veth lb0 (198.51.100.1/24)
-// here, eth0 (198.51.100.2/24) there.
+// here, eth0 (198.51.100.2/24) there; unnetwork removes both.
 func network(o options) error {
 	for _, args := range [][]string{
 		{"netns", "add", rsNS},

@@ -179,6 +179,7 @@ func TestInteropStatusGroup(t *testing.T) {
 	}
 	// watch is a stream: the member sees root's reloads.
 	wctx, wcancel := context.WithCancel(context.Background())
+	t.Cleanup(wcancel) // a failure below must not leave vrrpctl watch running
 	watch := command(wctx, mem, "watch")
 	var watched accessOutput
 	watch.Stdout, watch.Stderr = &watched, &watched

@@ -191,7 +191,14 @@ mkdir -p /srv/rs1 /srv/rs2
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Logf("table unchanged for 3s after kill -9 checkerd (pid %s); checkerd now %q", pid, pidOf("checkerd"))
+	now := pidOf("checkerd")
+	for deadline := time.Now().Add(10 * time.Second); now == "" || now == pid; now = pidOf("checkerd") {
+		if time.Now().After(deadline) {
+			t.Fatalf("checkerd not restarted within 10s of kill -9 (pid %s, now %q)", pid, now)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("table unchanged for 3s after kill -9 checkerd (pid %s); checkerd now %q", pid, now)
 
 	vm.MustRun("ipvsadm", "-D", "-t", "192.0.2.100:80")
 	if svc, _ := table(); svc != "" {
